@@ -1,0 +1,105 @@
+package agent
+
+import (
+	"context"
+	"time"
+
+	"github.com/secrets-agent/secrets-agent/injectors"
+)
+
+// State is the agent's overall condition.
+type State string
+
+// The states. Starting lasts until the first pass has been applied (or
+// failed); Ready means the last pass succeeded and every secret applied;
+// Degraded means the last fetch failed or some secret failed, and says why.
+const (
+	Starting State = "starting"
+	Ready    State = "ready"
+	Degraded State = "degraded"
+)
+
+// Status is what `secrets-agent status --json` prints and the status socket's
+// GET /v1/status returns. Its JSON field names are a stable, documented schema
+// (docs/status-schema.md): fields may be added, never renamed or re-typed. It
+// never holds a secret value.
+type Status struct {
+	SchemaVersion int    `json:"schemaVersion"` // 1
+	State         State  `json:"state"`
+	Version       string `json:"version"`
+	ControlPlane  string `json:"controlPlane"` // base URL
+	EnvironmentID string `json:"environmentId"`
+	// FirstApplied is when the first pass was applied; zero until then.
+	FirstApplied  time.Time `json:"firstApplied,omitzero"`
+	LastSuccess   time.Time `json:"lastSuccess,omitzero"`
+	LastError     string    `json:"lastError,omitempty"`
+	LastErrorTime time.Time `json:"lastErrorTime,omitzero"`
+	// DegradedSince is when the current degraded spell began.
+	DegradedSince  time.Time        `json:"degradedSince,omitzero"`
+	WatchConnected bool             `json:"watchConnected"`
+	Passes         int64            `json:"passes"`
+	Injectors      []InjectorStatus `json:"injectors"`
+	Secrets        []SecretStatus   `json:"secrets"`
+}
+
+// InjectorStatus counts one injector's outcomes in the last pass.
+type InjectorStatus struct {
+	Name    string `json:"name"`
+	Enabled bool   `json:"enabled"`
+	Applied int    `json:"applied"` // outcomes that are not failures
+	Failed  int    `json:"failed"`
+	Writes  int    `json:"writes"` // in the last pass
+	Error   string `json:"error,omitempty"`
+}
+
+// SecretStatus is one row of the secrets table: a winner, a rejected secret or
+// a skipped one.
+type SecretStatus struct {
+	ID          string           `json:"id"`
+	Name        string           `json:"name"`
+	Scope       string           `json:"scope"`
+	Mount       string           `json:"mount"`   // kind: env | file | registry | git_credential | api_only | none
+	Target      string           `json:"target"`  // variable, path or host
+	Outcome     string           `json:"outcome"` // an injectors.Action, or "rejected" / "skipped"
+	Note        string           `json:"note,omitempty"`
+	Error       string           `json:"error,omitempty"`
+	LastChanged time.Time        `json:"lastChanged,omitzero"`
+	Shadows     []ShadowedSecret `json:"shadows,omitempty"`
+}
+
+// ShadowedSecret is a secret a winner hides.
+type ShadowedSecret struct {
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	Scope string `json:"scope"`
+}
+
+// PassReport is the outcome of one reconcile pass, as `secrets-agent sync`
+// and `run --once` print it.
+type PassReport struct {
+	Started  time.Time                   `json:"started"`
+	Duration time.Duration               `json:"durationNs"`
+	Error    string                      `json:"error,omitempty"` // a failure of the pass as a whole (fetch failed)
+	Results  map[string]injectors.Result `json:"-"`
+	Status   Status                      `json:"status"`
+}
+
+// OK reports whether the pass fetched and every secret applied.
+func (r PassReport) OK() bool { return r.Error == "" && r.Status.State == Ready }
+
+// Backend is what the status socket serves. *Agent implements it.
+type Backend interface {
+	Status() Status
+	// Sync runs a pass now (or joins the one in flight) and returns its report.
+	Sync(ctx context.Context) PassReport
+	// Applied is closed once the first pass has been applied.
+	Applied() <-chan struct{}
+	// EnvFragment renders the current environment-variable secrets as "sh",
+	// "fish" or "dotenv".
+	EnvFragment(format string) ([]byte, error)
+	// RegistryCredential returns the user and password for a registry host
+	// the agent serves in helper mode; ok is false for a host it does not.
+	RegistryCredential(host string) (user, password string, ok bool)
+	// RegistryHosts lists the hosts RegistryCredential answers for.
+	RegistryHosts() []string
+}

@@ -1,0 +1,71 @@
+// Package config is the agent's configuration: the schema (DESIGN §9), its
+// defaults, loading from one strict YAML file with SECRETS_AGENT_* environment
+// overrides, and validation. Every default is set in Default and nowhere else.
+package config
+
+import "time"
+
+// Config is the whole configuration. Paths are absolute once Load returns:
+// "~" has been expanded to Home.
+type Config struct {
+	ControlPlane ControlPlane `yaml:"controlplane"`
+	// User owns every output; empty means the user running the agent.
+	User string `yaml:"user"`
+	// Home is what "~" means; empty means User's home from the password database.
+	Home     string `yaml:"home"`
+	StateDir string `yaml:"state_dir"`
+	Socket   string `yaml:"socket"`
+	// SocketGroup, when set, makes the status socket 0660 and owned by this group.
+	SocketGroup  string    `yaml:"socket_group"`
+	ReadyTimeout Duration  `yaml:"ready_timeout"`
+	Injectors    Injectors `yaml:"injectors"`
+	Log          Log       `yaml:"log"`
+}
+
+// ControlPlane is where secrets come from.
+type ControlPlane struct {
+	URL           string   `yaml:"url"`
+	EnvironmentID string   `yaml:"environment_id"`
+	TokenFile     string   `yaml:"token_file"`
+	PollInterval  Duration `yaml:"poll_interval"`
+	Watch         bool     `yaml:"watch"`
+}
+
+// Injectors configures each injector.
+type Injectors struct {
+	EnvProfile EnvProfile `yaml:"envprofile"`
+	SecretFile SecretFile `yaml:"secretfile"`
+	DockerCfg  DockerCfg  `yaml:"dockercfg"`
+}
+
+// EnvProfile configures the shell-fragment injector.
+type EnvProfile struct {
+	Enabled bool   `yaml:"enabled"`
+	Dir     string `yaml:"dir"`
+}
+
+// SecretFile configures the secret-file injector.
+type SecretFile struct {
+	Enabled      bool     `yaml:"enabled"`
+	AllowedRoots []string `yaml:"allowed_roots"`
+	Mode         FileMode `yaml:"mode"`
+}
+
+// DockerCfg configures the docker config injector.
+type DockerCfg struct {
+	Enabled   bool   `yaml:"enabled"`
+	ConfigDir string `yaml:"config_dir"`
+	Mode      string `yaml:"mode"` // inline | helper | auto
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // auto | json | console
+}
+
+// Duration is a time.Duration written as "30s" in YAML and in the environment.
+type Duration time.Duration
+
+// FileMode is a permission mode written as an octal string ("0600").
+type FileMode uint32

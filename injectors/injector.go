@@ -1,0 +1,93 @@
+// Package injectors defines how the agent hands resolved secrets to the parts
+// that put them on disk. Each injector lives in a sub-package and imports this
+// one; the agent depends only on the Injector interface.
+package injectors
+
+import (
+	"context"
+
+	"github.com/secrets-agent/secrets-agent/secrets"
+)
+
+// Injector makes one kind of output on disk match the desired secrets.
+//
+// Apply is given every winning secret of the mount kind the injector serves
+// (values fetched and validated) and makes its outputs match exactly that set:
+// it creates and updates what is desired and removes what it wrote earlier for
+// secrets that are no longer desired. It owns only what it wrote, and records
+// that in a manifest under the agent's state dir, so that a restart after a
+// crash converges. One bad secret never stops the others: its failure is in
+// its Outcome. Apply with nothing changed performs no write.
+//
+// Apply is called from one goroutine at a time.
+type Injector interface {
+	Name() string
+	// Kind is the mount kind whose secrets this injector is given.
+	Kind() secrets.MountKind
+	Apply(ctx context.Context, desired []secrets.Secret) Result
+}
+
+// Action is what Apply did for one secret.
+type Action string
+
+// The actions.
+const (
+	Unchanged Action = "unchanged" // already as desired; nothing written
+	Created   Action = "created"
+	Updated   Action = "updated"  // content, mode or owner changed
+	Repaired  Action = "repaired" // put back after someone else changed or removed it
+	Removed   Action = "removed"  // the secret went away and so did its output
+	Restored  Action = "restored" // the secret went away and the file it had kept aside is back
+	Failed    Action = "failed"
+)
+
+// Outcome is what happened to one secret. Err never holds a value.
+type Outcome struct {
+	Secret secrets.Ref
+	// Target is where the output is: a path, a registry host or a variable.
+	Target string
+	Action Action
+	// Note says something the user should know although it is no failure,
+	// e.g. "rewritten in place: target is a mount point".
+	Note string
+	Err  error
+}
+
+// Result is the outcome of one Apply.
+type Result struct {
+	// Outcomes has one entry per desired secret and one per removed output.
+	Outcomes []Outcome
+	// Writes counts the files created, rewritten, renamed, chmod'ed, chowned
+	// or removed. It is 0 when nothing changed.
+	Writes int
+	// Paths are the files this injector now manages, for drift watching.
+	Paths []string
+	// Err is a failure of the injector as a whole (e.g. its directory cannot
+	// be opened); the outcomes still say what happened to each secret.
+	Err error
+}
+
+// Failed returns the outcomes that failed.
+func (r Result) Failed() []Outcome {
+	var out []Outcome
+	for _, o := range r.Outcomes {
+		if o.Action == Failed {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// Owner is the user whose outputs these are: every file an injector creates
+// is owned by UID and GID, and "~" means Home. UID or GID -1 means "do not
+// chown" (the agent runs as that user).
+type Owner struct {
+	UID  int
+	GID  int
+	Home string
+}
+
+// Fail returns a Failed outcome for s with err.
+func Fail(s secrets.Secret, target string, err error) Outcome {
+	return Outcome{Secret: s.Ref(), Target: target, Action: Failed, Err: err}
+}
