@@ -17,7 +17,7 @@ import (
 
 // AgentConfig is what an end-to-end test varies in the agent's config file.
 type AgentConfig struct {
-	URL, EnvironmentID, TokenFile string
+	URL, EnvironmentID, TokenFile  string
 	Home, StateDir, Socket, EnvDir string
 	DockerConfigDir                string // default ~/.docker
 	PollInterval                   string // default "30s"; "0" disables
