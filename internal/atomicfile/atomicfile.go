@@ -55,6 +55,14 @@ var ErrNotRegular = errors.New("target exists and is not a regular file")
 
 const tempMarker = ".secrets-agent-tmp-"
 
+// maxTempBase bounds how much of the target's base name a temp name repeats,
+// so that a temp name stays within NAME_MAX (255 bytes) for any target name.
+const maxTempBase = 128
+
+// testHookBeforeRename, when set by a test, is called with the temp file's
+// name after it has been written and closed and before it is renamed.
+var testHookBeforeRename func(root *os.Root, tmp string)
+
 // Write makes name, relative to root, hold exactly data with opts' mode and
 // owner. It guarantees that a reader of name sees either the old content or
 // the new, never a partial file, and that the file is never wider than
@@ -66,9 +74,12 @@ const tempMarker = ".secrets-agent-tmp-"
 //	(1) Lstat the target: a non-regular target is refused with ErrNotRegular.
 //	(2) If it is there, compare content, mode and owner: all equal is
 //	    Unchanged with no write; only mode/owner off is fixed on the open file
-//	    descriptor (MetadataFixed).
-//	(3) Create a temp file beside it, O_EXCL, mode 0600; fchown, fchmod to
-//	    opts.Mode, write, fsync, close.
+//	    descriptor (MetadataFixed) — unless the file has more than one link,
+//	    where a chmod/chown would also change the other names (perhaps a file
+//	    outside root), so it is replaced by rename instead.
+//	(3) Create a temp file beside it, O_EXCL, mode 0600 (the umask can only
+//	    narrow that); fchown, fchmod to opts.Mode, and only then write, fsync,
+//	    close. So the bytes are never in a file wider than 0600 or opts.Mode.
 //	(4) Rename the temp file over the target; if the target is a mount point
 //	    (EBUSY, EXDEV), rewrite the target in place instead (WrittenInPlace).
 //	(5) Fsync the directory so that the rename survives a crash.
@@ -123,13 +134,16 @@ func Write(root *os.Root, name string, data []byte, opts Options) (out Outcome, 
 	}
 
 	// (4)
+	if testHookBeforeRename != nil {
+		testHookBeforeRename(root, tmp)
+	}
 	out = Written
 	if err := root.Rename(tmp, name); err != nil {
 		if !errors.Is(err, syscall.EBUSY) && !errors.Is(err, syscall.EXDEV) {
 			return Unchanged, fmt.Errorf("write %s: rename temp file: %w", name, err)
 		}
 		_ = root.Remove(tmp)
-		if err := writeInPlace(root, name, data, opts); err != nil {
+		if err := writeInPlace(root, name, fi, data, opts); err != nil {
 			return Unchanged, err
 		}
 		out = WrittenInPlace
@@ -147,7 +161,9 @@ func compareAndFix(root *os.Root, name string, fi fs.FileInfo, data []byte, opts
 	if fi.Size() != int64(len(data)) {
 		return Unchanged, false, nil
 	}
-	f, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	// O_NONBLOCK: should the file have been swapped for a FIFO since the
+	// Lstat, the open must not hang.
+	f, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return Unchanged, false, nil // let the rename path replace it
 	}
@@ -155,6 +171,9 @@ func compareAndFix(root *os.Root, name string, fi fs.FileInfo, data []byte, opts
 	ofi, err := f.Stat()
 	if err != nil || !os.SameFile(fi, ofi) || !ofi.Mode().IsRegular() {
 		return Unchanged, false, nil
+	}
+	if st, ok := ofi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+		return Unchanged, false, nil // a hard link: replace it, never chmod it
 	}
 	cur, err := io.ReadAll(io.LimitReader(f, int64(len(data))+1))
 	if err != nil || !bytes.Equal(cur, data) {
@@ -197,14 +216,30 @@ func setMeta(f *os.File, opts Options) error {
 // writeInPlace rewrites a target that cannot be renamed over (a bind-mounted
 // single file). Readers may see it truncated for an instant; it is the best a
 // mount point allows.
-func writeInPlace(root *os.Root, name string, data []byte, opts Options) error {
-	f, err := root.OpenFile(name, os.O_WRONLY|os.O_TRUNC|syscall.O_NOFOLLOW, 0)
+//
+// Steps: open without truncating (and without blocking, should it have
+// become a FIFO); check it is the regular file Write examined (fi, nil when
+// there was none), so that a swap since then is refused rather than written
+// through; set owner and mode first, so the new bytes never land in a wider
+// file; then truncate, write, fsync.
+func writeInPlace(root *os.Root, name string, fi fs.FileInfo, data []byte, opts Options) error {
+	f, err := root.OpenFile(name, os.O_WRONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return fmt.Errorf("write %s in place: %w", name, err)
 	}
 	defer f.Close()
+	ofi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("write %s in place: %w", name, err)
+	}
+	if !ofi.Mode().IsRegular() || (fi != nil && !os.SameFile(fi, ofi)) {
+		return fmt.Errorf("write %s in place: target changed while being written: %w", name, ErrNotRegular)
+	}
 	if err := setMeta(f, opts); err != nil {
 		return fmt.Errorf("write %s in place: %w", name, err)
+	}
+	if err := f.Truncate(0); err != nil {
+		return fmt.Errorf("write %s in place: truncate: %w", name, err)
 	}
 	if _, err := f.Write(data); err != nil {
 		return fmt.Errorf("write %s in place: %w", name, err)
@@ -230,17 +265,26 @@ func SyncDir(root *os.Root, dir string) error {
 }
 
 // TempName returns a fresh temp file name beside name. Temp names start with
-// "." + base + ".secrets-agent-tmp-", which IsTemp recognizes.
+// "." + base + ".secrets-agent-tmp-" (base cut to 128 bytes, so the name
+// stays short enough for any target), which IsTemp recognizes.
 func TempName(name string) string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	return path.Join(path.Dir(name), "."+path.Base(name)+tempMarker+hex.EncodeToString(b[:]))
+	return path.Join(path.Dir(name), tempPrefix(name)+hex.EncodeToString(b[:]))
 }
 
 // IsTemp reports whether base (a file name without directory) is a temp file
 // that Write would create for the file named target.
 func IsTemp(base, target string) bool {
-	return strings.HasPrefix(base, "."+path.Base(target)+tempMarker)
+	return strings.HasPrefix(base, tempPrefix(target))
+}
+
+func tempPrefix(target string) string {
+	base := path.Base(target)
+	if len(base) > maxTempBase {
+		base = base[:maxTempBase]
+	}
+	return "." + base + tempMarker
 }
 
 // CleanTemps removes temp files a crashed Write may have left beside name. It
