@@ -1,0 +1,226 @@
+package devserver
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/secrets-agent/secrets-agent/controlplane"
+	"github.com/secrets-agent/secrets-agent/secrets"
+)
+
+// Admin procedures, as paths below the base URL. They take the admin token
+// (DIR/admin-token) as bearer token.
+const (
+	ProcCreateSecret      = "/gitpod.v1.SecretService/CreateSecret"
+	ProcListSecrets       = "/gitpod.v1.SecretService/ListSecrets"
+	ProcUpdateSecretValue = "/gitpod.v1.SecretService/UpdateSecretValue"
+	ProcDeleteSecret      = "/gitpod.v1.SecretService/DeleteSecret"
+	ProcCreateEnvironment = "/gitpod.v1.DevService/CreateEnvironment"
+)
+
+// SecretScope says who owns a secret, as Ona's API does: exactly one of the
+// three ids is set.
+type SecretScope struct {
+	OrganizationID string `json:"organizationId,omitempty"`
+	ProjectID      string `json:"projectId,omitempty"`
+	UserID         string `json:"userId,omitempty"`
+}
+
+// ScopeOf returns the wire form of a scope and owner.
+func ScopeOf(scope secrets.Scope, owner string) SecretScope {
+	switch scope {
+	case secrets.ScopeOrganization:
+		return SecretScope{OrganizationID: owner}
+	case secrets.ScopeProject:
+		return SecretScope{ProjectID: owner}
+	case secrets.ScopeUser:
+		return SecretScope{UserID: owner}
+	}
+	return SecretScope{}
+}
+
+// Parse returns the scope and owner id. It fails, naming the field "scope",
+// unless exactly one id is set.
+func (sc SecretScope) Parse() (secrets.Scope, string, error) {
+	var set []secrets.Scope
+	var owner string
+	for _, c := range []struct {
+		scope secrets.Scope
+		id    string
+	}{{secrets.ScopeOrganization, sc.OrganizationID}, {secrets.ScopeProject, sc.ProjectID}, {secrets.ScopeUser, sc.UserID}} {
+		if c.id != "" {
+			set = append(set, c.scope)
+			owner = c.id
+		}
+	}
+	if len(set) != 1 {
+		return secrets.ScopeUnspecified, "", &secrets.Error{Field: "scope", Reason: fmt.Sprintf("has %d of organizationId, projectId, userId set, want exactly one", len(set))}
+	}
+	return set[0], owner, nil
+}
+
+// SecretMount is the mount of a secret in the admin calls, with Ona's field
+// names: exactly one is set. EnvironmentVariable true means the secret's name
+// is the variable's name.
+type SecretMount struct {
+	EnvironmentVariable            bool   `json:"environmentVariable,omitempty"`
+	FilePath                       string `json:"filePath,omitempty"`
+	ContainerRegistryBasicAuthHost string `json:"containerRegistryBasicAuthHost,omitempty"`
+	APIOnly                        bool   `json:"apiOnly,omitempty"`
+}
+
+// MountOf returns the wire form of a mount.
+func MountOf(m secrets.Mount) SecretMount {
+	switch m.Kind {
+	case secrets.MountEnv:
+		return SecretMount{EnvironmentVariable: true}
+	case secrets.MountFile:
+		return SecretMount{FilePath: m.Target}
+	case secrets.MountRegistry:
+		return SecretMount{ContainerRegistryBasicAuthHost: m.Target}
+	case secrets.MountAPIOnly:
+		return SecretMount{APIOnly: true}
+	}
+	return SecretMount{}
+}
+
+// Parse returns the mount of a secret named name. It fails, naming the field
+// "mount", unless exactly one mount is set.
+func (m SecretMount) Parse(name string) (secrets.Mount, error) {
+	var set []secrets.Mount
+	if m.EnvironmentVariable {
+		set = append(set, secrets.Mount{Kind: secrets.MountEnv, Target: name})
+	}
+	if m.FilePath != "" {
+		set = append(set, secrets.Mount{Kind: secrets.MountFile, Target: m.FilePath})
+	}
+	if m.ContainerRegistryBasicAuthHost != "" {
+		set = append(set, secrets.Mount{Kind: secrets.MountRegistry, Target: m.ContainerRegistryBasicAuthHost})
+	}
+	if m.APIOnly {
+		set = append(set, secrets.Mount{Kind: secrets.MountAPIOnly})
+	}
+	if len(set) != 1 {
+		return secrets.Mount{}, &secrets.Error{Name: name, Field: "mount", Reason: fmt.Sprintf("has %d of environmentVariable, filePath, containerRegistryBasicAuthHost, apiOnly set, want exactly one", len(set))}
+	}
+	return set[0], nil
+}
+
+// Secret is a secret as the admin calls show it: never with its value.
+// Session is a devserver addition to Ona's message; it changes exactly when
+// the value changes.
+type Secret struct {
+	ID    string      `json:"id"`
+	Name  string      `json:"name"`
+	Scope SecretScope `json:"scope"`
+	SecretMount
+	Session   string    `json:"session"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// AdminSecret returns the admin view of r.
+func AdminSecret(r Record) Secret {
+	return Secret{ID: r.ID, Name: r.Name, Scope: ScopeOf(r.Scope, r.Owner), SecretMount: MountOf(r.Mount),
+		Session: r.Session, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+}
+
+// Record returns the scope, owner and mount of s as a Record (id, name,
+// session and times copied).
+func (s Secret) Record() (Record, error) {
+	scope, owner, err := s.Scope.Parse()
+	var se *secrets.Error
+	if errors.As(err, &se) {
+		se.Name = s.Name
+	}
+	if err != nil {
+		return Record{}, err
+	}
+	m, err := s.SecretMount.Parse(s.Name)
+	if err != nil {
+		return Record{}, err
+	}
+	return Record{ID: s.ID, Name: s.Name, Scope: scope, Owner: owner, Mount: m, Session: s.Session, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}, nil
+}
+
+// CreateSecretRequest is the body of CreateSecret. Value carries the
+// plaintext as a JSON string; ValueBytes, base64, carries a value that is not
+// UTF-8 (see controlplane.EncodeValue). Never log it.
+type CreateSecretRequest struct {
+	Name  string      `json:"name"`
+	Scope SecretScope `json:"scope"`
+	SecretMount
+	Value      string `json:"value,omitempty"`
+	ValueBytes string `json:"valueBytes,omitempty"`
+}
+
+// CreateSecretResponse is the answer of CreateSecret.
+type CreateSecretResponse struct {
+	Secret Secret `json:"secret"`
+}
+
+// ListSecretsRequest is the body of ListSecrets; an empty filter lists all.
+type ListSecretsRequest struct {
+	Filter ListSecretsFilter `json:"filter"`
+}
+
+// ListSecretsFilter narrows ListSecrets to one owner when Scope is set.
+type ListSecretsFilter struct {
+	Scope *SecretScope `json:"scope,omitempty"`
+}
+
+// ListSecretsResponse is the answer of ListSecrets, sorted by scope, owner
+// and name.
+type ListSecretsResponse struct {
+	Secrets []Secret `json:"secrets"`
+}
+
+// UpdateSecretValueRequest is the body of UpdateSecretValue.
+type UpdateSecretValueRequest struct {
+	SecretID   string `json:"secretId"`
+	Value      string `json:"value,omitempty"`
+	ValueBytes string `json:"valueBytes,omitempty"`
+}
+
+// UpdateSecretValueResponse is the answer of UpdateSecretValue. Ona's is
+// empty; the devserver adds the secret, whose session shows whether the value
+// changed.
+type UpdateSecretValueResponse struct {
+	Secret Secret `json:"secret"`
+}
+
+// DeleteSecretRequest is the body of DeleteSecret.
+type DeleteSecretRequest struct {
+	SecretID string `json:"secretId"`
+}
+
+// DeleteSecretResponse is the (empty) answer of DeleteSecret.
+type DeleteSecretResponse struct{}
+
+// CreateEnvironmentRequest is the body of DevService/CreateEnvironment.
+// OrganizationID and UserID are required; ProjectID may be empty.
+type CreateEnvironmentRequest struct {
+	OrganizationID string `json:"organizationId"`
+	ProjectID      string `json:"projectId,omitempty"`
+	UserID         string `json:"userId"`
+}
+
+// CreateEnvironmentResponse is the answer of CreateEnvironment: the new
+// environment's id and the bearer token its agent uses.
+type CreateEnvironmentResponse struct {
+	EnvironmentID string `json:"environmentId"`
+	Token         string `json:"token"`
+}
+
+// decodeValue reads a value pair, refusing both halves at once.
+func decodeValue(value, valueBytes string) ([]byte, error) {
+	if value != "" && valueBytes != "" {
+		return nil, &secrets.Error{Field: "value", Reason: "set value or valueBytes, not both"}
+	}
+	v, err := controlplane.DecodeValue(value, valueBytes)
+	if err != nil {
+		return nil, &secrets.Error{Field: "valueBytes", Reason: "is not standard base64"}
+	}
+	return v, nil
+}

@@ -1,0 +1,556 @@
+// Package devserver is the reference control plane: it keeps organization,
+// project and user secrets and the environments that see them in one bbolt
+// file, values sealed with AES-256-GCM, and serves the three environment
+// calls of DESIGN §4 plus the admin calls a platform has, as Connect JSON
+// over HTTP, under Ona's names.
+package devserver
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/secrets-agent/secrets-agent/controlplane"
+	"github.com/secrets-agent/secrets-agent/secrets"
+)
+
+// DefaultKeepalive is how often a watch stream sends a keepalive line when
+// Options.Keepalive is 0.
+const DefaultKeepalive = 15 * time.Second
+
+// OpKeepalive is the operation of the keepalive line a watch stream sends
+// every keepalive interval, so that a client can tell a quiet stream from a
+// dead one. It reports no change: a client re-reads nothing on it.
+const OpKeepalive = "RESOURCE_OPERATION_UNSPECIFIED"
+
+// maxRequestBody caps a request body: a value of the 1 MiB limit, base64'd,
+// fits with room to spare.
+const maxRequestBody = 4 << 20
+
+// Options configure a Server.
+type Options struct {
+	// Dir is the data directory (created 0700 when missing).
+	Dir string
+	// Keepalive is the interval of keepalive lines on watch streams;
+	// 0 means DefaultKeepalive.
+	Keepalive time.Duration
+	// Logger receives one line per change and per failed call, never a
+	// value or token; nil logs nothing.
+	Logger *zap.Logger
+}
+
+// Server is the devserver: an http.Handler over a Store. Serve it with Serve
+// and stop it with Shutdown, or mount it in another http.Server and call
+// Shutdown to end its watch streams and close the store.
+type Server struct {
+	store     *Store
+	hub       *hub
+	adminTok  string
+	keepalive time.Duration
+	log       *zap.Logger
+	mux       *http.ServeMux
+	http      *http.Server
+	done      chan struct{} // closed by Shutdown: watch streams end
+	stopOnce  sync.Once
+}
+
+// New opens the data directory (store, key file, admin token; each created
+// on first start) and returns a server ready to Serve.
+func New(opts Options) (*Server, error) {
+	store, err := OpenStore(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	root, err := openDataDir(opts.Dir)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	admin, err := loadAdminToken(root)
+	root.Close()
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	s := &Server{store: store, hub: newHub(), adminTok: admin, keepalive: opts.Keepalive, log: opts.Logger, done: make(chan struct{})}
+	if s.keepalive <= 0 {
+		s.keepalive = DefaultKeepalive
+	}
+	if s.log == nil {
+		s.log = zap.NewNop()
+	}
+	s.mux = http.NewServeMux()
+	s.mux.HandleFunc("POST "+controlplane.ProcGetEnvironment, s.getEnvironment)
+	s.mux.HandleFunc("POST "+controlplane.ProcGetSecretValue, s.getSecretValue)
+	s.mux.HandleFunc("POST "+controlplane.ProcWatchEvents, s.watchEvents)
+	s.mux.HandleFunc("POST "+ProcCreateSecret, s.createSecret)
+	s.mux.HandleFunc("POST "+ProcListSecrets, s.listSecrets)
+	s.mux.HandleFunc("POST "+ProcUpdateSecretValue, s.updateSecretValue)
+	s.mux.HandleFunc("POST "+ProcDeleteSecret, s.deleteSecret)
+	s.mux.HandleFunc("POST "+ProcCreateEnvironment, s.createEnvironment)
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, errorf(controlplane.CodeUnimplemented, "%s %s: no such procedure (calls are POST {base}/{service}/{method})", r.Method, r.URL.Path))
+	})
+	s.http = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	return s, nil
+}
+
+// Store returns the server's store.
+func (s *Server) Store() *Store { return s.store }
+
+// ServeHTTP answers one call.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Serve answers calls on ln until Shutdown; it then returns nil.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.http.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown ends every watch stream, waits for the calls in flight (until ctx
+// ends), stops Serve and closes the store. Calling it again does nothing.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var err error
+	s.stopOnce.Do(func() {
+		close(s.done)
+		err = s.http.Shutdown(ctx)
+		if cerr := s.store.Close(); err == nil {
+			err = cerr
+		}
+	})
+	return err
+}
+
+// errorf returns a Connect error to answer with. The message must never hold
+// a value or a token.
+func errorf(code controlplane.Code, format string, args ...any) error {
+	return &controlplane.Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// asConnect maps an error of a handler or the store to the Connect error the
+// caller sees: validation errors are invalid_argument naming the field,
+// ErrNotFound and ErrExists their codes, anything else internal (the caller
+// is told no more; the log has it).
+func asConnect(err error) *controlplane.Error {
+	var ce *controlplane.Error
+	if errors.As(err, &ce) {
+		return ce
+	}
+	var se *secrets.Error
+	switch {
+	case errors.As(err, &se):
+		return &controlplane.Error{Code: controlplane.CodeInvalidArgument, Message: se.Error()}
+	case errors.Is(err, ErrNotFound):
+		return &controlplane.Error{Code: controlplane.CodeNotFound, Message: err.Error()}
+	case errors.Is(err, ErrExists):
+		return &controlplane.Error{Code: controlplane.CodeAlreadyExists, Message: err.Error()}
+	}
+	return &controlplane.Error{Code: controlplane.CodeInternal, Message: "internal error", Err: err}
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	ce := asConnect(err)
+	w.Header().Set("Content-Type", controlplane.ContentTypeJSON)
+	w.WriteHeader(ce.Code.HTTPStatus())
+	_ = json.NewEncoder(w).Encode(controlplane.ErrorBody{Code: string(ce.Code), Message: ce.Message})
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", controlplane.ContentTypeJSON)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// fail answers err and logs it (without the request body, which may hold a
+// value).
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	ce := asConnect(err)
+	lvl := zap.DebugLevel
+	if ce.Code == controlplane.CodeInternal {
+		lvl = zap.ErrorLevel
+	}
+	s.log.Check(lvl, "call failed").Write(zap.String("procedure", r.URL.Path), zap.String("code", string(ce.Code)), zap.String("message", ce.Message), zap.Error(ce.Err))
+	writeError(w, ce)
+}
+
+// decode reads a JSON request body into v. An empty body is the empty
+// message; unknown fields are ignored, as Connect requires.
+func decode(r *http.Request, w http.ResponseWriter, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != controlplane.ContentTypeJSON {
+			return errorf(controlplane.CodeInvalidArgument, "Content-Type %q: want %s", ct, controlplane.ContentTypeJSON)
+		}
+	}
+	err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequestBody)).Decode(v)
+	var mbe *http.MaxBytesError
+	switch {
+	case err == nil, errors.Is(err, io.EOF):
+		return nil
+	case errors.As(err, &mbe):
+		return errorf(controlplane.CodeResourceExhausted, "request body is over %d bytes", maxRequestBody)
+	}
+	// json's errors quote at most a type and an offset, never the input.
+	return errorf(controlplane.CodeInvalidArgument, "request body: %v", err)
+}
+
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+// environment returns the environment the caller's token belongs to; an
+// unknown or missing token is unauthenticated.
+func (s *Server) environment(r *http.Request) (Environment, error) {
+	tok := bearer(r)
+	if tok == "" {
+		return Environment{}, errorf(controlplane.CodeUnauthenticated, "no bearer token")
+	}
+	env, err := s.store.EnvironmentByToken(tok)
+	if errors.Is(err, ErrNotFound) {
+		return Environment{}, errorf(controlplane.CodeUnauthenticated, "unknown token")
+	}
+	return env, err
+}
+
+// ownEnvironment is environment, and also checks that the call is about the
+// caller's own environment id.
+func (s *Server) ownEnvironment(r *http.Request, id string) (Environment, error) {
+	env, err := s.environment(r)
+	if err != nil {
+		return env, err
+	}
+	if id == "" {
+		return env, errorf(controlplane.CodeInvalidArgument, "environmentId: is empty")
+	}
+	if id != env.ID {
+		return env, errorf(controlplane.CodePermissionDenied, "environmentId: the token is not for environment %s", id)
+	}
+	return env, nil
+}
+
+// visible returns the secrets env sees, ordered by scope (highest first) and
+// name.
+func (s *Server) visible(env Environment) ([]Record, error) {
+	rs, err := s.store.Secrets(env.Sees)
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(rs, func(i, j int) bool {
+		if rs[i].Scope != rs[j].Scope {
+			return rs[i].Scope > rs[j].Scope
+		}
+		if rs[i].Name != rs[j].Name {
+			return rs[i].Name < rs[j].Name
+		}
+		return rs[i].ID < rs[j].ID
+	})
+	return rs, nil
+}
+
+// getEnvironment answers GetEnvironment with every secret visible to the
+// environment, winners and shadowed ones alike: the agent resolves
+// precedence itself and reports what each winner shadows.
+func (s *Server) getEnvironment(w http.ResponseWriter, r *http.Request) {
+	var req controlplane.GetEnvironmentRequest
+	if err := decode(r, w, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	env, err := s.ownEnvironment(r, req.EnvironmentID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	rs, err := s.visible(env)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	resp := controlplane.GetEnvironmentResponse{Environment: controlplane.Environment{ID: env.ID}}
+	for _, rec := range rs {
+		resp.Environment.Spec.Secrets = append(resp.Environment.Spec.Secrets, controlplane.SpecSecret(rec.Secret()))
+	}
+	writeJSON(w, resp)
+}
+
+// getSecretValue answers GetSecretValue for a secret the caller's
+// environment applies: a winner of secrets.Resolve over its visible secrets,
+// or an API-only secret it sees (those are never injected, so Resolve skips
+// them, but reading them through the API is their purpose). A secret the
+// environment sees but that is shadowed is permission_denied; any other id is
+// not_found, whether or not it exists, so no environment learns of another's
+// secrets.
+func (s *Server) getSecretValue(w http.ResponseWriter, r *http.Request) {
+	var req controlplane.GetSecretValueRequest
+	if err := decode(r, w, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := s.secretValue(w, r, req.SecretID); err != nil {
+		s.fail(w, r, err)
+	}
+}
+
+func (s *Server) secretValue(w http.ResponseWriter, r *http.Request, id string) error {
+	env, err := s.environment(r)
+	if err != nil {
+		return err
+	}
+	if id == "" {
+		return errorf(controlplane.CodeInvalidArgument, "secretId: is empty")
+	}
+	rs, err := s.visible(env)
+	if err != nil {
+		return err
+	}
+	all := make([]secrets.Secret, len(rs))
+	for i, rec := range rs {
+		all[i] = rec.Secret()
+	}
+	res := secrets.Resolve(all)
+	applies := false
+	for _, w := range res.Winners {
+		applies = applies || w.Secret.ID == id
+		for _, sh := range w.Shadows {
+			if sh.ID == id {
+				return errorf(controlplane.CodePermissionDenied, "secret %s is shadowed by secret %s in environment %s", id, w.Secret.ID, env.ID)
+			}
+		}
+	}
+	for _, sk := range res.Skipped {
+		applies = applies || (sk.ID == id && sk.Mount.Kind == secrets.MountAPIOnly)
+	}
+	if !applies {
+		return errorf(controlplane.CodeNotFound, "secret %s is not in environment %s", id, env.ID)
+	}
+	_, value, err := s.store.SecretValue(id)
+	if errors.Is(err, ErrNotFound) {
+		return errorf(controlplane.CodeNotFound, "secret %s is not in environment %s", id, env.ID)
+	}
+	if err != nil {
+		return err
+	}
+	var resp controlplane.GetSecretValueResponse
+	resp.Value, resp.ValueBytes = controlplane.EncodeValue(value)
+	writeJSON(w, resp)
+	return nil
+}
+
+// watchEvents holds a stream of JSON lines open until the caller leaves or
+// the server shuts down.
+//
+//  1. Check the token and that it is for the environment asked about.
+//  2. Subscribe before answering, so a change made after the caller has
+//     the response headers is never missed.
+//  3. Answer 200 with Content-Type application/jsonl and flush.
+//  4. On each (coalesced) change notice write an update event line; on each
+//     keepalive tick write an OpKeepalive line; flush after every line.
+//  5. End on the caller's context, on Shutdown, or on a failed write.
+func (s *Server) watchEvents(w http.ResponseWriter, r *http.Request) {
+	var req controlplane.WatchEventsRequest
+	if err := decode(r, w, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	// (1)
+	env, err := s.ownEnvironment(r, req.EnvironmentID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	// (2)
+	notices, cancel := s.hub.subscribe(env.ID)
+	defer cancel()
+	// (3)
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", controlplane.ContentTypeJSONL)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	if err := rc.Flush(); err != nil {
+		return
+	}
+	enc := json.NewEncoder(w)
+	send := func(op string) bool {
+		if err := enc.Encode(controlplane.Event{Operation: op, ResourceType: controlplane.ResEnvironment, ResourceID: env.ID}); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	// (4)
+	tick := time.NewTicker(s.keepalive)
+	defer tick.Stop()
+	for {
+		var ok bool
+		select {
+		case <-notices:
+			ok = send(controlplane.OpUpdate)
+		case <-tick.C:
+			ok = send(OpKeepalive)
+		case <-r.Context().Done(): // (5)
+			return
+		case <-s.done:
+			return
+		}
+		if !ok {
+			return
+		}
+	}
+}
+
+// admin checks that the caller holds the admin token: a missing or unknown
+// token is unauthenticated, an environment's token permission_denied.
+func (s *Server) admin(r *http.Request) error {
+	tok := bearer(r)
+	if tok != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(s.adminTok)) == 1 {
+		return nil
+	}
+	if _, err := s.environment(r); err != nil {
+		return err
+	}
+	return errorf(controlplane.CodePermissionDenied, "%s needs the admin token", r.URL.Path)
+}
+
+// changed pushes a watch event to every environment that sees rec.
+func (s *Server) changed(rec Record) {
+	envs, err := s.store.EnvironmentsSeeing(rec)
+	if err != nil {
+		s.log.Error("find environments to notify", zap.String("secret", rec.ID), zap.Error(err))
+		return
+	}
+	s.hub.notify(envs)
+}
+
+// adminCall decodes the request into req after checking the admin token,
+// runs do and answers its result.
+func adminCall[Req any](s *Server, w http.ResponseWriter, r *http.Request, do func(Req) (any, error)) {
+	var req Req
+	err := s.admin(r)
+	if err == nil {
+		err = decode(r, w, &req)
+	}
+	var resp any
+	if err == nil {
+		resp, err = do(req)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, resp)
+}
+
+func (s *Server) createSecret(w http.ResponseWriter, r *http.Request) {
+	adminCall(s, w, r, func(req CreateSecretRequest) (any, error) {
+		rec, err := Secret{Name: req.Name, Scope: req.Scope, SecretMount: req.SecretMount}.Record()
+		if err != nil {
+			return nil, err
+		}
+		value, err := decodeValue(req.Value, req.ValueBytes)
+		if err != nil {
+			return nil, err
+		}
+		rec, err = s.store.CreateSecret(rec, value)
+		if err != nil {
+			return nil, err
+		}
+		s.log.Info("secret created", zap.String("id", rec.ID), zap.String("name", rec.Name), zap.Stringer("scope", rec.Scope), zap.String("owner", rec.Owner), zap.Stringer("mount", rec.Mount))
+		s.changed(rec)
+		return CreateSecretResponse{Secret: AdminSecret(rec)}, nil
+	})
+}
+
+func (s *Server) listSecrets(w http.ResponseWriter, r *http.Request) {
+	adminCall(s, w, r, func(req ListSecretsRequest) (any, error) {
+		keep := func(Record) bool { return true }
+		if req.Filter.Scope != nil {
+			scope, owner, err := req.Filter.Scope.Parse()
+			if err != nil {
+				return nil, err
+			}
+			keep = func(rec Record) bool { return rec.Scope == scope && rec.Owner == owner }
+		}
+		rs, err := s.store.Secrets(keep)
+		if err != nil {
+			return nil, err
+		}
+		sort.Slice(rs, func(i, j int) bool {
+			a, b := rs[i], rs[j]
+			if a.Scope != b.Scope {
+				return a.Scope < b.Scope
+			}
+			if a.Owner != b.Owner {
+				return a.Owner < b.Owner
+			}
+			return a.Name < b.Name
+		})
+		resp := ListSecretsResponse{Secrets: make([]Secret, 0, len(rs))}
+		for _, rec := range rs {
+			resp.Secrets = append(resp.Secrets, AdminSecret(rec))
+		}
+		return resp, nil
+	})
+}
+
+func (s *Server) updateSecretValue(w http.ResponseWriter, r *http.Request) {
+	adminCall(s, w, r, func(req UpdateSecretValueRequest) (any, error) {
+		if req.SecretID == "" {
+			return nil, errorf(controlplane.CodeInvalidArgument, "secretId: is empty")
+		}
+		value, err := decodeValue(req.Value, req.ValueBytes)
+		if err != nil {
+			return nil, err
+		}
+		rec, changed, err := s.store.UpdateSecretValue(req.SecretID, value)
+		if err != nil {
+			return nil, err
+		}
+		if changed {
+			s.log.Info("secret value updated", zap.String("id", rec.ID), zap.String("name", rec.Name), zap.String("session", rec.Session))
+			s.changed(rec)
+		}
+		return UpdateSecretValueResponse{Secret: AdminSecret(rec)}, nil
+	})
+}
+
+func (s *Server) deleteSecret(w http.ResponseWriter, r *http.Request) {
+	adminCall(s, w, r, func(req DeleteSecretRequest) (any, error) {
+		if req.SecretID == "" {
+			return nil, errorf(controlplane.CodeInvalidArgument, "secretId: is empty")
+		}
+		rec, err := s.store.DeleteSecret(req.SecretID)
+		if err != nil {
+			return nil, err
+		}
+		s.log.Info("secret deleted", zap.String("id", rec.ID), zap.String("name", rec.Name))
+		s.changed(rec)
+		return DeleteSecretResponse{}, nil
+	})
+}
+
+func (s *Server) createEnvironment(w http.ResponseWriter, r *http.Request) {
+	adminCall(s, w, r, func(req CreateEnvironmentRequest) (any, error) {
+		env, token, err := s.store.CreateEnvironment(req.OrganizationID, req.ProjectID, req.UserID)
+		if err != nil {
+			return nil, err
+		}
+		s.log.Info("environment created", zap.String("id", env.ID), zap.String("organization", env.OrganizationID), zap.String("project", env.ProjectID), zap.String("user", env.UserID))
+		return CreateEnvironmentResponse{EnvironmentID: env.ID, Token: token}, nil
+	})
+}
