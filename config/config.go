@@ -20,6 +20,14 @@ type Config struct {
 	ReadyTimeout Duration  `yaml:"ready_timeout"`
 	Injectors    Injectors `yaml:"injectors"`
 	Log          Log       `yaml:"log"`
+
+	// UID and GID are User's, resolved by Load from the password database.
+	// They are not configuration keys: YAML and the environment cannot set them.
+	UID int `yaml:"-"`
+	GID int `yaml:"-"`
+
+	// resolved is set once Load has resolved User, Home, UID and GID.
+	resolved bool
 }
 
 // ControlPlane is where secrets come from.

@@ -1,0 +1,101 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// SystemPath is the config file of the system service.
+const SystemPath = "/etc/secrets-agent/config.yaml"
+
+// DefaultPath is the config file Load reads when given "": SystemPath when
+// running as root, else $XDG_CONFIG_HOME/secrets-agent/config.yaml (default
+// ~/.config/secrets-agent/config.yaml).
+func DefaultPath() string {
+	if systemMode() {
+		return SystemPath
+	}
+	if d := os.Getenv("XDG_CONFIG_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "secrets-agent", "config.yaml")
+	}
+	return "~/.config/secrets-agent/config.yaml"
+}
+
+// Default returns the configuration with every default set; it is the one
+// place defaults live. Running as root it is the system service's (state in
+// /var/lib/secrets-agent, socket and fragments under /run/secrets-agent),
+// otherwise a user's (state in ~/.local/state/secrets-agent, socket and
+// fragments under $XDG_RUNTIME_DIR, /run/user/<uid> when that is unset).
+//
+// Paths may start with "~" and some values are left empty on purpose, to be
+// derived by Load once User and Home are known: User (the user running the
+// agent), Home (User's home), Injectors.EnvProfile.Dir (see envProfileDir) and
+// Injectors.DockerCfg.ConfigDir ($DOCKER_CONFIG, else ~/.docker).
+// ControlPlane.EnvironmentID has no default: it is required.
+func Default() *Config { return defaults(systemMode()) }
+
+// defaults is Default for the system service (system) or a user's agent.
+func defaults(system bool) *Config {
+	c := &Config{
+		ControlPlane: ControlPlane{
+			URL:          "https://app.gitpod.io/api",
+			PollInterval: Duration(30 * time.Second),
+			Watch:        true,
+		},
+		ReadyTimeout: Duration(30 * time.Second),
+		Injectors: Injectors{
+			EnvProfile: EnvProfile{Enabled: true},
+			SecretFile: SecretFile{
+				Enabled:      true,
+				AllowedRoots: []string{"~", "/run/secrets"},
+				Mode:         0o600,
+			},
+			DockerCfg: DockerCfg{Enabled: true, Mode: "inline"},
+		},
+		Log: Log{Level: "info", Format: "auto"},
+	}
+	if system {
+		c.ControlPlane.TokenFile = "/run/secrets-agent/token"
+		c.StateDir = "/var/lib/secrets-agent"
+		c.Socket = "/run/secrets-agent/agent.sock"
+	} else {
+		run := runtimeDir()
+		c.ControlPlane.TokenFile = filepath.Join(run, "secrets-agent", "token")
+		c.StateDir = "~/.local/state/secrets-agent"
+		c.Socket = filepath.Join(run, "secrets-agent.sock")
+	}
+	return c
+}
+
+// envProfileDir is the default of injectors.envprofile.dir for user:
+// /run/secrets-agent/<user> for the system service, $XDG_RUNTIME_DIR/secrets-agent
+// for a user's agent. Both are on tmpfs, so values do not outlive a reboot.
+func envProfileDir(user string) string {
+	if systemMode() {
+		return filepath.Join("/run/secrets-agent", user)
+	}
+	return filepath.Join(runtimeDir(), "secrets-agent")
+}
+
+// dockerConfigDir is the default of injectors.dockercfg.config_dir:
+// $DOCKER_CONFIG when set, else ~/.docker.
+func dockerConfigDir() string {
+	if d := os.Getenv("DOCKER_CONFIG"); d != "" {
+		return d
+	}
+	return "~/.docker"
+}
+
+// systemMode reports whether the defaults are the system service's: the agent
+// runs as root.
+func systemMode() bool { return os.Geteuid() == 0 }
+
+// runtimeDir is $XDG_RUNTIME_DIR, or /run/user/<uid> where it is unset.
+func runtimeDir() string {
+	if d := os.Getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(d) {
+		return d
+	}
+	return filepath.Join("/run/user", strconv.Itoa(os.Geteuid()))
+}

@@ -1,0 +1,412 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// EnvPrefix starts the name of every environment variable that sets a key:
+// EnvPrefix + the key path upper-cased with "." as "_", e.g.
+// SECRETS_AGENT_CONTROLPLANE_URL for controlplane.url.
+const EnvPrefix = "SECRETS_AGENT_"
+
+// clientEnv are SECRETS_AGENT_* variables that are not configuration keys but
+// are used by the CLI and the shell hooks; Load ignores them rather than
+// calling them unknown. (SECRETS_AGENT_SOCKET is the key "socket".)
+var clientEnv = map[string]bool{
+	"SECRETS_AGENT_ENV_DIR": true,
+}
+
+// maxFileSize bounds the config file Load reads.
+const maxFileSize = 1 << 20
+
+// Load returns the configuration the agent runs with. The steps:
+//
+//  1. Start from Default.
+//  2. Read the YAML file at path. path "" means DefaultPath(), which may be
+//     missing (then the environment must supply what is required, at least
+//     controlplane.environment_id); a path given explicitly must exist. The
+//     YAML is strict: an unknown key is an error naming its key path and
+//     line, and so is a second document.
+//  3. Apply the environment: every key is set by EnvPrefix + its path
+//     upper-cased with "." as "_"; a list (allowed_roots) is a comma-separated
+//     list. Any other SECRETS_AGENT_* variable is an error naming it, except
+//     SECRETS_AGENT_ENV_DIR, which the shell hooks use.
+//  4. Resolve user (name or numeric uid; empty: the user running the agent)
+//     to UID, GID and, when home is empty, Home; fill the defaults that depend
+//     on them (injectors.envprofile.dir, injectors.dockercfg.config_dir); and
+//     expand "~" to Home in every path.
+//  5. Validate.
+//
+// Every error names the key or variable it is about.
+func Load(path string) (*Config, error) {
+	c := Default()
+	if err := c.readFile(path); err != nil {
+		return nil, err
+	}
+	if err := c.applyEnv(os.Environ()); err != nil {
+		return nil, err
+	}
+	if err := c.resolve(); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Owner returns the uid, gid and home directory that every output belongs
+// to. It is an error on a Config that Load did not return.
+func (c *Config) Owner() (uid, gid int, home string, err error) {
+	if !c.resolved {
+		return 0, 0, "", errors.New("config: owner not resolved (config not from Load)")
+	}
+	return c.UID, c.GID, c.Home, nil
+}
+
+// readFile decodes the YAML file at path over c (step 2 of Load).
+func (c *Config) readFile(path string) error {
+	explicit := path != ""
+	if !explicit {
+		path = DefaultPath()
+		if strings.HasPrefix(path, "~/") {
+			home, err := os.UserHomeDir()
+			if err != nil {
+				return nil // no home, no per-user config file
+			}
+			path = filepath.Join(home, path[2:])
+		}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		if !explicit && errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return fmt.Errorf("config: read %s: %w", path, err)
+	}
+	if len(data) > maxFileSize {
+		return fmt.Errorf("config %s: larger than %d bytes", path, maxFileSize)
+	}
+	if err := c.decode(data); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
+// decode decodes one strict YAML document over c. An empty document leaves
+// c as it was.
+func (c *Config) decode(data []byte) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		// yaml's message for an unknown key names a Go type; find the key
+		// path and line instead.
+		var doc yaml.Node
+		if yaml.Unmarshal(data, &doc) == nil {
+			budget := 10000
+			if kerr := checkKeys(&doc, reflect.TypeFor[Config](), "", &budget); kerr != nil {
+				return kerr
+			}
+		}
+		return err
+	}
+	var next yaml.Node
+	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
+		return errors.New("more than one YAML document")
+	}
+	return nil
+}
+
+// checkKeys returns an error naming the first key under n that t has no
+// field for, with its line. It follows aliases and merge keys ("<<") and
+// gives up quietly (nil) after visiting budget nodes.
+func checkKeys(n *yaml.Node, t reflect.Type, prefix string, budget *int) error {
+	if *budget--; *budget < 0 {
+		return nil
+	}
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, d := range n.Content {
+			if err := checkKeys(d, t, prefix, budget); err != nil {
+				return err
+			}
+		}
+		return nil
+	case yaml.AliasNode:
+		if n.Alias == nil {
+			return nil
+		}
+		return checkKeys(n.Alias, t, prefix, budget)
+	case yaml.SequenceNode: // only meaningful as the value of a merge key
+		for _, d := range n.Content {
+			if err := checkKeys(d, t, prefix, budget); err != nil {
+				return err
+			}
+		}
+		return nil
+	case yaml.MappingNode:
+	default:
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind == yaml.ScalarNode && k.Value == "<<" && k.Tag == "!!merge" {
+			if err := checkKeys(v, t, prefix, budget); err != nil {
+				return err
+			}
+			continue
+		}
+		f, ok := fieldByTag(t, k.Value)
+		if !ok {
+			return fmt.Errorf("line %d: unknown key %s", k.Line, join(prefix, k.Value))
+		}
+		if f.Type.Kind() == reflect.Struct {
+			if err := checkKeys(v, f.Type, join(prefix, k.Value), budget); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// key is one leaf configuration key.
+type key struct {
+	path  string // "controlplane.url"
+	env   string // "SECRETS_AGENT_CONTROLPLANE_URL"
+	index []int  // field index in Config
+	typ   reflect.Type
+}
+
+// Keys returns the path of every configuration key ("controlplane.url", …)
+// in the order of the struct.
+func Keys() []string {
+	var out []string
+	for _, k := range leafKeys() {
+		out = append(out, k.path)
+	}
+	return out
+}
+
+// leafKeys lists every key that holds a value (not a section), from the yaml
+// tags of Config.
+func leafKeys() []key {
+	var out []key
+	var walk func(t reflect.Type, prefix string, index []int)
+	walk = func(t reflect.Type, prefix string, index []int) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			tag := yamlName(f)
+			if tag == "" {
+				continue
+			}
+			idx := append(append([]int(nil), index...), i)
+			p := join(prefix, tag)
+			if f.Type.Kind() == reflect.Struct {
+				walk(f.Type, p, idx)
+				continue
+			}
+			env := EnvPrefix + strings.ToUpper(strings.ReplaceAll(p, ".", "_"))
+			out = append(out, key{path: p, env: env, index: idx, typ: f.Type})
+		}
+	}
+	walk(reflect.TypeFor[Config](), "", nil)
+	return out
+}
+
+// fieldByTag returns t's field whose yaml name is name.
+func fieldByTag(t reflect.Type, name string) (reflect.StructField, bool) {
+	for i := range t.NumField() {
+		if f := t.Field(i); yamlName(f) == name {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+// yamlName is f's key in YAML, or "" when f is not a key (unexported or "-").
+func yamlName(f reflect.StructField) string {
+	if !f.IsExported() {
+		return ""
+	}
+	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	if name == "-" || name == "" {
+		return ""
+	}
+	return name
+}
+
+func join(prefix, name string) string {
+	if prefix == "" {
+		return name
+	}
+	return prefix + "." + name
+}
+
+// applyEnv sets every key named by a SECRETS_AGENT_* variable in environ
+// (step 3 of Load). A variable set to "" sets the key to its empty value.
+func (c *Config) applyEnv(environ []string) error {
+	byEnv := map[string]key{}
+	for _, k := range leafKeys() {
+		byEnv[k.env] = k
+	}
+	var errs []error
+	for _, kv := range environ {
+		name, value, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, EnvPrefix) || clientEnv[name] {
+			continue
+		}
+		k, ok := byEnv[name]
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: unknown variable: no configuration key is named by it", name))
+			continue
+		}
+		if err := setValue(reflect.ValueOf(c).Elem().FieldByIndex(k.index), value); err != nil {
+			errs = append(errs, fmt.Errorf("%s (%s): %w", name, k.path, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// setValue parses s into v according to v's type.
+func setValue(v reflect.Value, s string) error {
+	switch v.Addr().Interface().(type) {
+	case *Duration:
+		d, err := ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		v.Set(reflect.ValueOf(d))
+	case *FileMode:
+		m, err := ParseFileMode(s)
+		if err != nil {
+			return err
+		}
+		v.Set(reflect.ValueOf(m))
+	case *string:
+		v.SetString(s)
+	case *bool:
+		b, err := strconv.ParseBool(strings.TrimSpace(s))
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", s)
+		}
+		v.SetBool(b)
+	case *[]string:
+		var list []string
+		for _, e := range strings.Split(s, ",") {
+			if e = strings.TrimSpace(e); e != "" {
+				list = append(list, e)
+			}
+		}
+		v.Set(reflect.ValueOf(list))
+	default:
+		return fmt.Errorf("cannot set a %s from the environment", v.Type())
+	}
+	return nil
+}
+
+// resolve fills User, UID, GID and Home, the defaults derived from them, and
+// expands "~" in every path (step 4 of Load).
+func (c *Config) resolve() error {
+	u, err := lookupUser(c.User)
+	if err != nil {
+		return fmt.Errorf("user: %w", err)
+	}
+	uid, err1 := strconv.Atoi(u.Uid)
+	gid, err2 := strconv.Atoi(u.Gid)
+	if err1 != nil || err2 != nil {
+		return fmt.Errorf("user: %s has a non-numeric uid %q or gid %q", u.Username, u.Uid, u.Gid)
+	}
+	c.User, c.UID, c.GID = u.Username, uid, gid
+	if c.Home == "" {
+		c.Home = u.HomeDir
+	}
+	if !filepath.IsAbs(c.Home) {
+		return fmt.Errorf("home: %q must be an absolute path", c.Home)
+	}
+	c.Home = filepath.Clean(c.Home)
+	if c.Injectors.EnvProfile.Dir == "" {
+		c.Injectors.EnvProfile.Dir = envProfileDir(c.User)
+	}
+	if c.Injectors.DockerCfg.ConfigDir == "" {
+		c.Injectors.DockerCfg.ConfigDir = dockerConfigDir()
+	}
+	for _, p := range c.paths() {
+		if *p.value == "" {
+			continue // Validate says which are required
+		}
+		v, err := expandHome(*p.value, c.Home)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p.key, err)
+		}
+		*p.value = v
+	}
+	c.resolved = true
+	return nil
+}
+
+// lookupUser finds name (a user name or a numeric uid) in the password
+// database; "" is the user running the agent.
+func lookupUser(name string) (*user.User, error) {
+	if name == "" {
+		return user.Current()
+	}
+	if _, err := strconv.Atoi(name); err == nil {
+		return user.LookupId(name)
+	}
+	return user.Lookup(name)
+}
+
+// pathKey is a key whose value is a path.
+type pathKey struct {
+	key   string
+	value *string
+}
+
+// paths returns every path-valued key of c, for expansion and validation.
+func (c *Config) paths() []pathKey {
+	ps := []pathKey{
+		{"controlplane.token_file", &c.ControlPlane.TokenFile},
+		{"state_dir", &c.StateDir},
+		{"socket", &c.Socket},
+		{"injectors.envprofile.dir", &c.Injectors.EnvProfile.Dir},
+		{"injectors.dockercfg.config_dir", &c.Injectors.DockerCfg.ConfigDir},
+	}
+	for i := range c.Injectors.SecretFile.AllowedRoots {
+		ps = append(ps, pathKey{fmt.Sprintf("injectors.secretfile.allowed_roots[%d]", i), &c.Injectors.SecretFile.AllowedRoots[i]})
+	}
+	return ps
+}
+
+// expandHome replaces a leading "~" in p by home and cleans the result.
+// "~user" is an error: only the configured user's home is known.
+func expandHome(p, home string) (string, error) {
+	switch {
+	case p == "~":
+		return home, nil
+	case strings.HasPrefix(p, "~/"):
+		return filepath.Join(home, p[2:]), nil
+	case strings.HasPrefix(p, "~"):
+		return "", fmt.Errorf("%q: only ~ and ~/ are expanded (to home)", p)
+	}
+	return filepath.Clean(p), nil
+}
