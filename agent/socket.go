@@ -1,0 +1,464 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/activation"
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/secrets-agent/secrets-agent/config"
+	"github.com/secrets-agent/secrets-agent/secrets"
+)
+
+// The status socket's routes. Only /v1/env and /v1/docker/credentials return
+// a secret value, and only to an allowed peer (root or the environment's
+// user), who can read the env fragment file and the registry secret anyway.
+const (
+	routeStatus      = "/v1/status"
+	routeSync        = "/v1/sync"
+	routeWait        = "/v1/wait"
+	routeEnv         = "/v1/env"
+	routeCredentials = "/v1/docker/credentials"
+	routeHosts       = "/v1/docker/hosts"
+)
+
+// waitDefault and waitMax bound GET /v1/wait's timeout parameter.
+const (
+	waitDefault = 30 * time.Second
+	waitMax     = time.Hour
+)
+
+// Credential is the body of GET /v1/docker/credentials: the field names are
+// those of the docker-credential-helpers protocol.
+type Credential struct {
+	Username string
+	Secret   string
+}
+
+// errorBody is the JSON body of every non-2xx answer.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+// serveSocket serves b on the status socket cfg.Socket until stop is called
+// or ctx is done; stop waits for the server to finish, removes the socket
+// file the server created (never one systemd passed in) and is safe to call
+// more than once.
+//
+// Where the listener comes from:
+//  1. A unix listener passed by systemd socket activation is used as it is
+//     (the .socket unit sets its mode and owner).
+//  2. Otherwise the socket is bound at cfg.Socket, as bindSocket describes:
+//     an existing socket with a live server behind it is an error ("another
+//     secrets-agent is serving <path>"); one nobody answers on (left by a
+//     crash) is replaced.
+//
+// Every connection's peer uid is read with SO_PEERCRED. Root and the
+// environment's user (cfg.User, or the agent's own user when empty) are
+// served; any other peer gets 403 and its connection closed, and the refusal
+// is logged with its uid and pid.
+func serveSocket(ctx context.Context, b Backend, cfg *config.Config, log *zap.Logger) (stop func(), err error) {
+	envUID, err := lookupUID(cfg.User)
+	if err != nil {
+		return nil, fmt.Errorf("status socket: %w", err)
+	}
+	gid := -1
+	if cfg.SocketGroup != "" {
+		if gid, err = lookupGID(cfg.SocketGroup); err != nil {
+			return nil, fmt.Errorf("status socket: socket_group: %w", err)
+		}
+	}
+
+	ln, err := activatedListener()
+	if err != nil {
+		return nil, fmt.Errorf("status socket: socket activation: %w", err)
+	}
+	var remove func()
+	if ln != nil {
+		log.Info("status socket passed in by systemd", zap.String("addr", ln.Addr().String()))
+	} else {
+		ln, remove, err = bindSocket(cfg.Socket, envUID, gid)
+		if err != nil {
+			return nil, fmt.Errorf("status socket: %w", err)
+		}
+		log.Info("status socket listening", zap.String("path", cfg.Socket))
+	}
+
+	s := &socketServer{b: b, log: log, allowed: map[uint32]bool{0: true, uint32(envUID): true}}
+	base, cancel := context.WithCancel(ctx)
+	srv := &http.Server{
+		Handler:           s.guard(s.routes()),
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return base },
+		ConnContext:       withPeer,
+		ErrorLog:          zap.NewStdLog(log),
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("status socket stopped", zap.Error(err))
+		}
+	}()
+	go func() {
+		<-base.Done()
+		// Requests share base, so a long GET /v1/wait ends at once and
+		// Shutdown only waits for answers being written.
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			_ = srv.Close()
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			if remove != nil {
+				remove()
+			}
+		})
+	}, nil
+}
+
+// lookupUID resolves the environment's user (a name or a numeric id) to a
+// uid; an empty name is the agent's own user.
+func lookupUID(name string) (int, error) {
+	if name == "" {
+		return os.Getuid(), nil
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		var uerr error
+		if u, uerr = user.LookupId(name); uerr != nil {
+			return 0, fmt.Errorf("user %q: %w", name, err)
+		}
+	}
+	uid, err := strconv.Atoi(u.Uid)
+	if err != nil {
+		return 0, fmt.Errorf("user %q: uid %q: %w", name, u.Uid, err)
+	}
+	return uid, nil
+}
+
+// lookupGID resolves a group name (or numeric id) to a gid.
+func lookupGID(name string) (int, error) {
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		var gerr error
+		if g, gerr = user.LookupGroupId(name); gerr != nil {
+			return 0, fmt.Errorf("group %q: %w", name, err)
+		}
+	}
+	gid, err := strconv.Atoi(g.Gid)
+	if err != nil {
+		return 0, fmt.Errorf("group %q: gid %q: %w", name, g.Gid, err)
+	}
+	return gid, nil
+}
+
+// activatedListener returns the first unix listener systemd passed in, or nil
+// when there is none (not socket-activated).
+func activatedListener() (net.Listener, error) {
+	lns, err := activation.Listeners()
+	if err != nil {
+		return nil, err
+	}
+	var found net.Listener
+	for _, l := range lns {
+		if l == nil {
+			continue
+		}
+		if found == nil && l.Addr().Network() == "unix" {
+			found = l
+			continue
+		}
+		_ = l.Close() // not ours to serve
+	}
+	return found, nil
+}
+
+// bindSocket binds a unix socket at path that nobody but us can ever reach
+// with a mode other than its final one, and returns its listener and a
+// function that removes the socket file if it is still the one we bound.
+//
+// Steps:
+//  1. Refuse a path that exists and is not a socket (a file, a symlink, a
+//     directory): it is not ours to replace.
+//  2. If a socket is there, dial it: an answer means a live agent (error);
+//     "connection refused" means a crash left it behind (replaced in 5).
+//  3. Create the parent directory when missing: 0700 when only the agent's own
+//     user connects, 0755 when another user or a group must reach the socket
+//     (the socket's own mode then guards it).
+//  4. Bind inside a fresh 0700 temp directory beside the target, then chmod
+//     (0600, or 0660 with a group) and chown (to the environment's user and
+//     the group) while nobody else can reach it. We do not narrow the umask
+//     around bind instead: umask is per process, and changing it would race
+//     with every other goroutine creating files at the same time.
+//  5. Rename the socket onto path (atomic; replaces a stale socket), and
+//     remove the temp directory.
+//
+// Two agents starting at the same instant on one path are not detected; the
+// later rename wins.
+func bindSocket(path string, envUID, gid int) (net.Listener, func(), error) {
+	if path == "" {
+		return nil, nil, errors.New("no socket path configured")
+	}
+	// (1), (2)
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != os.ModeSocket {
+			return nil, nil, fmt.Errorf("%s exists and is not a socket; not replacing it", path)
+		}
+		c, err := net.DialTimeout("unix", path, 2*time.Second)
+		if err == nil {
+			_ = c.Close()
+			return nil, nil, fmt.Errorf("another secrets-agent is serving %s", path)
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, nil, fmt.Errorf("check existing socket %s: %w", path, err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, nil, fmt.Errorf("stat %s: %w", path, err)
+	}
+
+	// (3)
+	shared := envUID != os.Getuid() || gid >= 0
+	dir := filepath.Dir(path)
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		mode := os.FileMode(0o700)
+		if shared {
+			mode = 0o755
+		}
+		if err := os.MkdirAll(dir, mode); err != nil {
+			return nil, nil, fmt.Errorf("create %s: %w", dir, err)
+		}
+		if err := os.Chmod(dir, mode); err != nil { // the umask may have narrowed it
+			return nil, nil, fmt.Errorf("chmod %s: %w", dir, err)
+		}
+	}
+
+	// (4)
+	tmpDir, err := os.MkdirTemp(dir, ".sa")
+	if err != nil {
+		return nil, nil, fmt.Errorf("create temp dir for %s: %w", path, err)
+	}
+	defer os.RemoveAll(tmpDir)
+	tmp := filepath.Join(tmpDir, "s")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
+	if err != nil {
+		return nil, nil, fmt.Errorf("bind %s: %w", path, err)
+	}
+	ln.SetUnlinkOnClose(false) // the file moves; remove deletes it by its final name
+	fail := func(err error) (net.Listener, func(), error) {
+		_ = ln.Close()
+		return nil, nil, err
+	}
+	mode := os.FileMode(0o600)
+	if gid >= 0 {
+		mode = 0o660
+	}
+	if err := os.Chmod(tmp, mode); err != nil {
+		return fail(fmt.Errorf("chmod socket %s: %w", path, err))
+	}
+	uid := envUID
+	if uid == os.Getuid() {
+		uid = -1
+	}
+	if uid >= 0 || gid >= 0 {
+		if err := os.Chown(tmp, uid, gid); err != nil {
+			return fail(fmt.Errorf("chown socket %s: %w", path, err))
+		}
+	}
+	// (5)
+	if err := os.Rename(tmp, path); err != nil {
+		return fail(fmt.Errorf("move socket into place at %s: %w", path, err))
+	}
+	bound, err := os.Lstat(path)
+	if err != nil {
+		return fail(fmt.Errorf("stat socket %s: %w", path, err))
+	}
+	remove := func() {
+		if now, err := os.Lstat(path); err == nil && os.SameFile(now, bound) {
+			_ = os.Remove(path)
+		}
+	}
+	return ln, remove, nil
+}
+
+// peer is who is on the other end of a connection, as SO_PEERCRED told.
+type peer struct {
+	cred *unix.Ucred
+	err  error
+}
+
+type peerKey struct{}
+
+// withPeer records the connection's peer credentials in its context.
+func withPeer(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, peerKey{}, peerOf(c))
+}
+
+func peerOf(c net.Conn) peer {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return peer{err: fmt.Errorf("not a unix socket connection (%T)", c)}
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return peer{err: err}
+	}
+	var p peer
+	if err := raw.Control(func(fd uintptr) {
+		p.cred, p.err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return peer{err: err}
+	}
+	return p
+}
+
+// socketServer answers the status socket's routes from a Backend.
+type socketServer struct {
+	b       Backend
+	log     *zap.Logger
+	allowed map[uint32]bool
+}
+
+// guard serves only allowed peers; any other gets 403, its connection closed,
+// and a log line with its uid.
+func (s *socketServer) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := r.Context().Value(peerKey{}).(peer)
+		if p.cred == nil || !s.allowed[p.cred.Uid] {
+			fields := []zap.Field{zap.String("path", r.URL.Path)}
+			msg := "peer credentials unknown"
+			if p.cred != nil {
+				fields = append(fields, zap.Uint32("uid", p.cred.Uid), zap.Int32("pid", p.cred.Pid))
+				msg = fmt.Sprintf("uid %d may not use this socket", p.cred.Uid)
+			} else if p.err != nil {
+				fields = append(fields, zap.Error(p.err))
+			}
+			s.log.Warn("status socket: refused a peer", fields...)
+			w.Header().Set("Connection", "close")
+			writeError(w, http.StatusForbidden, msg)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *socketServer) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+routeStatus, func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, s.b.Status())
+	})
+	mux.HandleFunc("POST "+routeSync, func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, s.b.Sync(r.Context()))
+	})
+	mux.HandleFunc("GET "+routeWait, s.wait)
+	mux.HandleFunc("GET "+routeEnv, s.env)
+	mux.HandleFunc("GET "+routeCredentials, s.credential)
+	mux.HandleFunc("GET "+routeHosts, func(w http.ResponseWriter, r *http.Request) {
+		hosts := s.b.RegistryHosts()
+		if hosts == nil {
+			hosts = []string{}
+		}
+		writeJSON(w, hosts)
+	})
+	return mux
+}
+
+// wait answers 200 once the first pass has been applied, 504 when the
+// timeout parameter (default 30s, at most 1h) passes first.
+func (s *socketServer) wait(w http.ResponseWriter, r *http.Request) {
+	timeout := waitDefault
+	if v := r.URL.Query().Get("timeout"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > waitMax {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("timeout %q: want a duration between 0s and %s", v, waitMax))
+			return
+		}
+		timeout = d
+	}
+	select {
+	case <-s.b.Applied(): // applied already: answer even with timeout 0
+		writeJSON(w, map[string]bool{"applied": true})
+		return
+	default:
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-s.b.Applied():
+		writeJSON(w, map[string]bool{"applied": true})
+	case <-t.C:
+		writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("the first pass was not applied within %s", timeout))
+	case <-r.Context().Done():
+		writeError(w, http.StatusServiceUnavailable, "the agent is stopping")
+	}
+}
+
+// env answers the current shell fragment. It holds values: the peer is root
+// or the user who owns the fragment file anyway.
+func (s *socketServer) env(w http.ResponseWriter, r *http.Request) {
+	format := r.URL.Query().Get("format")
+	if format == "" {
+		format = "sh"
+	}
+	switch format {
+	case "sh", "fish", "dotenv":
+	default:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("format %q: want sh, fish or dotenv", format))
+		return
+	}
+	frag, err := s.b.EnvFragment(format)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, fmt.Sprintf("render %s fragment: %v", format, err))
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(frag)
+}
+
+// credential answers a registry's user and password in helper mode; the host
+// may be given as docker names it (a URL, Docker Hub's aliases) and is looked
+// up by secrets.RegistryKey. 404 when the agent serves no such host.
+func (s *socketServer) credential(w http.ResponseWriter, r *http.Request) {
+	host := r.URL.Query().Get("host")
+	if host == "" {
+		writeError(w, http.StatusBadRequest, "missing host parameter")
+		return
+	}
+	u, p, ok := s.b.RegistryCredential(secrets.RegistryKey(host))
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no credentials for %s", secrets.RegistryKey(host)))
+		return
+	}
+	writeJSON(w, Credential{Username: u, Secret: p})
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(errorBody{Error: msg})
+}
