@@ -1,0 +1,548 @@
+// Package secretfile materializes file secrets: one file per secret at its
+// absolute path, below one of the allowed roots, created 0600 (or 0400) from
+// the first instant, owned by the environment's user, written atomically
+// through internal/atomicfile below an *os.Root so that no symlink however
+// planted leads a write outside the allowed roots.
+package secretfile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/secrets-agent/secrets-agent/injectors"
+	"github.com/secrets-agent/secrets-agent/internal/atomicfile"
+	"github.com/secrets-agent/secrets-agent/secrets"
+)
+
+// OrigSuffix is appended to a path to name the place where a file that was
+// there before the agent managed the path is kept until the secret goes away.
+const OrigSuffix = ".secrets-agent-orig"
+
+// Note texts, for outcomes the user should know about.
+const (
+	NoteInPlace  = "rewritten in place: target is a mount point"
+	NoteEmptied  = "emptied in place: target is a mount point"
+	NoteReplaced = "left in place: changed by someone since the agent wrote it"
+)
+
+// Options configure the injector.
+type Options struct {
+	// AllowedRoots are absolute directories ("~" already expanded); a target
+	// must lie strictly below one of them. The longest that matches is the
+	// *os.Root every operation on the target goes through.
+	AllowedRoots []string
+	// Mode of every file: 0600 when zero; 0400 is allowed; any bit outside
+	// 0600 is an error from New.
+	Mode fs.FileMode
+	// Owner owns the files and the parent directories the injector creates
+	// (-1 leaves an id as the agent's).
+	Owner injectors.Owner
+	// StateDir holds the manifest, secretfile.json (0600).
+	StateDir string
+}
+
+// Injector puts file secrets on disk. It implements injectors.Injector.
+type Injector struct {
+	roots    []string // cleaned, longest first
+	mode     fs.FileMode
+	owner    injectors.Owner
+	stateDir string
+
+	mu       sync.Mutex
+	man      *manifest
+	saved    []byte            // the manifest as last read or saved
+	sessions map[string]string // path -> session last applied (memory only)
+	cleaned  bool              // stale temp files have been removed
+}
+
+var _ injectors.Injector = (*Injector)(nil)
+
+// New checks o and loads the manifest from o.StateDir (a missing manifest is
+// an empty one; an unreadable or corrupt one is an error naming it).
+func New(o Options) (*Injector, error) {
+	if len(o.AllowedRoots) == 0 {
+		return nil, errors.New("secretfile: no allowed roots")
+	}
+	in := &Injector{mode: o.Mode, owner: o.Owner, stateDir: o.StateDir, sessions: map[string]string{}}
+	for _, r := range o.AllowedRoots {
+		if !path.IsAbs(r) {
+			return nil, fmt.Errorf("secretfile: allowed root %q is not an absolute path", r)
+		}
+		in.roots = append(in.roots, path.Clean(r))
+	}
+	sort.Slice(in.roots, func(i, j int) bool { return len(in.roots[i]) > len(in.roots[j]) })
+	if in.mode == 0 {
+		in.mode = 0o600
+	}
+	if in.mode&^0o600 != 0 {
+		return nil, fmt.Errorf("secretfile: mode %#o is wider than 0600", uint32(in.mode))
+	}
+	if in.mode&0o400 == 0 {
+		return nil, fmt.Errorf("secretfile: mode %#o does not let the owner read the file", uint32(in.mode))
+	}
+	if !path.IsAbs(o.StateDir) {
+		return nil, fmt.Errorf("secretfile: state dir %q is not an absolute path", o.StateDir)
+	}
+	m, err := loadManifest(o.StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("secretfile: %w", err)
+	}
+	in.man, in.saved = m, m.encode()
+	return in, nil
+}
+
+// Name returns "secretfile".
+func (in *Injector) Name() string { return "secretfile" }
+
+// Kind returns secrets.MountFile.
+func (in *Injector) Kind() secrets.MountKind { return secrets.MountFile }
+
+// Apply makes every desired secret's path hold its value with the
+// injector's mode and owner, and removes what it wrote for secrets no longer
+// desired. Nothing changed means no write at all (Result.Writes 0).
+//
+// Steps:
+//
+//	(1) On the first Apply, remove temp files a crash left beside every
+//	    managed or desired path (atomicfile.CleanTemps).
+//	(2) For each desired secret, in order (one failure never stops the
+//	    others; see applyOne): check the path, keep a pre-existing file aside,
+//	    create missing parents 0700, write through atomicfile, record.
+//	(3) For each managed path no longer desired (sorted): delete the file if
+//	    it is still the one the agent left, and put back the file kept aside.
+//	(4) Remove directories the injector created that hold no managed path
+//	    and are empty, deepest first.
+//	(5) Save the manifest when it changed; report every managed path.
+//
+// A cancelled ctx fails the secrets not yet applied and skips (3) and (4).
+func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injectors.Result {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	p := &pass{in: in, roots: map[string]*os.Root{}, rootErrs: map[string]error{}, targets: map[string]string{}}
+	defer p.close()
+
+	// (1)
+	wanted := map[string]bool{}
+	for _, s := range desired {
+		wanted[s.Mount.Target] = true
+	}
+	firstPass := !in.cleaned
+	if firstPass {
+		in.cleanTemps(p, wanted)
+		in.cleaned = true
+	}
+
+	// (2)
+	for _, s := range desired {
+		if err := ctx.Err(); err != nil {
+			p.res.Outcomes = append(p.res.Outcomes, injectors.Fail(s, s.Mount.Target, err))
+			continue
+		}
+		p.res.Outcomes = append(p.res.Outcomes, p.applyOne(s))
+	}
+
+	if err := ctx.Err(); err != nil {
+		p.res.Err = fmt.Errorf("secretfile: %w", err)
+	} else {
+		// (3)
+		for _, target := range sortedKeys(in.man.Files) {
+			if !wanted[target] {
+				p.res.Outcomes = append(p.res.Outcomes, p.remove(target, in.man.Files[target]))
+			}
+		}
+		// (4)
+		p.removeEmptyDirs(wanted)
+	}
+
+	// (5)
+	if data := in.man.encode(); !slices.Equal(data, in.saved) {
+		if err := saveManifest(in.stateDir, data, firstPass); err != nil {
+			p.res.Err = errors.Join(p.res.Err, fmt.Errorf("secretfile: %w", err))
+		} else {
+			in.saved = data
+		}
+	}
+	p.res.Paths = sortedKeys(in.man.Files)
+	return p.res
+}
+
+// cleanTemps is step (1).
+func (in *Injector) cleanTemps(p *pass, wanted map[string]bool) {
+	paths := sortedKeys(in.man.Files)
+	for t := range wanted {
+		if in.man.Files[t] == nil {
+			paths = append(paths, t)
+		}
+	}
+	for _, t := range paths {
+		if _, root, rel, err := p.locate(t); err == nil {
+			n, _ := atomicfile.CleanTemps(root, rel) // a failure shows again when the path is written
+			p.res.Writes += n
+		}
+	}
+}
+
+// pass is the state of one Apply: the roots it opened and its result.
+type pass struct {
+	in       *Injector
+	roots    map[string]*os.Root
+	rootErrs map[string]error
+	targets  map[string]string // desired target -> secret id, this pass
+	res      injectors.Result
+}
+
+func (p *pass) close() {
+	for _, r := range p.roots {
+		r.Close()
+	}
+}
+
+// locate finds the allowed root target lies below (the longest), opens it
+// once per pass, and returns it with target's path relative to it.
+func (p *pass) locate(target string) (rootPath string, root *os.Root, rel string, err error) {
+	for _, r := range p.in.roots {
+		switch {
+		case r == "/" && len(target) > 1 && target[0] == '/':
+			rel = target[1:]
+		case strings.HasPrefix(target, r+"/") && len(target) > len(r)+1:
+			rel = target[len(r)+1:]
+		default:
+			continue
+		}
+		if err := p.rootErrs[r]; err != nil {
+			return r, nil, rel, err
+		}
+		if root := p.roots[r]; root != nil {
+			return r, root, rel, nil
+		}
+		root, err := os.OpenRoot(r)
+		if err != nil {
+			err = fmt.Errorf("open allowed root %s: %w", r, err)
+			p.rootErrs[r] = err
+			return r, nil, rel, err
+		}
+		p.roots[r] = root
+		return r, root, rel, nil
+	}
+	return "", nil, "", fmt.Errorf("%s is not below an allowed root (%s)", target, strings.Join(p.in.roots, ", "))
+}
+
+// applyOne is step (2) for one secret.
+//
+//	(a) The target must be a clean absolute path below an allowed root.
+//	(b) Lstat it below the root: a symlink anywhere on the way that leads
+//	    outside the root is an error here (os.Root), and an existing
+//	    directory, device, FIFO, socket or symlink is refused.
+//	(c) A regular file there that the agent does not manage yet is moved
+//	    aside to path + OrigSuffix, unless that name is taken (then the
+//	    secret fails). Where the rename fails with EBUSY or EXDEV the path is
+//	    a mount point: nothing is moved, the file is rewritten in place.
+//	(d) Create missing parents 0700 owned by the owner; record them.
+//	(e) atomicfile.Write; record the file's identity in the manifest.
+func (p *pass) applyOne(s secrets.Secret) injectors.Outcome {
+	in, target := p.in, s.Mount.Target
+	fail := func(err error) injectors.Outcome { return injectors.Fail(s, target, err) }
+
+	// (a)
+	if s.Mount.Kind != secrets.MountFile {
+		return fail(fmt.Errorf("secret is a %s secret, not a file secret", s.Mount.Kind))
+	}
+	if !path.IsAbs(target) || path.Clean(target) != target {
+		return fail(fmt.Errorf("%q is not a clean absolute path", target))
+	}
+	if other, ok := p.targets[target]; ok {
+		return fail(fmt.Errorf("%s is also the target of secret %s", target, other))
+	}
+	p.targets[target] = s.ID
+	rootPath, root, rel, err := p.locate(target)
+	if err != nil {
+		return fail(err)
+	}
+
+	// (b)
+	fi, err := root.Lstat(rel)
+	existed := err == nil
+	switch {
+	case err == nil && !fi.Mode().IsRegular():
+		return fail(fmt.Errorf("%s is %s: %w", target, describe(fi.Mode()), atomicfile.ErrNotRegular))
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return fail(fmt.Errorf("%s cannot be reached inside allowed root %s: %w", target, rootPath, err))
+	}
+
+	// (c)
+	prev := in.man.Files[target]
+	ent := prev
+	var notes []string
+	if ent == nil {
+		ent = &entry{}
+		if existed {
+			mountPoint, err := keepAside(root, rel)
+			if err != nil {
+				return fail(fmt.Errorf("keep the existing %s aside: %w", target, err))
+			}
+			if !mountPoint {
+				p.res.Writes++
+				ent.KeptAside = true
+				notes = append(notes, "kept the existing file aside as "+target+OrigSuffix)
+				// Recorded at once, so the original is put back even if
+				// the write below fails.
+				ent.Secret, ent.Mode = s.Ref(), in.mode
+				in.man.Files[target] = ent
+			}
+		}
+	}
+
+	// (d)
+	uid, gid := in.owner.UID, in.owner.GID
+	created, err := atomicfile.MkdirAll(root, path.Dir(rel), 0o700, uid, gid)
+	p.res.Writes += len(created)
+	for _, d := range created {
+		in.man.Dirs = append(in.man.Dirs, path.Join(rootPath, d))
+	}
+	if err != nil {
+		return fail(fmt.Errorf("create parents of %s: %w", target, err))
+	}
+
+	// (e)
+	out, err := atomicfile.Write(root, rel, s.Value, atomicfile.Options{Mode: in.mode, UID: uid, GID: gid})
+	if err != nil {
+		return fail(fmt.Errorf("%s: %w", target, err))
+	}
+	if out != atomicfile.Unchanged {
+		p.res.Writes++
+	}
+	if out == atomicfile.WrittenInPlace {
+		ent.MountPoint = true
+		notes = append(notes, NoteInPlace)
+	}
+	action := injectors.Unchanged
+	switch {
+	case prev == nil || prev.Ino == 0: // new, or kept aside and never written
+		action = injectors.Created
+	case out == atomicfile.Unchanged:
+	case !existed:
+		action = injectors.Repaired // deleted by someone
+	case prev.Secret.ID != s.ID || prev.Mode != in.mode:
+		action = injectors.Updated
+	case out == atomicfile.MetadataFixed:
+		action = injectors.Repaired // chmod'ed or chowned by someone
+	case in.sessions[target] != "" && in.sessions[target] == s.Session:
+		action = injectors.Repaired // same value, other content: edited by someone
+	default:
+		action = injectors.Updated
+	}
+	ent.Secret, ent.Mode = s.Ref(), in.mode
+	if fi, err := root.Lstat(rel); err == nil {
+		ent.record(fi)
+	}
+	in.man.Files[target] = ent
+	in.sessions[target] = s.Session
+	return injectors.Outcome{Secret: s.Ref(), Target: target, Action: action, Note: strings.Join(notes, "; ")}
+}
+
+// keepAside renames the file at rel to rel + OrigSuffix. It refuses when
+// that name exists (it is not the agent's). mountPoint reports that rel
+// cannot be renamed because it is a mount point; then nothing was moved.
+func keepAside(root *os.Root, rel string) (mountPoint bool, err error) {
+	orig := rel + OrigSuffix
+	if _, err := root.Lstat(orig); err == nil {
+		return false, fmt.Errorf("%s already exists and is not the agent's", path.Base(orig))
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return false, err
+	}
+	if err := root.Rename(rel, orig); err != nil {
+		if errors.Is(err, syscall.EBUSY) || errors.Is(err, syscall.EXDEV) {
+			return true, nil
+		}
+		return false, err
+	}
+	return false, atomicfile.SyncDir(root, path.Dir(rel))
+}
+
+// remove is step (3) for one managed path whose secret is no longer desired.
+//
+//	(a) Delete the file only if it is still the regular file the agent left
+//	    (same device, inode and mtime); a file someone replaced or edited,
+//	    or a non-regular file, is left in place and the outcome says so. A
+//	    mount point cannot be deleted: it is emptied in place.
+//	(b) If a pre-existing file was kept aside and the path is free, put it
+//	    back (Restored).
+//	(c) Forget the path. A path that cannot be examined (e.g. a symlink now
+//	    leads outside the root) fails and stays managed, to be retried; a
+//	    path no longer below any allowed root is forgotten, left in place.
+func (p *pass) remove(target string, ent *entry) injectors.Outcome {
+	o := injectors.Outcome{Secret: ent.Secret, Target: target, Action: injectors.Removed}
+	_, root, rel, err := p.locate(target)
+	if err != nil {
+		delete(p.in.man.Files, target)
+		delete(p.in.sessions, target)
+		o.Action, o.Err = injectors.Failed, fmt.Errorf("left %s in place: %w", target, err)
+		return o
+	}
+	// (a)
+	var notes []string
+	fi, err := root.Lstat(rel)
+	free := errors.Is(err, fs.ErrNotExist)
+	switch {
+	case err != nil && !free:
+		o.Action, o.Err = injectors.Failed, fmt.Errorf("remove %s: %w", target, err)
+		return o
+	case free:
+	case !fi.Mode().IsRegular():
+		notes = append(notes, fmt.Sprintf("left in place: now %s", describe(fi.Mode())))
+	case !ent.isOurs(fi):
+		notes = append(notes, NoteReplaced)
+	default:
+		err := root.Remove(rel)
+		switch {
+		case err == nil:
+			free = true
+			p.res.Writes++
+		case errors.Is(err, syscall.EBUSY):
+			if err := emptyInPlace(root, rel, fi); err != nil {
+				o.Action, o.Err = injectors.Failed, fmt.Errorf("empty %s: %w", target, err)
+				return o
+			}
+			p.res.Writes++
+			notes = append(notes, NoteEmptied)
+		default:
+			o.Action, o.Err = injectors.Failed, fmt.Errorf("remove %s: %w", target, err)
+			return o
+		}
+	}
+	// (b)
+	if ent.KeptAside {
+		orig := rel + OrigSuffix
+		ofi, err := root.Lstat(orig)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			notes = append(notes, "the file kept aside as "+target+OrigSuffix+" is gone")
+		case err != nil:
+			o.Action, o.Err = injectors.Failed, fmt.Errorf("restore %s: %w", target+OrigSuffix, err)
+			return o
+		case !ofi.Mode().IsRegular():
+			notes = append(notes, "left "+target+OrigSuffix+" alone: no longer a regular file")
+		case !free:
+			notes = append(notes, "the original stays at "+target+OrigSuffix+": the path is taken")
+		default:
+			if err := root.Rename(orig, rel); err != nil {
+				o.Action, o.Err = injectors.Failed, fmt.Errorf("restore %s: %w", target, err)
+				return o
+			}
+			p.res.Writes++
+			o.Action = injectors.Restored
+		}
+	}
+	if err := atomicfile.SyncDir(root, path.Dir(rel)); err != nil {
+		o.Action, o.Err = injectors.Failed, fmt.Errorf("remove %s: %w", target, err)
+		return o
+	}
+	// (c)
+	delete(p.in.man.Files, target)
+	delete(p.in.sessions, target)
+	o.Note = strings.Join(notes, "; ")
+	return o
+}
+
+// emptyInPlace truncates the mount point at rel, if it is still fi, so that
+// no value outlives its secret.
+func emptyInPlace(root *os.Root, rel string, fi fs.FileInfo) error {
+	f, err := root.OpenFile(rel, os.O_WRONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	ofi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !os.SameFile(fi, ofi) {
+		return errors.New("file changed while being emptied")
+	}
+	if err := f.Truncate(0); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// removeEmptyDirs is step (4): every directory the injector created that
+// holds no managed or wanted path is removed if it is (still) an empty
+// directory, deepest first. One that is not empty stays recorded, to be
+// removed once it is; one that is gone or no longer a directory is forgotten.
+func (p *pass) removeEmptyDirs(wanted map[string]bool) {
+	dirs := slices.Clone(p.in.man.Dirs)
+	slices.Sort(dirs)
+	dirs = slices.Compact(dirs)
+	sort.SliceStable(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
+	var keep []string
+	for _, d := range dirs {
+		if holdsAny(d, p.in.man.Files) || holdsAny(d, wanted) {
+			keep = append(keep, d)
+			continue
+		}
+		_, root, rel, err := p.locate(d)
+		if err != nil {
+			continue // no longer below an allowed root: forget it
+		}
+		fi, err := root.Lstat(rel)
+		if err != nil || !fi.IsDir() {
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				keep = append(keep, d) // cannot tell now; retry later
+			}
+			continue
+		}
+		if err := root.Remove(rel); err != nil {
+			keep = append(keep, d) // not empty (someone put files there)
+			continue
+		}
+		p.res.Writes++
+		_ = atomicfile.SyncDir(root, path.Dir(rel))
+	}
+	sort.Strings(keep)
+	p.in.man.Dirs = keep
+}
+
+// holdsAny reports whether a path below dir is a key of paths.
+func holdsAny[V any](dir string, paths map[string]V) bool {
+	for f := range paths {
+		if strings.HasPrefix(f, dir+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// describe names a non-regular file type for an error message.
+func describe(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeSymlink != 0:
+		return "a symlink"
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return fmt.Sprintf("not a regular file (%v)", m.Type())
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
