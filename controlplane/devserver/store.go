@@ -187,6 +187,10 @@ func (s *Store) CreateSecret(r Record, value []byte) (Record, error) {
 	r.CreatedAt = s.now()
 	r.UpdatedAt = r.CreatedAt
 	if err := validate(r, value); err != nil {
+		var se *secrets.Error
+		if errors.As(err, &se) {
+			se.ID = "" // the id was never given out
+		}
 		return Record{}, err
 	}
 	key, _ := r.Mount.Key()

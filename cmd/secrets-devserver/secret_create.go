@@ -1,0 +1,76 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/secrets-agent/secrets-agent/controlplane"
+	"github.com/secrets-agent/secrets-agent/controlplane/devserver"
+	"github.com/secrets-agent/secrets-agent/secrets"
+)
+
+func newSecretCreateCmd() *cobra.Command {
+	var (
+		dir, scope, owner, name string
+		m                       devserver.SecretMount
+		val                     valueFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "create --data DIR --scope organization|project|user --owner ID --name N (--env | --file PATH | --registry HOST | --api-only) [--value V | --value-stdin]",
+		Short: "Create a secret and print its id",
+		Long: `create stores a secret of an organization, project or user (--scope and
+--owner, the owner's id) with exactly one mount:
+
+  --env            an environment variable named N
+  --file PATH      a file at the absolute PATH
+  --registry HOST  a docker registry login for HOST; the value is base64(user:password)
+  --api-only       never injected; readable through GetSecretValue only
+
+Without --value or --value-stdin the value is empty. Every environment that
+sees the secret gets a watch event. Prints the new secret's id.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			sc, err := secrets.ParseScope(scope)
+			if err != nil {
+				return fmt.Errorf("--scope: %w", err)
+			}
+			ws := devserver.ScopeOf(sc, owner)
+			if ws == (devserver.SecretScope{}) {
+				return fmt.Errorf("--scope: must be organization, project or user")
+			}
+			value, err := val.read(stdin)
+			if err != nil {
+				return err
+			}
+			c, err := devserver.DialDir(dir)
+			if err != nil {
+				return err
+			}
+			req := devserver.CreateSecretRequest{Name: name, Scope: ws, SecretMount: m}
+			req.Value, req.ValueBytes = controlplane.EncodeValue(value)
+			s, err := c.CreateSecret(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), s.ID)
+			return nil
+		},
+	}
+	addDataFlag(cmd, &dir)
+	f := cmd.Flags()
+	f.StringVar(&scope, "scope", "", "organization, project or user (required)")
+	f.StringVar(&owner, "owner", "", "id of the organization, project or user that owns the secret (required)")
+	f.StringVar(&name, "name", "", "the secret's name, 3-127 of A-Z a-z 0-9 _ (required)")
+	f.BoolVar(&m.EnvironmentVariable, "env", false, "mount as the environment variable named --name")
+	f.StringVar(&m.FilePath, "file", "", "mount as a file at this absolute path")
+	f.StringVar(&m.ContainerRegistryBasicAuthHost, "registry", "", "mount as a docker login for this registry host")
+	f.BoolVar(&m.APIOnly, "api-only", false, "do not mount; API access only")
+	for _, r := range []string{"scope", "owner", "name"} {
+		_ = cmd.MarkFlagRequired(r)
+	}
+	cmd.MarkFlagsOneRequired("env", "file", "registry", "api-only")
+	cmd.MarkFlagsMutuallyExclusive("env", "file", "registry", "api-only")
+	val.add(cmd)
+	return cmd
+}
