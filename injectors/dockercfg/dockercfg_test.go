@@ -643,7 +643,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{HelperName: "../evil", StateDir: "/s", ConfigDir: "/c"},
 		{ConfigDir: "relative", StateDir: "/s"},
 		{ConfigDir: "~/.docker", StateDir: "/s"}, // no home
-		{ConfigDir: "/c"},                         // no state dir
+		{ConfigDir: "/c"},                        // no state dir
 	}
 	for _, o := range tests {
 		if _, err := New(o); err == nil {
