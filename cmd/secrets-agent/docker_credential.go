@@ -1,15 +1,116 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"sort"
 
+	"github.com/docker/docker-credential-helpers/credentials"
 	"github.com/spf13/cobra"
+
+	"github.com/secrets-agent/secrets-agent/agent"
 )
 
-// TODO(owner): replace this placeholder.
+// errManaged is the answer to store and erase.
+var errManaged = errors.New("secrets-agent manages these credentials; change them in the control plane")
+
 func newDockerCredentialCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:  "docker-credential",
-		RunE: func(*cobra.Command, []string) error { return errors.New("docker-credential: not built yet") },
+	cmd := &cobra.Command{
+		Use:   "docker-credential <get|list|store|erase|version>",
+		Short: "Be docker's credential helper for the registries the agent serves",
+		Long: `Speak the docker-credential-helpers protocol, answering from the running agent
+over its status socket, so that no registry password is written to disk.
+Docker runs this as docker-credential-secrets-agent (a symlink to this binary)
+for each registry listed as "credHelpers": {"<host>": "secrets-agent"} in its
+config.json, which the dockercfg injector writes in helper mode.
+
+  get      read a registry's server URL on stdin, print
+           {"ServerURL","Username","Secret"}; for a registry the agent does not
+           serve print "` + credentials.NewErrCredentialsNotFound().Error() + `" and exit 1
+  list     print {"<host>": "<username>"} for every registry the agent serves
+  store    refused: the control plane owns these credentials
+  erase    refused, likewise
+  version  print the version
+
+Errors are printed on stdout, as the protocol has it, with exit code 1.`,
+		Args:      cobra.ExactArgs(1),
+		ValidArgs: []string{credentials.ActionGet, credentials.ActionList, credentials.ActionStore, credentials.ActionErase, credentials.ActionVersion},
 	}
+	sock := addSocketFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		out := cmd.OutOrStdout()
+		action := args[0]
+		var err error
+		switch action {
+		case credentials.ActionVersion:
+			v, _ := buildVersion()
+			_, err = fmt.Fprintf(out, "%s %s\n", helperName, v)
+		case credentials.ActionStore, credentials.ActionErase:
+			err = errManaged // before reading stdin or the socket: nothing to ask
+		default:
+			var c *agent.Client
+			if c, err = sock.client(); err == nil {
+				h := &dockerHelper{ctx: cmd.Context(), c: c}
+				err = credentials.HandleCommand(h, action, cmd.InOrStdin(), out)
+			}
+		}
+		if err != nil {
+			// The protocol: the message on stdout (docker reads only stdout
+			// and matches the not-found text), exit code 1.
+			fmt.Fprintln(out, err)
+			return exitWith(1, "")
+		}
+		return nil
+	}
+	return cmd
 }
+
+// dockerHelper is a credentials.Helper backed by the running agent.
+type dockerHelper struct {
+	ctx context.Context
+	c   *agent.Client
+}
+
+// Get answers serverURL's user and password; for a registry the agent does
+// not serve, the protocol's not-found error so docker goes on without.
+func (h *dockerHelper) Get(serverURL string) (string, string, error) {
+	ctx, cancel := context.WithTimeout(h.ctx, clientTimeout)
+	defer cancel()
+	u, p, err := h.c.Credential(ctx, serverURL)
+	var nf *agent.NotFoundError
+	if errors.As(err, &nf) {
+		return "", "", credentials.NewErrCredentialsNotFound()
+	}
+	return u, p, err
+}
+
+// List maps every registry host the agent serves to its user name.
+func (h *dockerHelper) List() (map[string]string, error) {
+	ctx, cancel := context.WithTimeout(h.ctx, clientTimeout)
+	defer cancel()
+	hosts, err := h.c.Hosts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(hosts)
+	out := make(map[string]string, len(hosts))
+	for _, host := range hosts {
+		u, _, err := h.c.Credential(ctx, host)
+		var nf *agent.NotFoundError
+		if errors.As(err, &nf) {
+			continue // removed since Hosts answered
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[host] = u
+	}
+	return out, nil
+}
+
+// Add refuses: the control plane owns these credentials.
+func (h *dockerHelper) Add(*credentials.Credentials) error { return errManaged }
+
+// Delete refuses: the control plane owns these credentials.
+func (h *dockerHelper) Delete(string) error { return errManaged }

@@ -1,15 +1,171 @@
 package main
 
 import (
-	"errors"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/secrets-agent/secrets-agent/agent"
 )
 
-// TODO(owner): replace this placeholder.
+// clientTimeout bounds a client command's talk with the agent (not wait's).
+const clientTimeout = 10 * time.Second
+
 func newStatusCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:  "status",
-		RunE: func(*cobra.Command, []string) error { return errors.New("status: not built yet") },
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the running agent's state and its secrets (never a value)",
+		Long: `Show the running agent's state: starting, ready or degraded; the control
+plane and environment; the last successful pass and the last error, with
+times; whether the watch stream is connected; per-injector counts; and a table
+of the environment's secrets (name, scope, mount, target, outcome, last change,
+and what each shadows). Never a secret value.
+
+--json prints the status object documented in docs/status-schema.md.
+
+Exit codes, so that it works as a health check:
+  0  ready
+  1  degraded or still starting
+  2  the agent could not be reached (or refused this user)`,
+		Args: cobra.NoArgs,
 	}
+	sock := addSocketFlags(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON (docs/status-schema.md)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		c, err := sock.client()
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(cmd.Context(), clientTimeout)
+		defer cancel()
+		st, err := c.Status(ctx)
+		if err != nil {
+			return clientExit(err)
+		}
+		out := cmd.OutOrStdout()
+		if asJSON {
+			enc := json.NewEncoder(out)
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(st); err != nil {
+				return err
+			}
+		} else {
+			printStatus(out, st, time.Now())
+		}
+		if st.State != agent.Ready {
+			return exitWith(exitNotReady, "")
+		}
+		return nil
+	}
+	return cmd
+}
+
+// printStatus writes the human summary of st: a block of facts, the
+// injectors and the table of secrets.
+func printStatus(w io.Writer, st agent.Status, now time.Time) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	state := string(st.State)
+	if !st.DegradedSince.IsZero() && st.State == agent.Degraded {
+		state += " since " + when(st.DegradedSince, now)
+	}
+	fmt.Fprintf(tw, "State:\t%s\n", clean(state))
+	fmt.Fprintf(tw, "Control plane:\t%s\n", clean(st.ControlPlane))
+	fmt.Fprintf(tw, "Environment:\t%s\n", clean(st.EnvironmentID))
+	fmt.Fprintf(tw, "Agent version:\t%s\n", clean(st.Version))
+	fmt.Fprintf(tw, "First applied:\t%s\n", when(st.FirstApplied, now))
+	fmt.Fprintf(tw, "Last success:\t%s\n", when(st.LastSuccess, now))
+	if st.LastError != "" {
+		fmt.Fprintf(tw, "Last error:\t%s (%s)\n", clean(st.LastError), when(st.LastErrorTime, now))
+	} else {
+		fmt.Fprintf(tw, "Last error:\tnone\n")
+	}
+	watch := "not connected (changes arrive by polling)"
+	if st.WatchConnected {
+		watch = "connected"
+	}
+	fmt.Fprintf(tw, "Watch stream:\t%s\n", watch)
+	fmt.Fprintf(tw, "Passes:\t%d\n", st.Passes)
+	tw.Flush()
+
+	if len(st.Injectors) > 0 {
+		fmt.Fprintln(w, "\nInjectors:")
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  NAME\tENABLED\tAPPLIED\tFAILED\tWRITES\tERROR")
+		for _, in := range st.Injectors {
+			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\t%s\n", clean(in.Name), yesNo(in.Enabled), in.Applied, in.Failed, in.Writes, clean(in.Error))
+		}
+		tw.Flush()
+	}
+
+	fmt.Fprintf(w, "\nSecrets (%d):\n", len(st.Secrets))
+	if len(st.Secrets) == 0 {
+		fmt.Fprintln(w, "  none")
+		return
+	}
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  NAME\tSCOPE\tMOUNT\tTARGET\tOUTCOME\tLAST CHANGE\tSHADOWS")
+	for _, s := range st.Secrets {
+		outcome := s.Outcome
+		if s.Error != "" {
+			outcome += ": " + s.Error
+		} else if s.Note != "" {
+			outcome += " (" + s.Note + ")"
+		}
+		var shadows []string
+		for _, sh := range s.Shadows {
+			shadows = append(shadows, sh.Scope+"/"+sh.Name)
+		}
+		last := "-"
+		if !s.LastChanged.IsZero() {
+			last = when(s.LastChanged, now)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", clean(s.Name), clean(s.Scope), clean(s.Mount),
+			clean(dash(s.Target)), clean(outcome), last, clean(dash(strings.Join(shadows, ", "))))
+	}
+	tw.Flush()
+}
+
+// when formats t as local time with how long ago it was; "never" for zero.
+func when(t time.Time, now time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	ago := now.Sub(t).Round(time.Second)
+	if ago < 0 {
+		ago = 0
+	}
+	return fmt.Sprintf("%s (%s ago)", t.Local().Format("2006-01-02 15:04:05 MST"), ago)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// clean replaces control characters (terminal escapes, tabs, newlines) in
+// text from the agent, so that a name or message cannot rewrite the terminal
+// or break the table.
+func clean(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return '?'
+		}
+		return r
+	}, s)
 }

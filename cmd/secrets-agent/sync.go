@@ -1,15 +1,89 @@
 package main
 
 import (
-	"errors"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/secrets-agent/secrets-agent/agent"
 )
 
-// TODO(owner): replace this placeholder.
 func newSyncCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:  "sync",
-		RunE: func(*cobra.Command, []string) error { return errors.New("sync: not built yet") },
+	var (
+		asJSON  bool
+		timeout time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "sync",
+		Short: "Run a pass now and print its outcome",
+		Long: `Ask the running agent to fetch the environment's secrets and apply them now
+(or to join the pass already running), then print what the pass did.
+
+Exit codes: 0 the pass fetched and every secret applied; 1 it did not (the
+reasons are printed); 2 the agent could not be reached (or refused this user).`,
+		Args: cobra.NoArgs,
+	}
+	sock := addSocketFlags(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the pass report as JSON (docs/status-schema.md)")
+	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait for the pass")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		c, err := sock.client()
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+		defer cancel()
+		rep, err := c.Sync(ctx)
+		if err != nil {
+			return clientExit(err)
+		}
+		out := cmd.OutOrStdout()
+		if asJSON {
+			enc := json.NewEncoder(out)
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(rep); err != nil {
+				return err
+			}
+		} else {
+			printReport(out, rep)
+		}
+		if !rep.OK() {
+			return exitWith(exitNotReady, "")
+		}
+		return nil
+	}
+	return cmd
+}
+
+// printReport writes one pass's outcome: a verdict line, what each injector
+// did, and every secret that failed or was rejected with why.
+func printReport(w io.Writer, rep agent.PassReport) {
+	st := rep.Status
+	verdict := "ok"
+	switch {
+	case rep.Error != "":
+		verdict = "failed: " + clean(rep.Error)
+	case !rep.OK():
+		verdict = string(st.State)
+	}
+	fmt.Fprintf(w, "sync %s (%d secrets, %s)\n", verdict, len(st.Secrets), rep.Duration.Round(time.Millisecond))
+	for _, in := range st.Injectors {
+		if !in.Enabled {
+			continue
+		}
+		line := fmt.Sprintf("  %s: %d applied, %d failed, %d writes", clean(in.Name), in.Applied, in.Failed, in.Writes)
+		if in.Error != "" {
+			line += ": " + clean(in.Error)
+		}
+		fmt.Fprintln(w, line)
+	}
+	for _, s := range st.Secrets {
+		if s.Error != "" {
+			fmt.Fprintf(w, "  %s %s (%s %s): %s\n", clean(s.Outcome), clean(s.Name), clean(s.Mount), clean(s.Target), clean(s.Error))
+		}
 	}
 }

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/secrets-agent/secrets-agent/agent"
+	"github.com/secrets-agent/secrets-agent/config"
+)
+
+// socketEnv names the status socket for every client command.
+const socketEnv = "SECRETS_AGENT_SOCKET"
+
+// systemSocket is where the system service listens (config's default as root).
+const systemSocket = "/run/secrets-agent/agent.sock"
+
+// socketFlags are the flags every client command (status, sync, wait, env,
+// docker-credential) uses to find the agent's status socket.
+type socketFlags struct {
+	socket string
+	config string
+}
+
+// addSocketFlags registers --socket and --config on cmd.
+func addSocketFlags(cmd *cobra.Command) *socketFlags {
+	f := &socketFlags{}
+	cmd.Flags().StringVar(&f.socket, "socket", "",
+		"the agent's status socket (default: $"+socketEnv+", else the config file's socket, else "+systemSocket+
+			" as root and $XDG_RUNTIME_DIR/secrets-agent.sock otherwise, falling back to "+systemSocket+" when only that exists)")
+	cmd.Flags().StringVar(&f.config, "config", "",
+		"config file to read the socket path from (default: "+config.SystemPath+", and for a non-root user first ~/.config/secrets-agent/config.yaml)")
+	return f
+}
+
+// client returns a client of the socket path finds.
+func (f *socketFlags) client() (*agent.Client, error) {
+	p, err := f.path()
+	if err != nil {
+		return nil, err
+	}
+	return agent.NewClient(p), nil
+}
+
+// path finds the status socket, first match wins:
+//  1. --socket;
+//  2. $SECRETS_AGENT_SOCKET;
+//  3. the `socket:` key of the config file: --config when given (an
+//     unreadable file is then an error), else the first readable of the
+//     user's own config file (config.DefaultPath) and config.SystemPath;
+//  4. the agent's default (config.Default): the system socket as root,
+//     $XDG_RUNTIME_DIR/secrets-agent.sock otherwise — except that a non-root
+//     user whose own socket does not exist but the system socket does gets the
+//     system socket, since that is the agent serving their environment.
+//
+// Only the socket key is read from the file, not the whole config through
+// config.Load: a client must find the agent even when the rest of the file
+// does not validate for it (no token, another user's paths), and the file's
+// other keys are none of its business.
+func (f *socketFlags) path() (string, error) {
+	if f.socket != "" {
+		return f.socket, nil
+	}
+	if p := os.Getenv(socketEnv); p != "" {
+		return p, nil
+	}
+	if f.config != "" {
+		p, err := socketFromConfig(f.config)
+		if err != nil {
+			return "", err
+		}
+		if p != "" {
+			return p, nil
+		}
+	} else {
+		for _, file := range []string{config.DefaultPath(), config.SystemPath} {
+			if p, err := socketFromConfig(file); err == nil && p != "" {
+				return p, nil
+			}
+		}
+	}
+	p := config.Default().Socket
+	if os.Geteuid() != 0 && !exists(p) && exists(systemSocket) {
+		return systemSocket, nil
+	}
+	return p, nil
+}
+
+// socketFromConfig returns the socket key of the YAML config file at path
+// ("" when it has none), with a leading "~" expanded to $HOME.
+func socketFromConfig(path string) (string, error) {
+	path, err := expandTilde(path)
+	if err != nil {
+		return "", err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read config %s: %w", path, err)
+	}
+	var doc struct {
+		Socket string `yaml:"socket"`
+	}
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return "", fmt.Errorf("config %s: %w", path, err)
+	}
+	if doc.Socket == "" {
+		return "", nil
+	}
+	return expandTilde(doc.Socket)
+}
+
+func expandTilde(p string) (string, error) {
+	if p != "~" && !strings.HasPrefix(p, "~/") {
+		return p, nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("expand %s: %w", p, err)
+	}
+	return filepath.Join(home, strings.TrimPrefix(p, "~")), nil
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// clientExit turns a client error into the exit codes every client command
+// shares: 2 when the agent is unreachable or refuses us (exitUnreachable),
+// else 1.
+func clientExit(err error) error {
+	if errors.Is(err, agent.ErrUnreachable) || errors.Is(err, agent.ErrRefused) {
+		return exitWith(exitUnreachable, err.Error())
+	}
+	return exitWith(1, err.Error())
+}
+
+// The exit codes of the client commands.
+const (
+	exitOK          = 0
+	exitNotReady    = 1 // degraded or starting; a failed sync; a wait that timed out
+	exitUnreachable = 2 // no agent answered on the socket, or it refused this user
+)
