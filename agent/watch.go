@@ -1,0 +1,191 @@
+package agent
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/fsnotify/fsnotify"
+	"go.uber.org/zap"
+)
+
+// pathWatcher reports changes to a set of files: created, written, removed,
+// renamed over or chmod'ed, by anyone (our own writes included: a repair pass
+// that finds nothing to do writes nothing, so they cost one cheap pass).
+//
+// It watches the directory of each file, or, while that directory does not
+// exist, its nearest existing ancestor, so a watch survives the directory
+// being removed and created again:
+//
+//	(1) set computes, for every file, the nearest existing ancestor of its
+//	    directory, adds a watch on each such directory and drops watches on
+//	    directories no longer needed.
+//	(2) An event on a watched file is reported for that file. An event on a
+//	    directory on the way to watched files (created, removed, renamed) is
+//	    reported for every file below it, and the watches are computed again
+//	    (1): a directory that appeared gets its own watch, one that vanished
+//	    falls back to its parent.
+//	(3) Events on anything else in a watched directory are ignored.
+type pathWatcher struct {
+	w       *fsnotify.Watcher
+	log     *zap.Logger
+	onEvent func(path string)
+	done    chan struct{}
+
+	mu    sync.Mutex
+	files map[string]bool
+	dirs  map[string]bool
+}
+
+func newPathWatcher(log *zap.Logger, onEvent func(path string)) (*pathWatcher, error) {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, err
+	}
+	p := &pathWatcher{w: w, log: log, onEvent: onEvent, done: make(chan struct{}),
+		files: map[string]bool{}, dirs: map[string]bool{}}
+	go p.loop()
+	return p, nil
+}
+
+// set makes paths (absolute) the files watched; it replaces the previous set.
+func (p *pathWatcher) set(paths []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.files = map[string]bool{}
+	for _, f := range paths {
+		if f != "" {
+			p.files[filepath.Clean(f)] = true
+		}
+	}
+	p.syncLocked()
+}
+
+// syncLocked is step (1); the caller holds mu.
+func (p *pathWatcher) syncLocked() {
+	want := map[string]bool{}
+	for f := range p.files {
+		want[nearestDir(filepath.Dir(f))] = true
+	}
+	for d := range p.dirs {
+		if !want[d] {
+			_ = p.w.Remove(d) // may already be gone with its directory
+			delete(p.dirs, d)
+		}
+	}
+	for d := range want {
+		if p.dirs[d] {
+			continue
+		}
+		if err := p.w.Add(d); err != nil {
+			p.log.Debug("watch directory", zap.String("dir", d), zap.Error(err))
+			continue
+		}
+		p.dirs[d] = true
+	}
+}
+
+// nearestDir returns dir or its nearest ancestor that exists as a directory.
+func nearestDir(dir string) string {
+	for {
+		if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return dir
+		}
+		dir = parent
+	}
+}
+
+// affected is step (2) and (3): the watched files an event on name concerns,
+// and whether name is a directory on their way.
+func (p *pathWatcher) affected(name string) (files []string, dir bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.files[name] {
+		return []string{name}, false
+	}
+	prefix := name + string(filepath.Separator)
+	for f := range p.files {
+		if strings.HasPrefix(f, prefix) {
+			files = append(files, f)
+		}
+	}
+	return files, len(files) > 0
+}
+
+func (p *pathWatcher) loop() {
+	defer close(p.done)
+	for {
+		select {
+		case ev, ok := <-p.w.Events:
+			if !ok {
+				return
+			}
+			files, dir := p.affected(filepath.Clean(ev.Name))
+			if dir || ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) || ev.Has(fsnotify.Create) {
+				p.mu.Lock()
+				if dir {
+					p.syncLocked()
+				}
+				p.mu.Unlock()
+			}
+			for _, f := range files {
+				p.onEvent(f)
+			}
+		case err, ok := <-p.w.Errors:
+			if !ok {
+				return
+			}
+			p.log.Warn("file watch", zap.Error(err))
+		}
+	}
+}
+
+// close stops watching and waits for the event loop to end.
+func (p *pathWatcher) close() {
+	_ = p.w.Close()
+	<-p.done
+}
+
+// watchFiles tells the path watcher (when Run has one) to watch every
+// managed output, the config file and the token file.
+func (a *Agent) watchFiles() {
+	a.mu.Lock()
+	set, cfg := a.watching, a.cfg
+	a.mu.Unlock()
+	if set == nil {
+		return
+	}
+	a.passMu.Lock()
+	var paths []string
+	for _, ps := range a.paths {
+		paths = append(paths, ps...)
+	}
+	a.passMu.Unlock()
+	paths = append(paths, a.opts.configPath, cfg.ControlPlane.TokenFile)
+	set(paths)
+}
+
+// onFileEvent sorts a file event: the config file reloads, the token file is
+// re-read and a pass follows, anything else is drift to repair.
+func (a *Agent) onFileEvent(path string) {
+	cfg := a.config()
+	switch path {
+	case filepath.Clean(a.opts.configPath):
+		a.log.Info("config file changed; reloading", zap.String("config", path))
+		a.RequestReload()
+	case filepath.Clean(cfg.ControlPlane.TokenFile):
+		a.log.Info("token file changed; re-reading it", zap.String("token_file", path))
+		if err := a.controlPlane().ReloadToken(); err != nil {
+			a.log.Warn("re-read token file", zap.Error(err))
+		}
+		a.kick()
+	default:
+		a.log.Debug("managed file changed", zap.String("path", path))
+		a.kickRepair()
+	}
+}

@@ -1,0 +1,98 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/secrets-agent/secrets-agent/config"
+	"github.com/secrets-agent/secrets-agent/controlplane"
+	"github.com/secrets-agent/secrets-agent/injectors"
+	"github.com/secrets-agent/secrets-agent/secrets"
+)
+
+// This file connects the agent to the packages it drives: the control-plane
+// client, the config loader, the env renderer and the systemd notifier.
+
+// loadConfig is how Reload reads the config file by default.
+var loadConfig = config.Load
+
+// newControlPlane builds the real client from cfg.
+func newControlPlane(cfg *config.Config) (ControlPlane, error) {
+	c, err := controlplane.New(controlplane.Options{
+		BaseURL:   cfg.ControlPlane.URL,
+		TokenFile: cfg.ControlPlane.TokenFile,
+		UserAgent: "secrets-agent",
+	})
+	if err != nil {
+		return nil, err
+	}
+	return clientAdapter{c}, nil
+}
+
+// clientAdapter makes *controlplane.Client a ControlPlane: only WatchEvents
+// differs, returning the interface instead of *controlplane.Stream.
+type clientAdapter struct{ *controlplane.Client }
+
+func (c clientAdapter) WatchEvents(ctx context.Context, envID string) (EventStream, error) {
+	s, err := c.Client.WatchEvents(ctx, envID)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// ownerOf returns who owns the outputs cfg describes. Running as another
+// user than root, the agent cannot chown, and need not: UID and GID are -1.
+func ownerOf(cfg *config.Config) (injectors.Owner, error) {
+	uid, gid, home, err := cfg.Owner()
+	if err != nil {
+		return injectors.Owner{}, err
+	}
+	if os.Geteuid() != 0 {
+		uid, gid = -1, -1
+	}
+	return injectors.Owner{UID: uid, GID: gid, Home: home}, nil
+}
+
+// renderEnv renders env secrets as the envprofile injector writes them.
+func renderEnv(format string, env []secrets.Secret) ([]byte, error) {
+	return nil, errors.New("env rendering is not available yet")
+}
+
+// sdNotifier is what the loop tells the service manager.
+type sdNotifier interface {
+	Ready(status string)
+	Status(status string)
+	Reloading()
+	Stopping()
+	// WatchdogInterval is 0 when the watchdog is disabled.
+	WatchdogInterval() time.Duration
+	Watchdog()
+}
+
+// defaultNotifier returns the systemd notifier.
+func defaultNotifier(log *zap.Logger) sdNotifier { return nopNotifier{} }
+
+// nopNotifier tells nobody anything.
+type nopNotifier struct{}
+
+func (nopNotifier) Ready(string)                    {}
+func (nopNotifier) Status(string)                   {}
+func (nopNotifier) Reloading()                      {}
+func (nopNotifier) Stopping()                       {}
+func (nopNotifier) WatchdogInterval() time.Duration { return 0 }
+func (nopNotifier) Watchdog()                       {}
+
+// serveStatusSocket serves a on the status socket.
+func serveStatusSocket(ctx context.Context, a Backend, cfg *config.Config, log *zap.Logger) (func(), error) {
+	stop, err := serveSocket(ctx, a, cfg, log)
+	if err != nil {
+		return nil, fmt.Errorf("status socket %s: %w", cfg.Socket, err)
+	}
+	return stop, nil
+}
