@@ -1,0 +1,319 @@
+// Package envprofile delivers environment-variable secrets to shells: it
+// writes the fragments env.sh (POSIX sh, sourced by bash, dash and zsh),
+// env.fish and env (dotenv) into one directory, and carries the shell hooks
+// that source them at login and again at the next prompt when they change
+// (see InstallHooks).
+package envprofile
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"syscall"
+
+	"github.com/secrets-agent/secrets-agent/injectors"
+	"github.com/secrets-agent/secrets-agent/internal/atomicfile"
+	"github.com/secrets-agent/secrets-agent/secrets"
+)
+
+// manifestName is the manifest's file name in Options.StateDir.
+const manifestName = "envprofile.json"
+
+// Options configures the injector.
+type Options struct {
+	// Dir is where env.sh, env.fish and env go. If missing it is created 0700
+	// and owned by Owner (its missing parents 0755, owned by the agent).
+	Dir string
+	// Owner owns Dir (when created) and every fragment.
+	Owner injectors.Owner
+	// StateDir holds the manifest: which secret set which variable, and a
+	// salted HMAC of each value so that a restarted agent can tell updated
+	// from unchanged. Never a value. Empty keeps that in memory only.
+	StateDir string
+}
+
+// Injector writes the env fragments. Use New.
+type Injector struct {
+	opts Options
+	// man is what the last Apply left on disk; nil until loaded.
+	man *manifest
+}
+
+// manifest records the variables the injector set. It holds no value, and
+// only HMACs under a random per-manifest key.
+type manifest struct {
+	Key  string               `json:"key"` // hex, 32 random bytes
+	Vars map[string]manifestV `json:"vars"`
+}
+
+type manifestV struct {
+	Secret secrets.Ref `json:"secret"`
+	MAC    string      `json:"mac"`
+}
+
+// New returns the injector. It checks the options but touches no file.
+func New(o Options) (*Injector, error) {
+	if o.Dir == "" || !filepath.IsAbs(o.Dir) {
+		return nil, fmt.Errorf("envprofile: dir %q must be an absolute path", o.Dir)
+	}
+	if o.StateDir != "" && !filepath.IsAbs(o.StateDir) {
+		return nil, fmt.Errorf("envprofile: state dir %q must be an absolute path", o.StateDir)
+	}
+	o.Dir = filepath.Clean(o.Dir)
+	return &Injector{opts: o}, nil
+}
+
+// Name returns "envprofile".
+func (*Injector) Name() string { return "envprofile" }
+
+// Kind returns secrets.MountEnv.
+func (*Injector) Kind() secrets.MountKind { return secrets.MountEnv }
+
+// Apply makes env.sh, env.fish and env in Dir set exactly the variables of
+// desired.
+//
+// Steps:
+//
+//	(1) Split desired into variables and failures (bad name, NUL, ...): a
+//	    failure is that secret's Failed outcome; the others are still written.
+//	(2) Make sure Dir exists and open it as an os.Root.
+//	(3) Render the fragments. If env.sh on disk already says exactly this
+//	    (apart from its generation line), keep its generation; otherwise
+//	    take a fresh random one, so that the hooks see a change.
+//	(4) Write each fragment through atomicfile, 0600, owned by Owner. An
+//	    unchanged set writes nothing; a file someone changed or removed is
+//	    put back.
+//	(5) Compare with the manifest to report created, updated, unchanged
+//	    (repaired if a file had to be put back) and removed variables, and
+//	    save the manifest if it changed.
+func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injectors.Result {
+	var res injectors.Result
+	// (1)
+	vars, idx, errs := split(desired)
+	for i, s := range desired {
+		if err := errs[i]; err != nil {
+			res.Outcomes = append(res.Outcomes, injectors.Fail(s, s.Mount.Target, err))
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		res.Err = err
+		return in.failAll(res, desired, vars, idx, err)
+	}
+	// (2)
+	root, err := in.openDir()
+	if err != nil {
+		res.Err = err
+		return in.failAll(res, desired, vars, idx, err)
+	}
+	defer root.Close()
+	if err := in.loadManifest(); err != nil {
+		res.Err = err
+		return in.failAll(res, desired, vars, idx, err)
+	}
+	// (3)
+	gen := currentGen(root, render(FormatSh, vars, ""))
+	if gen == "" {
+		gen = newGen()
+	}
+	// (4)
+	fopts := atomicfile.Options{Mode: 0o600, UID: in.opts.Owner.UID, GID: in.opts.Owner.GID}
+	var werr error
+	for _, f := range Formats {
+		out, err := atomicfile.Write(root, f.FileName(), render(f, vars, gen), fopts)
+		if out != atomicfile.Unchanged {
+			res.Writes++
+		}
+		if err != nil {
+			werr = errors.Join(werr, fmt.Errorf("envprofile: %w", err))
+		}
+		res.Paths = append(res.Paths, filepath.Join(in.opts.Dir, f.FileName()))
+	}
+	if werr != nil {
+		res.Err = werr
+		return in.failAll(res, desired, vars, idx, werr)
+	}
+	// (5)
+	next := &manifest{Key: in.man.Key, Vars: map[string]manifestV{}}
+	key, _ := hex.DecodeString(in.man.Key)
+	same := len(vars) == len(in.man.Vars)
+	outcomes := make([]injectors.Outcome, len(vars))
+	for k, v := range vars {
+		s := desired[idx[k]]
+		mac := valueMAC(key, v.value)
+		next.Vars[v.name] = manifestV{Secret: s.Ref(), MAC: mac}
+		act := injectors.Unchanged
+		switch old, ok := in.man.Vars[v.name]; {
+		case !ok:
+			act, same = injectors.Created, false
+		case old.MAC != mac:
+			act, same = injectors.Updated, false
+		}
+		outcomes[k] = injectors.Outcome{Secret: s.Ref(), Target: v.name, Action: act}
+	}
+	if same && res.Writes > 0 {
+		for k := range outcomes {
+			outcomes[k].Action = injectors.Repaired
+		}
+	}
+	res.Outcomes = append(res.Outcomes, outcomes...)
+	var gone []string
+	for name := range in.man.Vars {
+		if _, ok := next.Vars[name]; !ok {
+			gone = append(gone, name)
+		}
+	}
+	sort.Strings(gone)
+	for _, name := range gone {
+		res.Outcomes = append(res.Outcomes, injectors.Outcome{Secret: in.man.Vars[name].Secret, Target: name, Action: injectors.Removed})
+	}
+	n, err := in.saveManifest(next)
+	res.Writes += n
+	if err != nil {
+		res.Err = err
+	}
+	return res
+}
+
+// failAll adds a Failed outcome with err for every secret that had none.
+func (in *Injector) failAll(res injectors.Result, desired []secrets.Secret, vars []variable, idx []int, err error) injectors.Result {
+	for k, v := range vars {
+		res.Outcomes = append(res.Outcomes, injectors.Fail(desired[idx[k]], v.name, err))
+	}
+	return res
+}
+
+// openDir is step (2): it creates Dir if missing (0700, owned by Owner; its
+// missing parents 0755) and opens it.
+func (in *Injector) openDir() (*os.Root, error) {
+	dir := in.opts.Dir
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		parent := filepath.Dir(dir)
+		if err := os.MkdirAll(parent, 0o755); err != nil {
+			return nil, fmt.Errorf("envprofile: create %s: %w", parent, err)
+		}
+		proot, err := os.OpenRoot(parent)
+		if err != nil {
+			return nil, fmt.Errorf("envprofile: open %s: %w", parent, err)
+		}
+		_, err = atomicfile.MkdirAll(proot, filepath.Base(dir), 0o700, in.opts.Owner.UID, in.opts.Owner.GID)
+		proot.Close()
+		if err != nil {
+			return nil, fmt.Errorf("envprofile: create %s: %w", dir, err)
+		}
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("envprofile: open %s: %w", dir, err)
+	}
+	return root, nil
+}
+
+// currentGen returns the generation of env.sh in root if the rest of the file
+// is exactly body's rest (body rendered with an empty generation), else "".
+func currentGen(root *os.Root, body []byte) string {
+	f, err := root.OpenFile(FormatSh.FileName(), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	cur, err := io.ReadAll(io.LimitReader(f, int64(len(body))+200))
+	if err != nil {
+		return ""
+	}
+	first, rest, ok := bytes.Cut(cur, []byte("\n"))
+	_, want, _ := bytes.Cut(body, []byte("\n"))
+	gen, isGen := bytes.CutPrefix(first, []byte(genPrefix))
+	if !ok || !isGen || len(gen) == 0 || !bytes.Equal(rest, want) {
+		return ""
+	}
+	for _, c := range gen {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return ""
+		}
+	}
+	return string(gen)
+}
+
+// newGen returns a fresh random generation token (hex).
+func newGen() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func valueMAC(key, value []byte) string {
+	m := hmac.New(sha256.New, key)
+	m.Write(value)
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// loadManifest reads the manifest once per process. A missing manifest (or
+// no StateDir) starts empty with a fresh key; a corrupt one is an error.
+func (in *Injector) loadManifest() error {
+	if in.man != nil {
+		return nil
+	}
+	m := &manifest{Vars: map[string]manifestV{}}
+	if in.opts.StateDir != "" {
+		data, err := os.ReadFile(filepath.Join(in.opts.StateDir, manifestName))
+		switch {
+		case err == nil:
+			if err := json.Unmarshal(data, m); err != nil {
+				return fmt.Errorf("envprofile: manifest %s: %w", filepath.Join(in.opts.StateDir, manifestName), err)
+			}
+			if m.Vars == nil {
+				m.Vars = map[string]manifestV{}
+			}
+		case !errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("envprofile: read manifest: %w", err)
+		}
+	}
+	if _, err := hex.DecodeString(m.Key); err != nil || len(m.Key) != 64 {
+		var k [32]byte
+		_, _ = rand.Read(k[:])
+		m.Key = hex.EncodeToString(k[:])
+		m.Vars = map[string]manifestV{} // MACs under another key mean nothing
+	}
+	in.man = m
+	return nil
+}
+
+// saveManifest writes m (if StateDir is set) and makes it current. It returns
+// the number of writes: 0 when the file already said the same.
+func (in *Injector) saveManifest(m *manifest) (int, error) {
+	in.man = m
+	if in.opts.StateDir == "" {
+		return 0, nil
+	}
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return 0, fmt.Errorf("envprofile: encode manifest: %w", err)
+	}
+	if err := os.MkdirAll(in.opts.StateDir, 0o700); err != nil {
+		return 0, fmt.Errorf("envprofile: create state dir: %w", err)
+	}
+	root, err := os.OpenRoot(in.opts.StateDir)
+	if err != nil {
+		return 0, fmt.Errorf("envprofile: open state dir: %w", err)
+	}
+	defer root.Close()
+	out, err := atomicfile.Write(root, manifestName, append(data, '\n'), atomicfile.Options{Mode: 0o600, UID: -1, GID: -1})
+	if err != nil {
+		return 0, fmt.Errorf("envprofile: write manifest: %w", err)
+	}
+	if out == atomicfile.Unchanged {
+		return 0, nil
+	}
+	return 1, nil
+}

@@ -1,0 +1,361 @@
+package envprofile
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+	"syscall"
+
+	"github.com/secrets-agent/secrets-agent/internal/atomicfile"
+)
+
+//go:embed hook.sh
+var hookSh string
+
+//go:embed hook.fish
+var hookFish string
+
+// HookMode says whose shells the hooks serve.
+type HookMode string
+
+// The modes.
+const (
+	// HookSystem installs for every user: /etc/profile.d, the system bash and
+	// zsh rc files, fish's /etc/fish/conf.d. The fragment is read from
+	// /run/secrets-agent/$USER, the system agent's default dir.
+	HookSystem HookMode = "system"
+	// HookUser installs for the user whose home is given: ~/.profile,
+	// ~/.bashrc, ~/.zshrc, ~/.config/fish/conf.d. The fragment is read from
+	// $XDG_RUNTIME_DIR/secrets-agent, the user agent's default dir.
+	HookUser HookMode = "user"
+)
+
+// The markers around the block install-hooks adds to an rc file.
+const (
+	BlockStart = "# >>> secrets-agent >>>"
+	BlockEnd   = "# <<< secrets-agent <<<"
+	// createdLine, inside a block, says install-hooks created the file, so
+	// that uninstalling removes the file rather than leaving it empty.
+	createdLine = "# install-hooks created this file; --uninstall removes it."
+)
+
+// HookScript returns the hook for shell "sh" (sh, bash, zsh) or "fish" in
+// mode m, with the fragment's default dir filled in.
+func HookScript(shell string, m HookMode) ([]byte, error) {
+	dir, doc := "/run/secrets-agent/${USER:-${LOGNAME:-$(id -un)}}", "/run/secrets-agent/$USER"
+	if m == HookUser {
+		dir, doc = `${XDG_RUNTIME_DIR:-/run/user/$(id -u)}/secrets-agent`, "$XDG_RUNTIME_DIR/secrets-agent"
+	}
+	text := hookSh
+	switch shell {
+	case "sh":
+		dir = `"` + dir + `"`
+	case "fish":
+		text = hookFish
+		dir = `"/run/secrets-agent/$USER"`
+		if m == HookUser {
+			dir = `"$XDG_RUNTIME_DIR/secrets-agent"`
+		}
+	default:
+		return nil, fmt.Errorf("no hook for shell %q: want sh or fish", shell)
+	}
+	if m != HookSystem && m != HookUser {
+		return nil, fmt.Errorf("unknown hook mode %q", m)
+	}
+	text = strings.ReplaceAll(text, "@DEFAULT_DIR_DOC@", doc)
+	return []byte(strings.ReplaceAll(text, "@DEFAULT_DIR@", dir)), nil
+}
+
+// HookOptions says where the hooks go.
+type HookOptions struct {
+	Mode HookMode
+	// Root prefixes every path (for tests and packaging); "" means "/". Paths
+	// written inside the hooks are the ones without Root.
+	Root string
+	// Home is the user's home directory (without Root); HookUser only.
+	Home string
+}
+
+// HookChange is what InstallHooks or UninstallHooks did to one file.
+type HookChange struct {
+	Path   string // without Root
+	Action string // "created", "added", "updated", "unchanged", "removed", "absent"
+}
+
+// hookTarget is one file the hooks touch: either a whole file of ours
+// (whole != nil) or a block in someone else's rc file.
+type hookTarget struct {
+	path  string // absolute, without Root
+	whole []byte
+	block string // the lines between the markers
+}
+
+// targets lists the files for o's mode, choosing among the rc file names a
+// distribution may use the first that exists under root.
+func targets(root *os.Root, o HookOptions) ([]hookTarget, error) {
+	sh, err := HookScript("sh", o.Mode)
+	if err != nil {
+		return nil, err
+	}
+	fish, err := HookScript("fish", o.Mode)
+	if err != nil {
+		return nil, err
+	}
+	source := func(hook string) string {
+		return "# Added by `secrets-agent install-hooks` (remove with `secrets-agent install-hooks --uninstall`):\n" +
+			"# loads secrets as environment variables and refreshes them at each prompt. It reads\n" +
+			"# $SECRETS_AGENT_ENV_DIR/env.sh if SECRETS_AGENT_ENV_DIR is set, else the agent's default dir.\n" +
+			"if [ -r " + hook + " ]; then . " + hook + "; fi\n"
+	}
+	if o.Mode == HookSystem {
+		const hook = "/etc/profile.d/secrets-agent.sh"
+		return []hookTarget{
+			{path: hook, whole: sh},
+			{path: "/etc/fish/conf.d/secrets-agent.fish", whole: fish},
+			{path: firstExisting(root, "/etc/bash.bashrc", "/etc/bashrc"), block: source(hook)},
+			{path: firstExisting(root, "/etc/zsh/zshrc", "/etc/zshrc"), block: source(hook)},
+		}, nil
+	}
+	if o.Mode != HookUser {
+		return nil, fmt.Errorf("unknown hook mode %q", o.Mode)
+	}
+	if !path.IsAbs(o.Home) {
+		return nil, fmt.Errorf("home %q must be an absolute path", o.Home)
+	}
+	block := source(`"$HOME/.config/secrets-agent/hook.sh"`)
+	return []hookTarget{
+		{path: path.Join(o.Home, ".config/secrets-agent/hook.sh"), whole: sh},
+		{path: path.Join(o.Home, ".config/fish/conf.d/secrets-agent.fish"), whole: fish},
+		{path: path.Join(o.Home, ".profile"), block: block},
+		{path: path.Join(o.Home, ".bashrc"), block: block},
+		{path: path.Join(o.Home, ".zshrc"), block: block},
+	}, nil
+}
+
+func firstExisting(root *os.Root, paths ...string) string {
+	for _, p := range paths {
+		if _, err := root.Stat(rel(p)); err == nil {
+			return p
+		}
+	}
+	return paths[0]
+}
+
+func rel(p string) string { return strings.TrimPrefix(path.Clean(p), "/") }
+
+func openHookRoot(o HookOptions) (*os.Root, error) {
+	r := o.Root
+	if r == "" {
+		r = "/"
+	}
+	root, err := os.OpenRoot(r)
+	if err != nil {
+		return nil, fmt.Errorf("open root %s: %w", r, err)
+	}
+	return root, nil
+}
+
+// InstallHooks installs the hooks for o.Mode. It is idempotent: a second run
+// writes nothing and reports "unchanged". Whole files of ours are written
+// 0644; a block is appended to an rc file (after a newline that uninstalling
+// removes again), or replaced in place if an older one is there; an rc file
+// that does not exist is created with just the block. An rc file that is a
+// symlink is followed (within Root). It does as much as it can and returns
+// every file's change and the errors joined.
+func InstallHooks(o HookOptions) ([]HookChange, error) {
+	root, err := openHookRoot(o)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	ts, err := targets(root, o)
+	if err != nil {
+		return nil, err
+	}
+	var changes []HookChange
+	var errs []error
+	for _, t := range ts {
+		act, err := installOne(root, t)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("install hook in %s: %w", t.path, err))
+			continue
+		}
+		changes = append(changes, HookChange{Path: t.path, Action: act})
+	}
+	return changes, errors.Join(errs...)
+}
+
+// UninstallHooks removes what InstallHooks added: our whole files, and our
+// block from each rc file (with the newline installing put before it),
+// leaving every other byte as it was. A file install-hooks created holds
+// nothing else and is removed. Nothing to remove is "absent", not an error.
+func UninstallHooks(o HookOptions) ([]HookChange, error) {
+	root, err := openHookRoot(o)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	ts, err := targets(root, o)
+	if err != nil {
+		return nil, err
+	}
+	var changes []HookChange
+	var errs []error
+	for _, t := range ts {
+		act, err := uninstallOne(root, t)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("uninstall hook from %s: %w", t.path, err))
+			continue
+		}
+		changes = append(changes, HookChange{Path: t.path, Action: act})
+	}
+	return changes, errors.Join(errs...)
+}
+
+// readTarget follows symlinks (within root) from p and returns the regular
+// file's relative name, content, mode and owner; exists is false if there is
+// no file.
+func readTarget(root *os.Root, p string) (name string, data []byte, opts atomicfile.Options, exists bool, err error) {
+	name = rel(p)
+	opts = atomicfile.Options{Mode: 0o644, UID: -1, GID: -1}
+	for range 16 {
+		fi, err := root.Lstat(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			return name, nil, opts, false, nil
+		}
+		if err != nil {
+			return name, nil, opts, false, err
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			target, err := root.Readlink(name)
+			if err != nil {
+				return name, nil, opts, false, err
+			}
+			if path.IsAbs(target) {
+				name = rel(target)
+			} else {
+				name = rel(path.Join(path.Dir(name), target))
+			}
+			continue
+		}
+		if !fi.Mode().IsRegular() {
+			return name, nil, opts, false, fmt.Errorf("%w (%s)", atomicfile.ErrNotRegular, fi.Mode().Type())
+		}
+		data, err := root.ReadFile(name)
+		if err != nil {
+			return name, nil, opts, false, err
+		}
+		opts.Mode = fi.Mode().Perm()
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			opts.UID, opts.GID = int(st.Uid), int(st.Gid)
+		}
+		return name, data, opts, true, nil
+	}
+	return name, nil, opts, false, fmt.Errorf("too many symlinks")
+}
+
+func installOne(root *os.Root, t hookTarget) (string, error) {
+	name, old, opts, exists, err := readTarget(root, t.path)
+	if err != nil {
+		return "", err
+	}
+	var data []byte
+	act := "updated"
+	switch {
+	case t.whole != nil:
+		data = t.whole
+		opts.Mode = 0o644
+	case !exists:
+		data = []byte(BlockStart + "\n" + createdLine + "\n" + t.block + BlockEnd + "\n")
+	default:
+		start, end, created, found := findBlock(old)
+		block := BlockStart + "\n" + t.block + BlockEnd + "\n"
+		if created {
+			block = BlockStart + "\n" + createdLine + "\n" + t.block + BlockEnd + "\n"
+		}
+		if found {
+			data = append(append(append([]byte{}, old[:start]...), block...), old[end:]...)
+		} else {
+			data = append(append(append([]byte{}, old...), '\n'), block...)
+			act = "added"
+		}
+	}
+	if !exists {
+		act = "created"
+		if _, err := atomicfile.MkdirAll(root, path.Dir(name), 0o755, -1, -1); err != nil {
+			return "", err
+		}
+	}
+	out, err := atomicfile.Write(root, name, data, opts)
+	if err != nil {
+		return "", err
+	}
+	if out == atomicfile.Unchanged {
+		return "unchanged", nil
+	}
+	return act, nil
+}
+
+func uninstallOne(root *os.Root, t hookTarget) (string, error) {
+	name, old, opts, exists, err := readTarget(root, t.path)
+	if err != nil || !exists {
+		return "absent", err
+	}
+	if t.whole != nil {
+		if err := root.Remove(name); err != nil {
+			return "", err
+		}
+		if path.Base(path.Dir(name)) == "secrets-agent" {
+			_ = root.Remove(path.Dir(name)) // ~/.config/secrets-agent, if now empty
+		}
+		return "removed", nil
+	}
+	start, end, created, found := findBlock(old)
+	if !found {
+		return "absent", nil
+	}
+	// The newline installing put before the block goes too: it is there if
+	// the block follows a blank line, starts the file, or ends it.
+	if start > 0 && old[start-1] == '\n' && (start == 1 || old[start-2] == '\n' || end == len(old)) {
+		start--
+	}
+	data := append(append([]byte{}, old[:start]...), old[end:]...)
+	if created && len(data) == 0 {
+		return "removed", root.Remove(name)
+	}
+	if _, err := atomicfile.Write(root, name, data, opts); err != nil {
+		return "", err
+	}
+	return "removed", nil
+}
+
+// findBlock finds our block in data: start is the offset of the start
+// marker's line, end the offset just past the end marker's line (and its
+// newline, if any). created says the block carries createdLine.
+func findBlock(data []byte) (start, end int, created, found bool) {
+	off := 0
+	start = -1
+	for off < len(data) {
+		lineEnd := bytes.IndexByte(data[off:], '\n')
+		next := len(data)
+		if lineEnd >= 0 {
+			next = off + lineEnd + 1
+		}
+		line := strings.TrimRight(string(data[off:next]), "\r\n")
+		switch {
+		case start < 0 && line == BlockStart:
+			start = off
+		case start >= 0 && line == createdLine:
+			created = true
+		case start >= 0 && line == BlockEnd:
+			return start, next, created, true
+		}
+		off = next
+	}
+	return 0, 0, false, false
+}

@@ -1,0 +1,271 @@
+package envprofile
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/secrets-agent/secrets-agent/secrets"
+)
+
+// Format is a fragment's language.
+type Format string
+
+// The formats. Each is one file in the injector's directory.
+const (
+	// FormatSh is POSIX sh, sourced by bash, dash and zsh (file env.sh).
+	FormatSh Format = "sh"
+	// FormatFish is fish (file env.fish).
+	FormatFish Format = "fish"
+	// FormatDotenv is the dotenv dialect described at quoteDotenv (file env).
+	FormatDotenv Format = "dotenv"
+)
+
+// Formats lists every format, in the order Apply writes them.
+var Formats = []Format{FormatSh, FormatFish, FormatDotenv}
+
+// FileName returns the name of f's file in the injector's directory.
+func (f Format) FileName() string {
+	switch f {
+	case FormatSh:
+		return "env.sh"
+	case FormatFish:
+		return "env.fish"
+	default:
+		return "env"
+	}
+}
+
+// ParseFormat parses "sh", "fish" or "dotenv"; anything else is an error.
+func ParseFormat(s string) (Format, error) {
+	for _, f := range Formats {
+		if string(f) == s {
+			return f, nil
+		}
+	}
+	return "", fmt.Errorf("unknown format %q: want sh, fish or dotenv", s)
+}
+
+// The first two lines of every fragment. The shell hooks read them with the
+// read builtin: the generation tells them whether anything changed since they
+// last sourced the file, the vars line which names the fragment sets.
+const (
+	genPrefix  = "# secrets-agent generation "
+	varsPrefix = "# secrets-agent vars"
+)
+
+// reservedNames are variables that bash, zsh or fish treat as read-only or
+// magic (assigning them fails, aborts a POSIX-mode sourcing, or changes the
+// shell's own state, e.g. zsh's UID calls setuid). A secret may not set them.
+var reservedNames = map[string]bool{}
+
+func init() {
+	for _, n := range strings.Fields(`
+		BASHOPTS BASHPID BASH_ALIASES BASH_ARGC BASH_ARGV BASH_ARGV0 BASH_CMDS BASH_LINENO
+		BASH_REMATCH BASH_SOURCE BASH_SUBSHELL BASH_VERSINFO DIRSTACK EUID FUNCNAME GROUPS
+		PPID SHELLOPTS UID
+		ARGC EGID ERRNO GID HISTCMD LINENO TTYIDLE USERNAME ZSH_ARGZERO ZSH_SUBSHELL
+		aliases argv builtins commands dirstack funcfiletrace funcsourcetrace funcstack
+		functions functrace history historywords jobdirs jobstates jobtexts modules options
+		parameters pipestatus reswords signals status
+		CMD_DURATION FISH_VERSION PWD SHLVL _ fish_pid hostname last_pid umask version`) {
+		reservedNames[n] = true
+	}
+}
+
+// checkVar returns why s cannot be an environment variable in a fragment, or
+// nil. The error names the secret and never holds its value.
+func checkVar(s secrets.Secret) error {
+	name := s.Mount.Target
+	bad := func(reason string) error {
+		return &secrets.Error{ID: s.ID, Name: s.Name, Field: "environmentVariable", Reason: reason}
+	}
+	switch {
+	case s.Mount.Kind != secrets.MountEnv:
+		return &secrets.Error{ID: s.ID, Name: s.Name, Field: "mount", Reason: "is not an environment variable"}
+	case !secrets.ValidEnvName(name):
+		return bad("is not a POSIX variable name ([A-Za-z_][A-Za-z0-9_]*)")
+	case strings.HasPrefix(strings.ToLower(name), "__secrets_agent"):
+		return bad("names starting with __SECRETS_AGENT are the shell hook's own")
+	case reservedNames[name]:
+		return bad(fmt.Sprintf("%s is read-only or special in bash, zsh or fish", name))
+	case bytes.IndexByte(s.Value, 0) >= 0:
+		return &secrets.Error{ID: s.ID, Name: s.Name, Field: "value", Reason: "contains a NUL byte, which no environment variable can hold"}
+	}
+	return nil
+}
+
+// variable is one line of a fragment.
+type variable struct {
+	name  string
+	value []byte
+}
+
+// split sorts the secrets that can go into a fragment by variable name and
+// returns them with one error per secret that cannot (in input order), keyed
+// by the secret's index in env. A second secret for a variable already taken
+// is an error too: the resolver never sends one.
+func split(env []secrets.Secret) (vars []variable, idx []int, errs map[int]error) {
+	errs = map[int]error{}
+	seen := map[string]bool{}
+	for i, s := range env {
+		err := checkVar(s)
+		if err == nil && seen[s.Mount.Target] {
+			err = &secrets.Error{ID: s.ID, Name: s.Name, Field: "environmentVariable", Reason: "another secret already sets " + s.Mount.Target}
+		}
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		seen[s.Mount.Target] = true
+		vars = append(vars, variable{name: s.Mount.Target, value: s.Value})
+		idx = append(idx, i)
+	}
+	order := make([]int, len(vars))
+	for i := range order {
+		order[i] = i
+	}
+	sort.Slice(order, func(a, b int) bool { return vars[order[a]].name < vars[order[b]].name })
+	sv, si := make([]variable, len(vars)), make([]int, len(vars))
+	for k, o := range order {
+		sv[k], si[k] = vars[o], idx[o]
+	}
+	return sv, si, errs
+}
+
+// Render returns the fragment in format f that sets every variable of env.
+//
+// The fragment holds every secret that can be a variable; err joins one
+// *secrets.Error per secret that cannot (not an environment-variable mount,
+// an invalid or reserved name, a NUL byte in the value, a variable already
+// set by an earlier secret), naming the secret, never its value. With no
+// secrets it returns a fragment that sets nothing. The generation line of a
+// rendered fragment is "-": only Apply's files carry a real generation.
+func Render(f Format, env []secrets.Secret) ([]byte, error) {
+	if _, err := ParseFormat(string(f)); err != nil {
+		return nil, err
+	}
+	vars, _, errs := split(env)
+	var all []error
+	for i := range env {
+		if err := errs[i]; err != nil {
+			all = append(all, err)
+		}
+	}
+	return render(f, vars, "-"), errors.Join(all...)
+}
+
+// render writes the fragment: the generation line, the vars line, a comment,
+// one assignment per variable, and (sh, fish) the list of names and the
+// generation as shell variables for the hook.
+func render(f Format, vars []variable, gen string) []byte {
+	var b bytes.Buffer
+	names := make([]string, len(vars))
+	for i, v := range vars {
+		names[i] = v.name
+	}
+	b.WriteString(genPrefix + gen + "\n")
+	b.WriteString(varsPrefix)
+	for _, n := range names {
+		b.WriteString(" " + n)
+	}
+	b.WriteString("\n# Environment variables from secrets-agent. Generated; do not edit.\n")
+	list := strings.Join(names, " ")
+	switch f {
+	case FormatSh:
+		for _, v := range vars {
+			b.WriteString("export " + v.name + "=")
+			b.Write(quoteSh(v.value))
+			b.WriteByte('\n')
+		}
+		b.WriteString("__SECRETS_AGENT_VARS='" + list + "'\n")
+		b.WriteString("__SECRETS_AGENT_GEN='" + gen + "'\n")
+	case FormatFish:
+		for _, v := range vars {
+			b.WriteString("set -gx " + v.name + " ")
+			b.Write(quoteFish(v.value))
+			b.WriteByte('\n')
+		}
+		b.WriteString("set -g __SECRETS_AGENT_VARS " + list + "\n")
+		b.WriteString("set -g __SECRETS_AGENT_GEN '" + gen + "'\n")
+	case FormatDotenv:
+		for _, v := range vars {
+			b.WriteString(v.name + "=")
+			b.Write(quoteDotenv(v.value))
+			b.WriteByte('\n')
+		}
+	}
+	return b.Bytes()
+}
+
+// quoteSh quotes v as one POSIX shell word: inside single quotes every byte
+// but ' stands for itself (newline, CR, backslash, $, `, invalid UTF-8
+// included), and ' is written as '\'' (close, escaped quote, reopen). bash,
+// dash and zsh read it back byte for byte whatever their options.
+func quoteSh(v []byte) []byte {
+	out := make([]byte, 0, len(v)+2)
+	out = append(out, '\'')
+	for _, c := range v {
+		if c == '\'' {
+			out = append(out, `'\''`...)
+			continue
+		}
+		out = append(out, c)
+	}
+	return append(out, '\'')
+}
+
+// quoteFish quotes v as one fish word. In fish's single quotes only \\ and
+// \' are escapes; every other byte, including newline, CR and bytes that are
+// not UTF-8 (fish keeps them as private-use code points and writes the
+// original bytes back out), stands for itself.
+func quoteFish(v []byte) []byte {
+	out := make([]byte, 0, len(v)+2)
+	out = append(out, '\'')
+	for _, c := range v {
+		if c == '\'' || c == '\\' {
+			out = append(out, '\\')
+		}
+		out = append(out, c)
+	}
+	return append(out, '\'')
+}
+
+// quoteDotenv quotes v for the env file. The dialect:
+//
+//   - A line is NAME=VALUE; lines starting with # are comments.
+//   - A value holding neither ' nor \ is single-quoted and literal: every byte
+//     between the quotes, newlines included, is the value. docker compose
+//     (env_file, --env-file) and python-dotenv read such a value unchanged.
+//   - Any other value is double-quoted with exactly these escapes: \\ for \,
+//     \" for ", \$ for $, \n for newline, \r for carriage return; every other
+//     byte stands for itself. (python-dotenv and docker compose differ from
+//     each other on $ and on some escapes; tools that need exactness read
+//     the single-quoted form or env.sh.)
+//
+// Bytes that are not UTF-8 are written as they are.
+func quoteDotenv(v []byte) []byte {
+	if !bytes.ContainsAny(v, `'\`) {
+		out := make([]byte, 0, len(v)+2)
+		out = append(out, '\'')
+		out = append(out, v...)
+		return append(out, '\'')
+	}
+	out := make([]byte, 0, len(v)+8)
+	out = append(out, '"')
+	for _, c := range v {
+		switch c {
+		case '\\', '"', '$':
+			out = append(out, '\\', c)
+		case '\n':
+			out = append(out, `\n`...)
+		case '\r':
+			out = append(out, `\r`...)
+		default:
+			out = append(out, c)
+		}
+	}
+	return append(out, '"')
+}
