@@ -202,8 +202,11 @@ func render(f Format, vars []variable, gen string) []byte {
 
 // quoteSh quotes v as one POSIX shell word: inside single quotes every byte
 // but ' stands for itself (newline, CR, backslash, $, `, invalid UTF-8
-// included), and ' is written as '\” (close, escaped quote, reopen). bash,
-// dash and zsh read it back byte for byte whatever their options.
+// included), and ' is written as close quote, escaped quote, reopen:
+//
+//	'\''
+//
+// bash, dash and zsh read it back byte for byte whatever their options.
 func quoteSh(v []byte) []byte {
 	out := make([]byte, 0, len(v)+2)
 	out = append(out, '\'')
