@@ -3,6 +3,9 @@ package agent
 import (
 	"github.com/secrets-agent/secrets-agent/config"
 	"github.com/secrets-agent/secrets-agent/injectors"
+	"github.com/secrets-agent/secrets-agent/injectors/dockercfg"
+	"github.com/secrets-agent/secrets-agent/injectors/envprofile"
+	"github.com/secrets-agent/secrets-agent/injectors/secretfile"
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
 
@@ -17,4 +20,22 @@ type builtin struct {
 }
 
 // builtins lists the injectors, in the order a pass applies them.
-var builtins = []builtin{}
+var builtins = []builtin{
+	{"envprofile", secrets.MountEnv, func(c *config.Config) bool { return c.Injectors.EnvProfile.Enabled }, buildEnvProfile},
+	{"secretfile", secrets.MountFile, func(c *config.Config) bool { return c.Injectors.SecretFile.Enabled }, buildSecretFile},
+	{"dockercfg", secrets.MountRegistry, func(c *config.Config) bool { return c.Injectors.DockerCfg.Enabled }, buildDockerCfg},
+}
+
+func buildEnvProfile(cfg *config.Config, owner injectors.Owner) (injectors.Injector, error) {
+	return envprofile.New(envprofile.Options{Dir: cfg.Injectors.EnvProfile.Dir, Owner: owner, StateDir: cfg.StateDir})
+}
+
+func buildSecretFile(cfg *config.Config, owner injectors.Owner) (injectors.Injector, error) {
+	return secretfile.New(secretfile.Options{AllowedRoots: cfg.Injectors.SecretFile.AllowedRoots,
+		Mode: cfg.Injectors.SecretFile.Mode.Perm(), Owner: owner, StateDir: cfg.StateDir})
+}
+
+func buildDockerCfg(cfg *config.Config, owner injectors.Owner) (injectors.Injector, error) {
+	return dockercfg.New(dockercfg.Options{ConfigDir: cfg.Injectors.DockerCfg.ConfigDir,
+		Mode: dockercfg.Mode(cfg.Injectors.DockerCfg.Mode), HelperName: "secrets-agent", Owner: owner, StateDir: cfg.StateDir})
+}

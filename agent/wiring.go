@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/secrets-agent/secrets-agent/config"
 	"github.com/secrets-agent/secrets-agent/controlplane"
 	"github.com/secrets-agent/secrets-agent/injectors"
+	"github.com/secrets-agent/secrets-agent/injectors/envprofile"
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
 
@@ -61,7 +61,11 @@ func ownerOf(cfg *config.Config) (injectors.Owner, error) {
 
 // renderEnv renders env secrets as the envprofile injector writes them.
 func renderEnv(format string, env []secrets.Secret) ([]byte, error) {
-	return nil, errors.New("env rendering is not available yet")
+	f, err := envprofile.ParseFormat(format)
+	if err != nil {
+		return nil, err
+	}
+	return envprofile.Render(f, env)
 }
 
 // sdNotifier is what the loop tells the service manager.
@@ -76,7 +80,7 @@ type sdNotifier interface {
 }
 
 // defaultNotifier returns the systemd notifier.
-func defaultNotifier(log *zap.Logger) sdNotifier { return nopNotifier{} }
+func defaultNotifier(log *zap.Logger) sdNotifier { return newNotifier(log) }
 
 // nopNotifier tells nobody anything.
 type nopNotifier struct{}
