@@ -337,7 +337,9 @@ func (s *Store) CreateEnvironment(org, project, user string) (Environment, strin
 	env := Environment{ID: newID(), OrganizationID: org, ProjectID: project, UserID: user, CreatedAt: s.now()}
 	token := randomHex(32)
 	sum := sha256.Sum256([]byte(token))
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	// Batch: many environments created at once (benchmarks, tests) share
+	// one commit. The function may run twice; its puts are idempotent.
+	err := s.db.Batch(func(tx *bolt.Tx) error {
 		data, err := json.Marshal(env)
 		if err != nil {
 			return err
