@@ -88,8 +88,8 @@ func (*Injector) Kind() secrets.MountKind { return secrets.MountEnv }
 //	(1) Split desired into variables and failures (bad name, NUL, ...): a
 //	    failure is that secret's Failed outcome; the others are still written.
 //	(2) Make sure Dir exists and open it as an os.Root.
-//	(3) Render the fragments. If env.sh on disk already says exactly this
-//	    (apart from its generation line), keep its generation; otherwise
+//	(3) Render the fragments. If env.sh on disk is exactly what this set
+//	    renders to under its own generation, keep that generation; otherwise
 //	    take a fresh random one, so that the hooks see a change.
 //	(4) Write each fragment through atomicfile, 0600, owned by Owner. An
 //	    unchanged set writes nothing; a file someone changed or removed is
@@ -122,7 +122,7 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 		return in.failAll(res, desired, vars, idx, err)
 	}
 	// (3)
-	gen := currentGen(root, render(FormatSh, vars, ""))
+	gen := currentGen(root, vars)
 	if gen == "" {
 		gen = newGen()
 	}
@@ -219,28 +219,30 @@ func (in *Injector) openDir() (*os.Root, error) {
 	return root, nil
 }
 
-// currentGen returns the generation of env.sh in root if the rest of the file
-// is exactly body's rest (body rendered with an empty generation), else "".
-func currentGen(root *os.Root, body []byte) string {
+// currentGen returns the generation of env.sh in root if the file is
+// exactly what vars render to under that generation, else "".
+func currentGen(root *os.Root, vars []variable) string {
 	f, err := root.OpenFile(FormatSh.FileName(), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return ""
 	}
 	defer f.Close()
-	cur, err := io.ReadAll(io.LimitReader(f, int64(len(body))+200))
+	cur, err := io.ReadAll(io.LimitReader(f, 8<<20))
 	if err != nil {
 		return ""
 	}
-	first, rest, ok := bytes.Cut(cur, []byte("\n"))
-	_, want, _ := bytes.Cut(body, []byte("\n"))
-	gen, isGen := bytes.CutPrefix(first, []byte(genPrefix))
-	if !ok || !isGen || len(gen) == 0 || !bytes.Equal(rest, want) {
+	first, _, _ := bytes.Cut(cur, []byte("\n"))
+	gen, ok := bytes.CutPrefix(first, []byte(genPrefix))
+	if !ok || len(gen) == 0 {
 		return ""
 	}
 	for _, c := range gen {
 		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
 			return ""
 		}
+	}
+	if !bytes.Equal(cur, render(FormatSh, vars, string(gen))) {
+		return ""
 	}
 	return string(gen)
 }

@@ -1,0 +1,146 @@
+package envprofile
+
+import (
+	"bytes"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// snapshot returns every regular file under dir with its content.
+func snapshot(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		m[p] = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func equalSnap(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// TestInstallHooksIsIdempotentAndUninstallRestoresEveryByte installs twice
+// (the second run changes nothing), then uninstalls and compares every file
+// with what was there before: rc files with and without a final newline,
+// empty, missing, CRLF, and a symlinked one.
+func TestInstallHooksIsIdempotentAndUninstallRestoresEveryByte(t *testing.T) {
+	for _, mode := range []HookMode{HookSystem, HookUser} {
+		t.Run(string(mode), func(t *testing.T) {
+			root := t.TempDir()
+			home := "/home/u"
+			write := func(p, s string) {
+				full := filepath.Join(root, p)
+				if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(full, []byte(s), 0o640); err != nil {
+					t.Fatal(err)
+				}
+			}
+			write("etc/bash.bashrc", "# system bashrc\nPS1='$ '\n")
+			write("etc/zsh/zshrc", "setopt nobeep") // no final newline
+			write(home+"/.profile", "")              // empty
+			write(home+"/dotfiles/bashrc", "alias ll='ls -l'\r\n")
+			if err := os.Symlink("dotfiles/bashrc", filepath.Join(root, home, ".bashrc")); err != nil {
+				t.Fatal(err)
+			}
+			// ~/.zshrc does not exist.
+			before := snapshot(t, root)
+			o := HookOptions{Mode: mode, Root: root, Home: home}
+
+			first, err := InstallHooks(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range first {
+				if c.Action == "unchanged" {
+					t.Errorf("first install left %s unchanged", c.Path)
+				}
+			}
+			installed := snapshot(t, root)
+			second, err := InstallHooks(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range second {
+				if c.Action != "unchanged" {
+					t.Errorf("second install: %s %s", c.Action, c.Path)
+				}
+			}
+			if !equalSnap(installed, snapshot(t, root)) {
+				t.Error("second install changed files")
+			}
+			for p, s := range installed {
+				if n := bytes.Count([]byte(s), []byte(BlockStart)); n > 1 {
+					t.Errorf("%s has %d blocks", p, n)
+				}
+			}
+			if _, err := UninstallHooks(o); err != nil {
+				t.Fatal(err)
+			}
+			after := snapshot(t, root)
+			if !equalSnap(before, after) {
+				for p, s := range after {
+					if before[p] != s {
+						t.Errorf("%s after uninstall:\n%q\nwant\n%q", p, s, before[p])
+					}
+				}
+				for p := range before {
+					if _, ok := after[p]; !ok {
+						t.Errorf("%s is gone", p)
+					}
+				}
+			}
+			if fi, err := os.Lstat(filepath.Join(root, home, ".bashrc")); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+				t.Errorf("~/.bashrc is no longer a symlink: %v", err)
+			}
+			if fi, err := os.Stat(filepath.Join(root, "etc/bash.bashrc")); err != nil || fi.Mode().Perm() != 0o640 {
+				t.Errorf("/etc/bash.bashrc mode changed: %v", err)
+			}
+			again, err := UninstallHooks(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range again {
+				if c.Action != "absent" {
+					t.Errorf("second uninstall: %s %s", c.Action, c.Path)
+				}
+			}
+		})
+	}
+}
+
+// TestHookTextNamesTheOverride: every installed hook says how to point it
+// at another directory.
+func TestHookTextNamesTheOverride(t *testing.T) {
+	for _, sh := range []string{"sh", "fish"} {
+		for _, m := range []HookMode{HookSystem, HookUser} {
+			b, err := HookScript(sh, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Contains(b, []byte("SECRETS_AGENT_ENV_DIR")) || bytes.Contains(b, []byte("@DEFAULT_DIR")) {
+				t.Errorf("%s/%s hook does not name the override or has a placeholder", sh, m)
+			}
+		}
+	}
+}
