@@ -58,7 +58,7 @@ func TestInstallHooksIsIdempotentAndUninstallRestoresEveryByte(t *testing.T) {
 			}
 			write("etc/bash.bashrc", "# system bashrc\nPS1='$ '\n")
 			write("etc/zsh/zshrc", "setopt nobeep") // no final newline
-			write(home+"/.profile", "")              // empty
+			write(home+"/.profile", "")             // empty
 			write(home+"/dotfiles/bashrc", "alias ll='ls -l'\r\n")
 			if err := os.Symlink("dotfiles/bashrc", filepath.Join(root, home, ".bashrc")); err != nil {
 				t.Fatal(err)
