@@ -518,3 +518,79 @@ func TestStatusJSONMatchesDocumentedSchema(t *testing.T) {
 		t.Errorf("status JSON lacks schemaVersion 1: %s", raw)
 	}
 }
+
+// TestHelperActivatedAgent is not a test: TestSocketActivationIsUsed runs the
+// test binary with a listening socket as fd 3 and LISTEN_FDS=1, as systemd
+// does, and this serves it. LISTEN_PID has to be the process's own pid, which
+// only the process itself knows before systemd's exec; it is set here.
+func TestHelperActivatedAgent(t *testing.T) {
+	unused := os.Getenv("SECRETS_AGENT_TEST_ACTIVATED")
+	if unused == "" {
+		return
+	}
+	os.Setenv("LISTEN_PID", strconv.Itoa(os.Getpid()))
+	stop, err := serveSocket(context.Background(), newFakeBackend(Ready), &config.Config{Socket: unused}, zap.NewNop())
+	if err != nil {
+		fmt.Println("ACTIVATED: error:", err)
+		os.Exit(1)
+	}
+	fmt.Println("ACTIVATED: serving")
+	_, _ = io.Copy(io.Discard, os.Stdin) // until the test closes stdin
+	stop()
+	os.Exit(0)
+}
+
+func TestSocketActivationIsUsed(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "activated.sock")
+	unused := filepath.Join(dir, "configured.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	f, err := ln.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	defer f.Close()
+
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx10s(t), self, "-test.run=^TestHelperActivatedAgent$")
+	cmd.Env = append(os.Environ(), "SECRETS_AGENT_TEST_ACTIVATED="+unused, "LISTEN_FDS=1")
+	cmd.ExtraFiles = []*os.File{f} // fd 3, where systemd puts the first socket
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(stdout).ReadString('\n')
+	if !strings.Contains(line, "ACTIVATED: serving") {
+		stdin.Close()
+		cmd.Wait()
+		t.Fatalf("activated agent: %q", line)
+	}
+	if _, err := NewClient(path).Status(ctx10s(t)); err != nil {
+		t.Errorf("Status on the activated socket: %v", err)
+	}
+	if _, err := os.Lstat(unused); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the configured socket was bound although systemd passed one: %v", err)
+	}
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("activated agent: %v", err)
+	}
+	if _, err := os.Lstat(path); err != nil {
+		t.Errorf("stop removed systemd's socket file: %v", err)
+	}
+}

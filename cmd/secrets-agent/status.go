@@ -82,7 +82,7 @@ func printStatus(w io.Writer, st agent.Status, now time.Time) {
 	fmt.Fprintf(tw, "First applied:\t%s\n", when(st.FirstApplied, now))
 	fmt.Fprintf(tw, "Last success:\t%s\n", when(st.LastSuccess, now))
 	if st.LastError != "" {
-		fmt.Fprintf(tw, "Last error:\t%s (%s)\n", clean(st.LastError), when(st.LastErrorTime, now))
+		fmt.Fprintf(tw, "Last error:\t%s (at %s)\n", clean(st.LastError), when(st.LastErrorTime, now))
 	} else {
 		fmt.Fprintf(tw, "Last error:\tnone\n")
 	}
@@ -124,7 +124,7 @@ func printStatus(w io.Writer, st agent.Status, now time.Time) {
 		}
 		last := "-"
 		if !s.LastChanged.IsZero() {
-			last = when(s.LastChanged, now)
+			last = ago(s.LastChanged, now)
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", clean(s.Name), clean(s.Scope), clean(s.Mount),
 			clean(dash(s.Target)), clean(outcome), last, clean(dash(strings.Join(shadows, ", "))))
@@ -137,11 +137,20 @@ func when(t time.Time, now time.Time) string {
 	if t.IsZero() {
 		return "never"
 	}
-	ago := now.Sub(t).Round(time.Second)
-	if ago < 0 {
-		ago = 0
+	return t.Local().Format("2006-01-02 15:04:05 MST") + ", " + ago(t, now)
+}
+
+// ago says how long before now t was, to the second under an hour, to the
+// minute under two days, else in days.
+func ago(t time.Time, now time.Time) string {
+	d := max(now.Sub(t), 0)
+	switch {
+	case d < time.Hour:
+		return d.Round(time.Second).String() + " ago"
+	case d < 48*time.Hour:
+		return strings.TrimSuffix(d.Round(time.Minute).String(), "0s") + " ago"
 	}
-	return fmt.Sprintf("%s (%s ago)", t.Local().Format("2006-01-02 15:04:05 MST"), ago)
+	return fmt.Sprintf("%d days ago", int(d/(24*time.Hour)))
 }
 
 func yesNo(b bool) string {
