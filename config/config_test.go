@@ -284,7 +284,6 @@ func TestValidationErrorsNameTheKey(t *testing.T) {
 		{"log level", minimal + "log:\n  level: trace\n", `log.level: "trace" must be one of`},
 		{"log format", minimal + "log:\n  format: xml\n", `log.format: "xml" must be one of`},
 		{"relative state", minimal + "state_dir: var/lib\n", `state_dir: "var/lib" must be an absolute path`},
-		{"empty socket", minimal + "socket: \"\"\n", "socket: required"},
 		{"no roots", minimal + "injectors:\n  secretfile:\n    allowed_roots: []\n", "injectors.secretfile.allowed_roots: at least one root"},
 		{"relative root", minimal + "injectors:\n  secretfile:\n    allowed_roots: [srv]\n", "injectors.secretfile.allowed_roots[0]: \"srv\" must be an absolute path"},
 		{"other user's home", minimal + "state_dir: ~bob/x\n", "state_dir: \"~bob/x\": only ~ and ~/ are expanded"},
@@ -324,6 +323,16 @@ func TestTildeExpandsToHome(t *testing.T) {
 	}
 	if c.Injectors.DockerCfg.ConfigDir != home+"/.docker" {
 		t.Errorf("dockercfg.config_dir = %q, want ~/.docker in the configured home", c.Injectors.DockerCfg.ConfigDir)
+	}
+}
+
+func TestEmptyPathMeansDefault(t *testing.T) {
+	cleanEnv(t)
+	c := mustLoad(t, minimal+"  token_file: \"\"\nstate_dir: \"\"\nsocket: \"\"\ninjectors: {envprofile: {dir: \"\"}, dockercfg: {config_dir: \"\"}}\n")
+	d := Default()
+	if c.StateDir != d.StateDir || c.Socket != d.Socket || c.ControlPlane.TokenFile != d.ControlPlane.TokenFile ||
+		c.Injectors.EnvProfile.Dir != envProfileDir(c.User) || c.Injectors.DockerCfg.ConfigDir != filepath.Join(c.Home, ".docker") {
+		t.Errorf("empty paths did not take their defaults: %+v", c)
 	}
 }
 

@@ -32,7 +32,8 @@ func DefaultPath() string {
 // Paths may start with "~" and some values are left empty on purpose, to be
 // derived by Load once User and Home are known: User (the user running the
 // agent), Home (User's home), Injectors.EnvProfile.Dir (see envProfileDir) and
-// Injectors.DockerCfg.ConfigDir ($DOCKER_CONFIG, else ~/.docker).
+// Injectors.DockerCfg.ConfigDir ($DOCKER_CONFIG, else ~/.docker). Load also
+// reads an empty token_file, state_dir or socket as the default here.
 // ControlPlane.EnvironmentID has no default: it is required.
 func Default() *Config { return defaults(systemMode()) }
 

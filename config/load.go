@@ -44,9 +44,10 @@ const maxFileSize = 1 << 20
 //     list. Any other SECRETS_AGENT_* variable is an error naming it, except
 //     SECRETS_AGENT_ENV_DIR, which the shell hooks use.
 //  4. Resolve user (name or numeric uid; empty: the user running the agent)
-//     to UID, GID and, when home is empty, Home; fill the defaults that depend
-//     on them (injectors.envprofile.dir, injectors.dockercfg.config_dir); and
-//     expand "~" to Home in every path.
+//     to UID, GID and, when home is empty, Home; replace every empty path
+//     (token_file, state_dir, socket, injectors.envprofile.dir,
+//     injectors.dockercfg.config_dir) by its default, which may depend on
+//     the user; and expand "~" to Home in every path.
 //  5. Validate.
 //
 // Every error names the key or variable it is about.
@@ -344,11 +345,22 @@ func (c *Config) resolve() error {
 		return fmt.Errorf("home: %q must be an absolute path", c.Home)
 	}
 	c.Home = filepath.Clean(c.Home)
-	if c.Injectors.EnvProfile.Dir == "" {
-		c.Injectors.EnvProfile.Dir = envProfileDir(c.User)
-	}
-	if c.Injectors.DockerCfg.ConfigDir == "" {
-		c.Injectors.DockerCfg.ConfigDir = dockerConfigDir()
+	// An empty path means its default, so that one file can serve both the
+	// system service and a user's agent.
+	d := Default()
+	for _, f := range []struct {
+		p   *string
+		def string
+	}{
+		{&c.ControlPlane.TokenFile, d.ControlPlane.TokenFile},
+		{&c.StateDir, d.StateDir},
+		{&c.Socket, d.Socket},
+		{&c.Injectors.EnvProfile.Dir, envProfileDir(c.User)},
+		{&c.Injectors.DockerCfg.ConfigDir, dockerConfigDir()},
+	} {
+		if *f.p == "" {
+			*f.p = f.def
+		}
 	}
 	for _, p := range c.paths() {
 		if *p.value == "" {
