@@ -329,12 +329,19 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 
 // merge is steps (3) to (6) of Apply on one reading of config.json.
 func (in *Injector) merge(root *os.Root, man *manifest, wants []want, keep map[string]bool) (*pass, error) {
-	p := &pass{perm: 0o600, uid: in.o.Owner.UID, gid: in.o.Owner.GID, actions: map[int]injectors.Action{}, notes: map[int]string{}}
 	// (3)
 	r, err := readConfig(root)
 	if err != nil {
 		return nil, err
 	}
+	return in.mergeRead(r, man, wants, keep)
+}
+
+// mergeRead is merge on config.json as read: steps (3) to (6) without the
+// disk.
+func (in *Injector) mergeRead(r configRead, man *manifest, wants []want, keep map[string]bool) (*pass, error) {
+	var err error
+	p := &pass{perm: 0o600, uid: in.o.Owner.UID, gid: in.o.Owner.GID, actions: map[int]injectors.Action{}, notes: map[int]string{}}
 	p.before = r.data
 	if r.info != nil {
 		p.perm = r.info.Mode().Perm()
