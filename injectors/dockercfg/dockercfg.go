@@ -253,6 +253,15 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 	if man == nil {
 		return failAll(fmt.Errorf("dockercfg: %w", manErr))
 	}
+	if man.Config != "" && man.Config != in.ConfigPath() {
+		// The config dir changed: take the entries out of the old file first
+		// (a pass with nothing desired on it), then start from its manifest.
+		res.Outcomes, res.Writes = in.moveFrom(ctx, man.Config)
+		if man, manErr = loadManifest(stateRoot); man == nil {
+			return failAll(fmt.Errorf("dockercfg: %w", manErr))
+		}
+		man.Entries = nil
+	}
 	man.Config = in.ConfigPath()
 	cfgRoot, err := openDir(in.configDir, in.o.Owner.UID, in.o.Owner.GID)
 	if err != nil {
@@ -323,8 +332,27 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 		outs[w.out].Action = p.actions[w.out]
 		outs[w.out].Note = p.notes[w.out]
 	}
-	res.Outcomes = append(outs, p.removed...)
+	res.Outcomes = append(append(outs, p.removed...), res.Outcomes...)
 	return res
+}
+
+// moveFrom removes the entries the injector wrote into the config.json at
+// old, which it managed before its config dir changed, and returns what it
+// did. A missing old file has nothing to remove (and its dir is not made
+// again); a failure there is reported in the outcomes and the entries are
+// forgotten, since the new file is what counts now. It also returns how many
+// files it wrote.
+func (in *Injector) moveFrom(ctx context.Context, old string) ([]injectors.Outcome, int) {
+	if _, err := os.Lstat(old); err != nil {
+		return nil, 0
+	}
+	prev := *in
+	prev.configDir = filepath.Dir(old)
+	res := prev.Apply(ctx, nil)
+	if res.Err != nil {
+		return []injectors.Outcome{{Target: old, Action: injectors.Failed, Err: fmt.Errorf("dockercfg: remove entries from the previous config %s: %w", old, res.Err)}}, res.Writes
+	}
+	return res.Outcomes, res.Writes
 }
 
 // merge is steps (3) to (6) of Apply on one reading of config.json.

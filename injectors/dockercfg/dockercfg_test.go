@@ -651,3 +651,39 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		}
 	}
 }
+
+func TestChangedConfigDirTakesEntriesOutOfTheOldFile(t *testing.T) {
+	f := newFixture(t, Inline)
+	f.write(t, foreignConfig)
+	s := registrySecret("a", "r.example.com", "u", "p")
+	f.apply(t, s)
+
+	newDir := filepath.Join(t.TempDir(), "docker-config")
+	in, err := New(Options{ConfigDir: newDir, Mode: Inline, Owner: injectors.Owner{UID: -1, GID: -1}, StateDir: f.stateDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := in.Apply(context.Background(), []secrets.Secret{s})
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if authOf(t, f.doc(t), "r.example.com") != "" {
+		t.Errorf("old config still holds the credential: %s", f.read(t))
+	}
+	assertForeignSurvives(t, f)
+	b, err := os.ReadFile(filepath.Join(newDir, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(b, &doc); err != nil || authOf(t, doc, "r.example.com") != b64("u:p") {
+		t.Fatalf("new config: %s (%v)", b, err)
+	}
+	if len(res.Outcomes) != 2 || res.Outcomes[0].Action != injectors.Created || res.Outcomes[1].Action != injectors.Removed {
+		t.Errorf("outcomes %+v", res.Outcomes)
+	}
+	// Back on a steady state: nothing to do.
+	if res := in.Apply(context.Background(), []secrets.Secret{s}); res.Writes != 0 || res.Err != nil {
+		t.Errorf("second pass: %+v", res)
+	}
+}
