@@ -54,7 +54,8 @@ type errorBody struct {
 }
 
 // serveSocket serves b on the status socket cfg.Socket until stop is called
-// or ctx is done; stop waits for the server to finish, removes the socket
+// or ctx is done; stop waits until every request has been answered (a
+// pending GET /v1/wait is ended at once), removes the socket
 // file the server created (never one systemd passed in) and is safe to call
 // more than once.
 //
@@ -102,6 +103,7 @@ func serveSocket(ctx context.Context, b Backend, cfg *config.Config, log *zap.Lo
 	srv := &http.Server{
 		Handler:           s.guard(s.routes()),
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return base },
 		ConnContext:       withPeer,
 		ErrorLog:          zap.NewStdLog(log),
@@ -113,7 +115,9 @@ func serveSocket(ctx context.Context, b Backend, cfg *config.Config, log *zap.Lo
 			log.Error("status socket stopped", zap.Error(err))
 		}
 	}()
+	shutDown := make(chan struct{})
 	go func() {
+		defer close(shutDown)
 		<-base.Done()
 		// Requests share base, so a long GET /v1/wait ends at once and
 		// Shutdown only waits for answers being written.
@@ -127,7 +131,8 @@ func serveSocket(ctx context.Context, b Backend, cfg *config.Config, log *zap.Lo
 	return func() {
 		once.Do(func() {
 			cancel()
-			<-done
+			<-done     // Serve returned: no new connections
+			<-shutDown // and every handler has returned
 			if remove != nil {
 				remove()
 			}

@@ -44,10 +44,13 @@ type fakeBackend struct {
 	status  Status
 	syncs   int
 	applied chan struct{}
+	// asked is closed when Applied is first called (a wait is being served).
+	asked     chan struct{}
+	askedOnce sync.Once
 }
 
 func newFakeBackend(state State) *fakeBackend {
-	return &fakeBackend{status: fullStatus(state), applied: make(chan struct{})}
+	return &fakeBackend{status: fullStatus(state), applied: make(chan struct{}), asked: make(chan struct{})}
 }
 
 func (f *fakeBackend) Status() Status {
@@ -68,7 +71,10 @@ func (f *fakeBackend) Sync(ctx context.Context) PassReport {
 	return rep
 }
 
-func (f *fakeBackend) Applied() <-chan struct{} { return f.applied }
+func (f *fakeBackend) Applied() <-chan struct{} {
+	f.askedOnce.Do(func() { close(f.asked) })
+	return f.applied
+}
 
 func (f *fakeBackend) EnvFragment(format string) ([]byte, error) {
 	switch format {
@@ -334,19 +340,17 @@ func TestPathThatIsNotASocketIsKept(t *testing.T) {
 
 func TestStopEndsWaitsAndRemovesTheSocket(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "a.sock")
-	stop, err := serveSocket(t.Context(), newFakeBackend(Starting), &config.Config{Socket: path}, zap.NewNop())
+	b := newFakeBackend(Starting)
+	stop, err := serveSocket(t.Context(), b, &config.Config{Socket: path}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := NewClient(path)
 	got := make(chan error, 1)
-	go func() { got <- c.Wait(ctx10s(t), time.Hour) }()
-	// Wait until the request is in flight, then stop under it.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := c.Status(ctx10s(t)); err == nil || time.Now().After(deadline) {
-			break
-		}
+	go func() { got <- NewClient(path).Wait(ctx10s(t), time.Hour) }()
+	select { // stop while the wait is being served
+	case <-b.asked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the wait request never reached the backend")
 	}
 	stop()
 	stop() // a second call is harmless
