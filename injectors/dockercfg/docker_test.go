@@ -1,9 +1,12 @@
 package dockercfg
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/secrets-agent/secrets-agent/internal/testutil"
@@ -44,4 +47,49 @@ func TestRealDockerSendsAppliedCredentials(t *testing.T) {
 		t.Fatal("docker still sent the removed credentials")
 	}
 	assertForeignSurvives(t, f)
+}
+
+// TestRealDockerRunsTheHelperNamedInCredHelpers checks helper mode against
+// the real docker CLI: with the config Apply writes, docker runs
+// docker-credential-secrets-agent for the registry and sends what it answers.
+// The helper here is a stand-in script, because the real one (the agent
+// binary answering from a running daemon) is tested with the agent; what this
+// test proves is that the credHelpers key and name are the ones docker looks
+// up.
+func TestRealDockerRunsTheHelperNamedInCredHelpers(t *testing.T) {
+	docker := testutil.NeedTool(t, "docker")
+	testutil.NeedTool(t, "sh")
+	reg := testutil.StartRegistry(t)
+	reg.SetCredentials("robot", "from-helper")
+	f := newFixture(t, Helper)
+	f.write(t, `{"credsStore": "nonexistent-store"}`)
+	reg.TrustFor(t, f.cfgDir)
+
+	bin := t.TempDir()
+	asked := filepath.Join(bin, "asked")
+	script := "#!/bin/sh\n" +
+		"[ \"$1\" = get ] || exit 1\n" +
+		"read -r url\n" +
+		"printf '%s\\n' \"$url\" >> " + asked + "\n" +
+		"printf '{\"ServerURL\":\"%s\",\"Username\":\"robot\",\"Secret\":\"from-helper\"}\\n' \"$url\"\n"
+	if err := os.WriteFile(filepath.Join(bin, "docker-credential-secrets-agent"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	f.apply(t, registrySecret("reg", reg.Host, "robot", "from-helper"))
+	if b := f.read(t); bytes.Contains(b, []byte("from-helper")) || bytes.Contains(b, []byte(b64("robot:from-helper"))) {
+		t.Fatalf("helper mode wrote the password: %s", b)
+	}
+	cmd := exec.Command(docker, "manifest", "inspect", reg.Host+"/team/app:v1")
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+f.cfgDir, "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("docker manifest inspect: %v\n%s", err, out)
+	}
+	if !slices.Contains(reg.Authorizations(), "Basic "+b64("robot:from-helper")) {
+		t.Fatalf("the registry never got the helper's credentials: %q", reg.Authorizations())
+	}
+	got, err := os.ReadFile(asked)
+	if err != nil || !strings.Contains(string(got), reg.Host) {
+		t.Fatalf("helper was asked for %q (%v), want %s", got, err, reg.Host)
+	}
 }

@@ -36,8 +36,11 @@ const (
 	// docker-credential-<HelperName>, which asks the agent. No password is
 	// written to disk.
 	Helper Mode = "helper"
-	// Auto is Helper when the user's config.json has a credsStore (docker
-	// would ignore auths then), else Inline. It is decided on every pass.
+	// Auto is Helper when the user's config.json has a credsStore, else
+	// Inline. With a credsStore docker asks the store first and uses auths
+	// only when the store has nothing for the host (checked with docker
+	// 28.2), so a stale login in the store would win over the secret;
+	// credHelpers[host] wins over credsStore. It is decided on every pass.
 	Auto Mode = "auto"
 )
 
@@ -181,7 +184,7 @@ type pass struct {
 //	(4) Decide the mode: Auto is Helper when credsStore is set.
 //	(5) For each desired secret set auths[key] = {"auth": ...} (keeping
 //	    any non-credential field of an entry already there) or
-//	    credHelpers[key] = HelperName. Note when docker would not read it
+//	    credHelpers[key] = HelperName. Note when docker may not read it
 //	    (credsStore, or someone's credHelpers[key], in inline mode).
 //	(6) For each manifest entry no longer desired: delete it if its HMAC
 //	    matches (it is what the injector wrote); else someone replaced it
@@ -434,10 +437,10 @@ func (in *Injector) mergeRead(r configRead, man *manifest, wants []want, keep ma
 		p.recs = append(p.recs, record{Section: section, Key: w.key, Secret: w.s.Ref(), MACs: []string{man.mac(entry)}})
 		if p.mode == Inline {
 			if credsStore != "" {
-				notes = append(notes, fmt.Sprintf("credsStore %q is set, so docker asks that store and ignores auths; use mode helper or auto", credsStore))
+				notes = append(notes, fmt.Sprintf("credsStore %q is set: docker asks it first and uses auths only when it has no credentials for this host; use mode helper or auto", credsStore))
 			}
 			if h, err := p.doc.get(sectionCredHelpers, w.key); err == nil && h != nil {
-				notes = append(notes, fmt.Sprintf("credHelpers[%s] is set, so docker asks that helper and ignores auths for this host", w.key))
+				notes = append(notes, fmt.Sprintf("credHelpers[%s] is set: docker asks that helper first and uses auths only when it has nothing for this host", w.key))
 			}
 		}
 		p.notes[w.out] = strings.Join(notes, "; ")
