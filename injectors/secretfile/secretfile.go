@@ -114,9 +114,14 @@ func (in *Injector) Kind() secrets.MountKind { return secrets.MountFile }
 //
 //	(1) On the first Apply, remove temp files a crash left beside every
 //	    managed or desired path (atomicfile.CleanTemps).
-//	(2) For each desired secret, in order (one failure never stops the
-//	    others; see applyOne): check the path, keep a pre-existing file aside,
-//	    create missing parents 0700, write through atomicfile, record.
+//	(2) For each desired secret (one failure never stops the others):
+//	    (2a) in order, check the path, keep a pre-existing file aside and
+//	         create missing parents 0700 (prepare);
+//	    (2b) write the values through atomicfile, up to `writers` at once:
+//	         the targets are distinct, and overlapping fsyncs let the file
+//	         system commit them together, which makes a cold apply of
+//	         hundreds of files several times faster (write);
+//	    (2c) in order, record each result in the manifest (record).
 //	(3) For each managed path no longer desired (sorted): delete the file if
 //	    it is still the one the agent left, and put back the file kept aside.
 //	(4) Remove directories the injector created that hold no managed path
@@ -141,14 +146,25 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 		in.cleaned = true
 	}
 
-	// (2)
-	for _, s := range desired {
+	// (2a)
+	outcomes := make([]injectors.Outcome, len(desired))
+	jobs := make([]*job, len(desired))
+	for i, s := range desired {
 		if err := ctx.Err(); err != nil {
-			p.res.Outcomes = append(p.res.Outcomes, injectors.Fail(s, s.Mount.Target, err))
+			outcomes[i] = injectors.Fail(s, s.Mount.Target, err)
 			continue
 		}
-		p.res.Outcomes = append(p.res.Outcomes, p.applyOne(s))
+		jobs[i], outcomes[i] = p.prepare(s)
 	}
+	// (2b)
+	writeAll(jobs, in.mode, in.owner)
+	// (2c)
+	for i, j := range jobs {
+		if j != nil {
+			outcomes[i] = p.record(j)
+		}
+	}
+	p.res.Outcomes = outcomes
 
 	if err := ctx.Err(); err != nil {
 		p.res.Err = fmt.Errorf("secretfile: %w", err)
@@ -236,7 +252,24 @@ func (p *pass) locate(target string) (rootPath string, root *os.Root, rel string
 	return "", nil, "", fmt.Errorf("%s is not below an allowed root (%s)", target, strings.Join(p.in.roots, ", "))
 }
 
-// applyOne is step (2) for one secret.
+// job is one desired secret on its way to disk: what prepare found, and
+// what write did.
+type job struct {
+	s        secrets.Secret
+	root     *os.Root
+	rel      string
+	existed  bool   // a regular file was at the path when prepared
+	prev     *entry // the manifest entry before this pass; nil if new
+	ent      *entry // the entry to record
+	notes    []string
+	out      atomicfile.Outcome
+	err      error
+	after    fs.FileInfo // the file as written, for its identity
+	afterErr error
+}
+
+// prepare is step (2a) for one secret. It returns either a job to write or
+// the secret's failed outcome.
 //
 //	(a) The target must be a clean absolute path below an allowed root.
 //	(b) Lstat it below the root: a symlink anywhere on the way that leads
@@ -247,10 +280,9 @@ func (p *pass) locate(target string) (rootPath string, root *os.Root, rel string
 //	    secret fails). Where the rename fails with EBUSY or EXDEV the path is
 //	    a mount point: nothing is moved, the file is rewritten in place.
 //	(d) Create missing parents 0700 owned by the owner; record them.
-//	(e) atomicfile.Write; record the file's identity in the manifest.
-func (p *pass) applyOne(s secrets.Secret) injectors.Outcome {
+func (p *pass) prepare(s secrets.Secret) (*job, injectors.Outcome) {
 	in, target := p.in, s.Mount.Target
-	fail := func(err error) injectors.Outcome { return injectors.Fail(s, target, err) }
+	fail := func(err error) (*job, injectors.Outcome) { return nil, injectors.Fail(s, target, err) }
 
 	// (a)
 	if s.Mount.Kind != secrets.MountFile {
@@ -270,7 +302,7 @@ func (p *pass) applyOne(s secrets.Secret) injectors.Outcome {
 
 	// (b)
 	fi, err := root.Lstat(rel)
-	existed := err == nil
+	j := &job{s: s, root: root, rel: rel, existed: err == nil, prev: in.man.Files[target]}
 	switch {
 	case err == nil && !fi.Mode().IsRegular():
 		return fail(fmt.Errorf("%s is %s: %w", target, describe(fi.Mode()), atomicfile.ErrNotRegular))
@@ -279,31 +311,28 @@ func (p *pass) applyOne(s secrets.Secret) injectors.Outcome {
 	}
 
 	// (c)
-	prev := in.man.Files[target]
-	ent := prev
-	var notes []string
-	if ent == nil {
-		ent = &entry{}
-		if existed {
+	j.ent = j.prev
+	if j.ent == nil {
+		j.ent = &entry{}
+		if j.existed {
 			mountPoint, err := keepAside(root, rel)
 			if err != nil {
 				return fail(fmt.Errorf("keep the existing %s aside: %w", target, err))
 			}
 			if !mountPoint {
 				p.res.Writes++
-				ent.KeptAside = true
-				notes = append(notes, "kept the existing file aside as "+target+OrigSuffix)
+				j.ent.KeptAside = true
+				j.notes = append(j.notes, "kept the existing file aside as "+target+OrigSuffix)
 				// Recorded at once, so the original is put back even if
-				// the write below fails.
-				ent.Secret, ent.Mode = s.Ref(), in.mode
-				in.man.Files[target] = ent
+				// the write fails.
+				j.ent.Secret, j.ent.Mode = s.Ref(), in.mode
+				in.man.Files[target] = j.ent
 			}
 		}
 	}
 
 	// (d)
-	uid, gid := in.owner.UID, in.owner.GID
-	created, err := atomicfile.MkdirAll(root, path.Dir(rel), 0o700, uid, gid)
+	created, err := atomicfile.MkdirAll(root, path.Dir(rel), 0o700, in.owner.UID, in.owner.GID)
 	p.res.Writes += len(created)
 	for _, d := range created {
 		in.man.Dirs = append(in.man.Dirs, path.Join(rootPath, d))
@@ -311,42 +340,75 @@ func (p *pass) applyOne(s secrets.Secret) injectors.Outcome {
 	if err != nil {
 		return fail(fmt.Errorf("create parents of %s: %w", target, err))
 	}
+	return j, injectors.Outcome{}
+}
 
-	// (e)
-	out, err := atomicfile.Write(root, rel, s.Value, atomicfile.Options{Mode: in.mode, UID: uid, GID: gid})
-	if err != nil {
-		return fail(fmt.Errorf("%s: %w", target, err))
+// writers bounds how many files step (2b) writes at once.
+const writers = 8
+
+// writeAll is step (2b): atomicfile.Write for every non-nil job, up to
+// writers at once, then an Lstat of the result for its identity. It touches
+// nothing but the jobs.
+func writeAll(jobs []*job, mode fs.FileMode, owner injectors.Owner) {
+	next := make(chan *job)
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Go(func() {
+			for j := range next {
+				j.out, j.err = atomicfile.Write(j.root, j.rel, j.s.Value, atomicfile.Options{Mode: mode, UID: owner.UID, GID: owner.GID})
+				if j.err == nil {
+					j.after, j.afterErr = j.root.Lstat(j.rel)
+				}
+			}
+		})
 	}
-	if out != atomicfile.Unchanged {
+	for _, j := range jobs {
+		if j != nil {
+			next <- j
+		}
+	}
+	close(next)
+	wg.Wait()
+}
+
+// record is step (2c) for one written job: it names the action and records
+// the path in the manifest.
+func (p *pass) record(j *job) injectors.Outcome {
+	in, s, target := p.in, j.s, j.s.Mount.Target
+	if j.err != nil {
+		return injectors.Fail(s, target, fmt.Errorf("%s: %w", target, j.err))
+	}
+	if j.out != atomicfile.Unchanged {
 		p.res.Writes++
 	}
-	if out == atomicfile.WrittenInPlace {
-		ent.MountPoint = true
-		notes = append(notes, NoteInPlace)
+	if j.out == atomicfile.WrittenInPlace {
+		j.ent.MountPoint = true
+		j.notes = append(j.notes, NoteInPlace)
 	}
+	prev := j.prev
 	action := injectors.Unchanged
 	switch {
 	case prev == nil || prev.Ino == 0: // new, or kept aside and never written
 		action = injectors.Created
-	case out == atomicfile.Unchanged:
-	case !existed:
+	case j.out == atomicfile.Unchanged:
+	case !j.existed:
 		action = injectors.Repaired // deleted by someone
 	case prev.Secret.ID != s.ID || prev.Mode != in.mode:
 		action = injectors.Updated
-	case out == atomicfile.MetadataFixed:
+	case j.out == atomicfile.MetadataFixed:
 		action = injectors.Repaired // chmod'ed or chowned by someone
 	case in.sessions[target] != "" && in.sessions[target] == s.Session:
 		action = injectors.Repaired // same value, other content: edited by someone
 	default:
 		action = injectors.Updated
 	}
-	ent.Secret, ent.Mode = s.Ref(), in.mode
-	if fi, err := root.Lstat(rel); err == nil {
-		ent.record(fi)
+	j.ent.Secret, j.ent.Mode = s.Ref(), in.mode
+	if j.afterErr == nil {
+		j.ent.record(j.after)
 	}
-	in.man.Files[target] = ent
+	in.man.Files[target] = j.ent
 	in.sessions[target] = s.Session
-	return injectors.Outcome{Secret: s.Ref(), Target: target, Action: action, Note: strings.Join(notes, "; ")}
+	return injectors.Outcome{Secret: s.Ref(), Target: target, Action: action, Note: strings.Join(j.notes, "; ")}
 }
 
 // keepAside renames the file at rel to rel + OrigSuffix. It refuses when
