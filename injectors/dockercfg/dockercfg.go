@@ -189,9 +189,10 @@ type pass struct {
 //	(6) For each manifest entry no longer desired: delete it if its HMAC
 //	    matches (it is what the injector wrote); else someone replaced it
 //	    (a later docker login): keep it and forget it.
-//	(7) Nothing changed (and the mode is right): stop, no write. Else encode the object, then read
-//	    config.json again: if it differs from (3), another program wrote in
-//	    between; start again at (3), at most maxAttempts times.
+//	(7) Nothing changed (and the mode is right): stop, no write. Else
+//	    encode the object, then read config.json again: if it differs from
+//	    (3), another program wrote in between; start again at (3), at most
+//	    maxAttempts times.
 //	(8) Write the manifest with both the old and the new HMACs, so that a
 //	    crash after (9) still knows the new entries as the injector's.
 //	(9) Write config.json through atomicfile (temp file, fsync, rename),
@@ -238,7 +239,7 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 		for _, w := range wants {
 			outs[w.out] = injectors.Fail(w.s, w.key, err)
 		}
-		res.Outcomes = outs
+		res.Outcomes = append(outs, res.Outcomes...)
 		res.Err = err
 		return res
 	}
