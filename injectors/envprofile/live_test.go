@@ -280,3 +280,60 @@ func TestUnchangedPromptForksNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestHookSourcesFragmentAtShellStart: a non-interactive shell that loads
+// the hook (as /etc/profile.d or a conf.d file would) has the variables,
+// exported, and no prompt hook is registered in it.
+func TestHookSourcesFragmentAtShellStart(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "env")
+	in, _ := New(Options{Dir: dir, Owner: injectors.Owner{UID: -1, GID: -1}})
+	want := "it's $(x) \\ \n"
+	if res := in.Apply(context.Background(), []secrets.Secret{envSecret("a", "SA_START", []byte(want))}); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	for _, sh := range []string{"bash", "dash", "zsh", "fish"} {
+		t.Run(sh, func(t *testing.T) {
+			bin := testutil.NeedTool(t, sh)
+			kind, load := "sh", ". "
+			if sh == "fish" {
+				kind, load = "fish", "source "
+			}
+			text, _ := HookScript(kind, HookSystem)
+			hook := filepath.Join(t.TempDir(), "hook")
+			os.WriteFile(hook, text, 0o600)
+			cmd := exec.Command(bin, "-c", load+hook+"; printenv SA_START")
+			cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir(), "USER=nobody", "SECRETS_AGENT_ENV_DIR=" + dir}
+			out, err := cmd.CombinedOutput()
+			if err != nil || string(out) != want+"\n" {
+				t.Errorf("%s: %q, %v; want %q", sh, out, err, want+"\n")
+			}
+		})
+	}
+}
+
+// TestUserHookFindsTheDefaultDir: without SECRETS_AGENT_ENV_DIR the user
+// hook reads $XDG_RUNTIME_DIR/secrets-agent, the user agent's default.
+func TestUserHookFindsTheDefaultDir(t *testing.T) {
+	runtime := t.TempDir()
+	in, _ := New(Options{Dir: filepath.Join(runtime, "secrets-agent"), Owner: injectors.Owner{UID: -1, GID: -1}})
+	if res := in.Apply(context.Background(), []secrets.Secret{envSecret("a", "SA_DEFAULT", []byte("found"))}); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	for _, sh := range []string{"bash", "fish"} {
+		t.Run(sh, func(t *testing.T) {
+			bin := testutil.NeedTool(t, sh)
+			kind, load := "sh", ". "
+			if sh == "fish" {
+				kind, load = "fish", "source "
+			}
+			text, _ := HookScript(kind, HookUser)
+			hook := filepath.Join(t.TempDir(), "hook")
+			os.WriteFile(hook, text, 0o600)
+			cmd := exec.Command(bin, "-c", load+hook+"; printenv SA_DEFAULT")
+			cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir(), "XDG_RUNTIME_DIR=" + runtime}
+			if out, err := cmd.CombinedOutput(); err != nil || string(out) != "found\n" {
+				t.Errorf("%s: %q, %v", sh, out, err)
+			}
+		})
+	}
+}
