@@ -279,7 +279,9 @@ func (a *Agent) holdStream(ctx context.Context) {
 			a.log.Info("watch stream connected", zap.String("environment", cfg.ControlPlane.EnvironmentID))
 			a.kick()
 			began := time.Now()
+			stopClose := context.AfterFunc(ctx, func() { _ = s.Close() })
 			err = a.readStream(s, t.silence)
+			stopClose()
 			_ = s.Close()
 			a.setWatchConnected(false)
 			if time.Since(began) >= t.healthy {

@@ -254,7 +254,12 @@ func (a *Agent) apply(ctx context.Context, desired map[string][]secrets.Secret, 
 			a.log.Error("injector failed", zap.String("injector", sl.name), zap.Error(r.Err))
 		}
 		a.logOutcomes(sl.name, r, repair)
-		a.paths[sl.name] = r.Paths
+		if r.Err != nil && len(r.Paths) == 0 {
+			// A failure as a whole says nothing about what is managed: keep
+			// watching what was, so drift repair still notices it.
+		} else {
+			a.paths[sl.name] = r.Paths
+		}
 		a.handed[sl.name] = want
 		a.noteApplied(sl.name, want, r)
 	}

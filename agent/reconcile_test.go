@@ -24,7 +24,7 @@ type testRig struct {
 	env  *fileInjector
 	file *fileInjector
 	reg  *fileInjector
-	logs *bytes.Buffer
+	logs *lockedBuffer
 }
 
 func testConfig() *config.Config {
@@ -37,11 +37,11 @@ func newRig(t *testing.T, cfg *config.Config, opts ...Option) *testRig {
 	if cfg == nil {
 		cfg = testConfig()
 	}
-	r := &testRig{cp: newFakePlane(), logs: &bytes.Buffer{},
+	r := &testRig{cp: newFakePlane(), logs: &lockedBuffer{b: &bytes.Buffer{}},
 		env:  newFileInjector(t, "envprofile", secrets.MountEnv),
 		file: newFileInjector(t, "secretfile", secrets.MountFile),
 		reg:  newFileInjector(t, "dockercfg", secrets.MountRegistry)}
-	core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&lockedBuffer{b: r.logs}), zap.DebugLevel)
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(r.logs), zap.DebugLevel)
 	opts = append([]Option{WithControlPlane(r.cp), WithInjectors(r.env, r.file, r.reg), withNotifier(nopNotifier{})}, opts...)
 	a, err := New(cfg, zap.New(core), opts...)
 	if err != nil {

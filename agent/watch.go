@@ -62,8 +62,9 @@ func (p *pathWatcher) set(paths []string) {
 	p.syncLocked()
 }
 
-// syncLocked is step (1); the caller holds mu.
-func (p *pathWatcher) syncLocked() {
+// syncLocked is step (1); the caller holds mu. It returns the directories it
+// began to watch.
+func (p *pathWatcher) syncLocked() (added []string) {
 	want := map[string]bool{}
 	for f := range p.files {
 		want[nearestDir(filepath.Dir(f))] = true
@@ -83,7 +84,9 @@ func (p *pathWatcher) syncLocked() {
 			continue
 		}
 		p.dirs[d] = true
+		added = append(added, d)
 	}
+	return added
 }
 
 // nearestDir returns dir or its nearest ancestor that exists as a directory.
@@ -125,13 +128,30 @@ func (p *pathWatcher) loop() {
 			if !ok {
 				return
 			}
-			files, dir := p.affected(filepath.Clean(ev.Name))
-			if dir || ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) || ev.Has(fsnotify.Create) {
+			name := filepath.Clean(ev.Name)
+			files, dir := p.affected(name)
+			if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+				// A watched directory that went away leaves a watch on
+				// nothing (or on where it was moved to): drop it, so
+				// that the directory made again at its path is watched.
 				p.mu.Lock()
-				if dir {
-					p.syncLocked()
+				if p.dirs[name] {
+					_ = p.w.Remove(name)
+					delete(p.dirs, name)
 				}
 				p.mu.Unlock()
+			}
+			if dir {
+				// A directory on the way came or went: watch what exists
+				// now. What happened in a directory before its watch was
+				// added went unseen, so report the files below it too.
+				p.mu.Lock()
+				added := p.syncLocked()
+				p.mu.Unlock()
+				for _, d := range added {
+					more, _ := p.affected(d)
+					files = append(files, more...)
+				}
 			}
 			for _, f := range files {
 				p.onEvent(f)
