@@ -797,3 +797,24 @@ func BenchmarkApply250Files(b *testing.B) {
 		}
 	}
 }
+
+// TestCancelledApplyRemovesNothing: a pass cut short by its context fails
+// what it did not apply and removes nothing, so a shutdown mid-pass never
+// wipes files.
+func TestCancelledApplyRemovesNothing(t *testing.T) {
+	f := newFixture(t)
+	kept := f.path("kept")
+	f.apply(sec("k", kept, "v"))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	res := f.in.Apply(ctx, []secrets.Secret{sec("n", f.path("new"), "v")})
+	if res.Err == nil || !errors.Is(res.Err, context.Canceled) {
+		t.Errorf("Err = %v, want context.Canceled", res.Err)
+	}
+	wantAction(t, res, f.path("new"), injectors.Failed)
+	wantFile(t, kept, "v", 0o600)
+	wantGone(t, f.path("new"))
+	if len(res.Paths) != 1 || res.Paths[0] != kept {
+		t.Errorf("Paths = %v, want [%s]", res.Paths, kept)
+	}
+}
