@@ -39,6 +39,9 @@ const OpKeepalive = "RESOURCE_OPERATION_UNSPECIFIED"
 // fits with room to spare.
 const maxRequestBody = 4 << 20
 
+// writeTimeout bounds the write of one response or one watch line.
+const writeTimeout = 30 * time.Second
+
 // Options configure a Server.
 type Options struct {
 	// Dir is the data directory (created 0700 when missing).
@@ -362,7 +365,8 @@ func (s *Server) secretValue(w http.ResponseWriter, r *http.Request, id string) 
 //  3. Answer 200 with Content-Type application/jsonl and flush.
 //  4. On each (coalesced) change notice write an update event line; on each
 //     keepalive tick write an OpKeepalive line; flush after every line.
-//  5. End on the caller's context, on Shutdown, or on a failed write.
+//  5. End on the caller's context, on Shutdown, or on a failed write (one
+//     that takes longer than writeTimeout fails).
 func (s *Server) watchEvents(w http.ResponseWriter, r *http.Request) {
 	var req controlplane.WatchEventsRequest
 	if err := decode(r, w, &req); err != nil {
@@ -388,6 +392,10 @@ func (s *Server) watchEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	enc := json.NewEncoder(w)
 	send := func(op string) bool {
+		// A watcher that stops reading would block this write forever and
+		// hold up Shutdown: give each line a deadline (ignored where the
+		// writer has none to set).
+		_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
 		if err := enc.Encode(controlplane.Event{Operation: op, ResourceType: controlplane.ResEnvironment, ResourceID: env.ID}); err != nil {
 			return false
 		}
