@@ -597,3 +597,18 @@ func TestBadRequestIsInvalidArgumentNamingTheField(t *testing.T) {
 	_, err = ts.admin.CreateSecret(testCtx(t), CreateSecretRequest{Name: "API_KEY", Scope: user, SecretMount: envMount})
 	wantCode(t, err, "a duplicate", controlplane.CodeAlreadyExists)
 }
+
+func TestServerRefusesADatabaseWithoutItsKey(t *testing.T) {
+	dir := t.TempDir()
+	ts := startServer(t, dir, 0)
+	ts.stop(t)
+	if err := os.Remove(filepath.Join(dir, KeyFile)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Options{Dir: dir}); err == nil || !strings.Contains(err.Error(), KeyFile) {
+		t.Fatalf("New without the key file: %v, want an error naming it", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, KeyFile)); err == nil {
+		t.Fatal("a new key was made for the old database")
+	}
+}

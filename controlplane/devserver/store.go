@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"time"
 
@@ -99,6 +100,13 @@ func OpenStore(dir string) (*Store, error) {
 		return nil, err
 	}
 	defer root.Close()
+	// A new key for an existing database would seal new values under it and
+	// leave every old one unreadable: refuse instead.
+	if _, err := root.Lstat(KeyFile); errors.Is(err, fs.ErrNotExist) {
+		if _, err := root.Lstat(DBFile); err == nil {
+			return nil, fmt.Errorf("%s exists but %s is missing: its values cannot be opened; restore the key or start on a new data dir", filepath.Join(dir, DBFile), filepath.Join(dir, KeyFile))
+		}
+	}
 	key, err := loadKey(root)
 	if err != nil {
 		return nil, err
