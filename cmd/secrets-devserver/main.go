@@ -29,6 +29,7 @@ other subcommand needs only '--data DIR' to reach the running server.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.CompletionOptions.DisableDefaultCmd = true
 	root.AddCommand(newServeCmd(), newEnvCmd(), newSecretCmd())
 	return root
 }

@@ -34,7 +34,8 @@ On first start it creates DIR (0700) and in it, each 0600: the database
 (admin-token). Once listening it writes the address it listens on to
 DIR/address (0600): with --listen 127.0.0.1:0 that is the port the system
 picked. On SIGINT or SIGTERM it removes DIR/address, ends every watch stream,
-finishes the calls in flight and exits 0.`,
+finishes the calls in flight and exits 0. One serve holds a data directory
+at a time: a second one fails after a second.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return serve(cmd.Context(), o) },
 	}
