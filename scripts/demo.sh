@@ -110,7 +110,7 @@ for name in GREETING DATABASE_URL ODD_VALUE; do
 done
 echo
 echo "docker registries in $home/.docker/config.json:"
-sed -n 's/^ *"\([^"]*\)": *{ *$/  \1/p' "$home/.docker/config.json" | grep -v '^  auths$' || true
+sed -n 's/^\t\t"\([^"]*\)": *{.*/  \1/p' "$home/.docker/config.json"
 echo "  ($(grep -c '"auth"' "$home/.docker/config.json") auth entries; values not shown)"
 
 if [ -n "${DEMO_ONCE:-}" ]; then
