@@ -60,8 +60,10 @@ type errorBody struct {
 // more than once.
 //
 // Where the listener comes from:
-//  1. A unix listener passed by systemd socket activation is used as it is
-//     (the .socket unit sets its mode and owner).
+//  1. A unix listener passed by systemd socket activation is used, and its
+//     file is given the owner and mode a bound socket would have (the
+//     environment's user, 0600; or 0660 with cfg.SocketGroup), so that the
+//     user's clients can connect without a drop-in for the .socket unit.
 //  2. Otherwise the socket is bound at cfg.Socket, as bindSocket describes:
 //     an existing socket with a live server behind it is an error ("another
 //     secrets-agent is serving <path>"); one nobody answers on (left by a
@@ -90,6 +92,10 @@ func serveSocket(ctx context.Context, b Backend, cfg *config.Config, log *zap.Lo
 	var remove func()
 	if ln != nil {
 		log.Info("status socket passed in by systemd", zap.String("addr", ln.Addr().String()))
+		if err := adoptActivated(ln, envUID, gid); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("status socket: %w", err)
+		}
 	} else {
 		ln, remove, err = bindSocket(cfg.Socket, envUID, gid)
 		if err != nil {
@@ -174,6 +180,27 @@ func lookupGID(name string) (int, error) {
 		return 0, fmt.Errorf("group %q: gid %q: %w", name, g.Gid, err)
 	}
 	return gid, nil
+}
+
+// adoptActivated gives the file of an activated unix socket the owner and
+// mode bindSocket would: uid (and gid with mode 0660 when gid >= 0, else
+// 0600). An abstract or unnamed socket has no file and is left as it is.
+func adoptActivated(ln net.Listener, uid, gid int) error {
+	addr, ok := ln.Addr().(*net.UnixAddr)
+	if !ok || addr.Name == "" || addr.Name[0] == '@' {
+		return nil
+	}
+	mode := os.FileMode(0o600)
+	if gid >= 0 {
+		mode = 0o660
+	}
+	if err := os.Lchown(addr.Name, uid, gid); err != nil {
+		return fmt.Errorf("chown activated socket %s: %w", addr.Name, err)
+	}
+	if err := os.Chmod(addr.Name, mode); err != nil {
+		return fmt.Errorf("chmod activated socket %s: %w", addr.Name, err)
+	}
+	return nil
 }
 
 // activatedListener returns the first unix listener systemd passed in, or nil

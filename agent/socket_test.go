@@ -559,6 +559,9 @@ func TestSocketActivationIsUsed(t *testing.T) {
 	}
 	ln.Close()
 	defer f.Close()
+	if err := os.Chmod(path, 0o666); err != nil { // as a careless .socket unit might leave it
+		t.Fatal(err)
+	}
 
 	self, err := os.Executable()
 	if err != nil {
@@ -586,6 +589,9 @@ func TestSocketActivationIsUsed(t *testing.T) {
 	}
 	if _, err := NewClient(path).Status(ctx10s(t)); err != nil {
 		t.Errorf("Status on the activated socket: %v", err)
+	}
+	if fi, err := os.Lstat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("activated socket not narrowed to 0600 for the environment's user: %v %v", fi.Mode(), err)
 	}
 	if _, err := os.Lstat(unused); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the configured socket was bound although systemd passed one: %v", err)
