@@ -50,6 +50,9 @@ type options struct {
 	version    string
 	timing     timing
 	notify     sdNotifier
+	// noFileWatch and noSocket: see options_sim.go.
+	noFileWatch bool
+	noSocket    bool
 }
 
 // WithControlPlane makes the agent use cp instead of a client built from the

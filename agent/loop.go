@@ -90,9 +90,9 @@ func (a *Agent) RequestReload() {
 // nil; it returns an error only when it cannot start (the status socket
 // cannot be served). The steps:
 //
-//	(1) Serve the status socket.
+//	(1) Serve the status socket (unless WithoutStatusSocket).
 //	(2) Watch files: every managed output (drift), the config file and the
-//	    token file.
+//	    token file (unless WithoutFileWatch).
 //	(3) Hold the watch stream in its own goroutine (controlplane.watch):
 //	    every event kicks a full pass, and so does every (re)connect, to
 //	    catch up on what happened while it was down.
@@ -107,21 +107,25 @@ func (a *Agent) RequestReload() {
 //	    stays in place, STOPPING is sent and Run returns nil.
 func (a *Agent) Run(ctx context.Context) error {
 	cfg := a.config()
-	stopSocket, err := serveStatusSocket(ctx, a, cfg, a.log) // (1)
-	if err != nil {
-		return err
+	if !a.opts.noSocket {
+		stopSocket, err := serveStatusSocket(ctx, a, cfg, a.log) // (1)
+		if err != nil {
+			return err
+		}
+		defer stopSocket()
 	}
-	defer stopSocket()
 
-	files, err := newPathWatcher(a.log, a.onFileEvent) // (2)
-	if err != nil {
-		a.log.Warn("file watching unavailable: no drift repair, no reload on file change", zap.Error(err))
-	} else {
-		defer files.close()
-		a.mu.Lock()
-		a.watching = files.set
-		a.mu.Unlock()
-		a.watchFiles()
+	if !a.opts.noFileWatch {
+		files, err := newPathWatcher(a.log, a.onFileEvent) // (2)
+		if err != nil {
+			a.log.Warn("file watching unavailable: no drift repair, no reload on file change", zap.Error(err))
+		} else {
+			defer files.close()
+			a.mu.Lock()
+			a.watching = files.set
+			a.mu.Unlock()
+			a.watchFiles()
+		}
 	}
 
 	stream := a.startStream(ctx) // (3)
