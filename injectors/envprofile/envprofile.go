@@ -48,6 +48,8 @@ type Injector struct {
 	opts Options
 	// man is what the last Apply left on disk; nil until loaded.
 	man *manifest
+	// cleaned: the first Apply removed the temp files a crash left.
+	cleaned bool
 }
 
 // manifest records the variables the injector set. It holds no value, and
@@ -87,7 +89,9 @@ func (*Injector) Kind() secrets.MountKind { return secrets.MountEnv }
 //
 //	(1) Split desired into variables and failures (bad name, NUL, ...): a
 //	    failure is that secret's Failed outcome; the others are still written.
-//	(2) Make sure Dir exists and open it as an os.Root.
+//	(2) Make sure Dir exists and open it as an os.Root. On the first Apply,
+//	    remove the temp files a crashed agent left beside the fragments and
+//	    the manifest (atomicfile.CleanTemps): they may hold old values.
 //	(3) Render the fragments. If env.sh on disk is exactly what this set
 //	    renders to under its own generation, keep that generation; otherwise
 //	    take a fresh random one, so that the hooks see a change.
@@ -117,6 +121,10 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 		return in.failAll(res, desired, vars, idx, err)
 	}
 	defer root.Close()
+	if !in.cleaned {
+		in.cleanTemps(root) // not counted in Writes: it would read as a repair
+		in.cleaned = true
+	}
 	if err := in.loadManifest(); err != nil {
 		res.Err = err
 		return in.failAll(res, desired, vars, idx, err)
@@ -217,6 +225,27 @@ func (in *Injector) openDir() (*os.Root, error) {
 		return nil, fmt.Errorf("envprofile: open %s: %w", dir, err)
 	}
 	return root, nil
+}
+
+// cleanTemps is the first Apply's part of step (2): it removes the temp
+// files of the fragments in root and of the manifest, and returns how many.
+// A failure is not reported: a temp file that stays is harmless to the write.
+func (in *Injector) cleanTemps(root *os.Root) int {
+	n := 0
+	for _, f := range Formats {
+		c, _ := atomicfile.CleanTemps(root, f.FileName())
+		n += c
+	}
+	if in.opts.StateDir == "" {
+		return n
+	}
+	state, err := os.OpenRoot(in.opts.StateDir)
+	if err != nil {
+		return n // no state dir yet: no temp file in it either
+	}
+	defer state.Close()
+	c, _ := atomicfile.CleanTemps(state, manifestName)
+	return n + c
 }
 
 // currentGen returns the generation of env.sh in root if the file is
