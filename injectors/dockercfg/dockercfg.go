@@ -82,6 +82,8 @@ type Injector struct {
 	// beforeCommit, when set, runs after a merge and before the re-read that
 	// guards the write: a test seam to play another writer.
 	beforeCommit func()
+	// cleaned: the first Apply removed the temp files a crash left.
+	cleaned bool
 }
 
 // New returns an injector for o. It touches nothing on disk.
@@ -178,7 +180,10 @@ type pass struct {
 //	    earlier entry, if any, is left as it is.
 //	(2) Load the manifest (which entries the injector wrote and the HMAC of
 //	    each); open the state dir and the config dir with os.Root, creating
-//	    them 0700 (the config dir owned by Owner) where missing.
+//	    them 0700 (the config dir owned by Owner) where missing. On the
+//	    first Apply, remove the temp files a crashed agent left beside
+//	    config.json and the manifest (atomicfile.CleanTemps): they may hold
+//	    credentials.
 //	(3) Read config.json (no symlink followed) and parse it as a generic JSON
 //	    object. Not valid JSON: the pass fails, the file is untouched.
 //	(4) Decide the mode: Auto is Helper when credsStore is set.
@@ -272,6 +277,13 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 		return failAll(fmt.Errorf("dockercfg: config dir: %w", err))
 	}
 	defer cfgRoot.Close()
+	if !in.cleaned {
+		// A failure is not reported: a temp file that stays does not hinder
+		// a write.
+		_, _ = atomicfile.CleanTemps(cfgRoot, configName)
+		_, _ = atomicfile.CleanTemps(stateRoot, manifestName)
+		in.cleaned = true
+	}
 
 	var p *pass
 	for attempt := 1; ; attempt++ {
