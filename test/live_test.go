@@ -162,7 +162,11 @@ func TestManagedFilesAreRepaired(t *testing.T) {
 	envsh := filepath.Join(l.envDir(), "env.sh")
 	must(t, os.WriteFile(envsh, []byte("export APP_TOKEN=tampered\n"), 0o600))
 	testutil.Eventually(t, deadline, "a rewritten env.sh is put back", func() bool { return l.envValue(t) == "v1" })
-	must(t, os.RemoveAll(filepath.Dir(l.file)))
+	// Rename, then delete: a plain RemoveAll races with the agent putting
+	// the file back while the directory is being emptied.
+	gone := filepath.Dir(l.file) + ".gone"
+	must(t, os.Rename(filepath.Dir(l.file), gone))
+	must(t, os.RemoveAll(gone))
 	testutil.Eventually(t, deadline, "a removed directory is re-created with its file", func() bool { return l.fileValue() == "v1" })
 	// Drift repair keeps working after the directory came back.
 	must(t, os.Remove(l.file))
