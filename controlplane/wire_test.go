@@ -1,0 +1,96 @@
+package controlplane
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"testing"
+
+	"github.com/secrets-agent/secrets-agent/secrets"
+)
+
+func ptr(s string) *string { return &s }
+
+func TestSpecSecretToDomain(t *testing.T) {
+	base := EnvironmentSpecSecret{ID: "s1", Name: "API_KEY", Scope: ScopeProject, Session: "v3", Source: "src", SourceRef: "ref"}
+	with := func(f func(*EnvironmentSpecSecret)) EnvironmentSpecSecret { w := base; f(&w); return w }
+	for _, tc := range []struct {
+		what  string
+		w     EnvironmentSpecSecret
+		mount secrets.Mount
+		field string // the field the error names; "" for none
+	}{
+		{"env", with(func(w *EnvironmentSpecSecret) { w.EnvironmentVariable = ptr("API_KEY") }), secrets.Mount{Kind: secrets.MountEnv, Target: "API_KEY"}, ""},
+		{"file", with(func(w *EnvironmentSpecSecret) { w.FilePath = ptr("/run/secrets/k") }), secrets.Mount{Kind: secrets.MountFile, Target: "/run/secrets/k"}, ""},
+		{"registry", with(func(w *EnvironmentSpecSecret) { w.ContainerRegistryBasicAuthHost = ptr("ghcr.io") }), secrets.Mount{Kind: secrets.MountRegistry, Target: "ghcr.io"}, ""},
+		{"git", with(func(w *EnvironmentSpecSecret) { w.GitCredentialHost = ptr("github.com") }), secrets.Mount{Kind: secrets.MountGitCredential, Target: "github.com"}, ""},
+		{"api only", with(func(w *EnvironmentSpecSecret) { w.APIOnly = true }), secrets.Mount{Kind: secrets.MountAPIOnly}, ""},
+		{"no mount", base, secrets.Mount{Kind: secrets.MountNone}, ""},
+		{"set to empty", with(func(w *EnvironmentSpecSecret) { w.EnvironmentVariable = ptr("") }), secrets.Mount{Kind: secrets.MountEnv}, ""},
+		{"two mounts", with(func(w *EnvironmentSpecSecret) { w.EnvironmentVariable = ptr("A"); w.FilePath = ptr("/a") }), secrets.Mount{}, "mount"},
+		{"mount and api only", with(func(w *EnvironmentSpecSecret) { w.FilePath = ptr("/a"); w.APIOnly = true }), secrets.Mount{}, "mount"},
+		{"unknown scope", with(func(w *EnvironmentSpecSecret) { w.Scope = "SCOPE_GALAXY" }), secrets.Mount{}, "scope"},
+		{"no scope", with(func(w *EnvironmentSpecSecret) { w.Scope = "" }), secrets.Mount{}, "scope"},
+	} {
+		t.Run(tc.what, func(t *testing.T) {
+			s, err := tc.w.Secret()
+			if tc.field != "" {
+				var e *secrets.Error
+				if !errors.As(err, &e) || e.Field != tc.field || e.ID != "s1" {
+					t.Fatalf("Secret() = %v, want a *secrets.Error on %s naming s1", err, tc.field)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := secrets.Secret{ID: "s1", Name: "API_KEY", Scope: secrets.ScopeProject, Session: "v3", Source: "src", SourceRef: "ref", Mount: tc.mount}
+			if !reflect.DeepEqual(s, want) {
+				t.Errorf("Secret() = %+v, want %+v", s, want)
+			}
+		})
+	}
+}
+
+func TestSpecSecretRoundTrip(t *testing.T) {
+	mounts := []secrets.Mount{
+		{Kind: secrets.MountEnv, Target: "X"},
+		{Kind: secrets.MountFile, Target: "/home/u/.netrc"},
+		{Kind: secrets.MountRegistry, Target: "docker.io"},
+		{Kind: secrets.MountGitCredential, Target: "gitlab.com"},
+		{Kind: secrets.MountAPIOnly},
+		{Kind: secrets.MountNone},
+	}
+	scopes := []secrets.Scope{secrets.ScopeRunner, secrets.ScopeOrganization, secrets.ScopeProject, secrets.ScopeServiceAccount, secrets.ScopeUser}
+	for _, m := range mounts {
+		for _, sc := range scopes {
+			in := secrets.Secret{ID: "id-1", Name: "NAME_1", Scope: sc, Session: "s", Source: "o", SourceRef: "r", Mount: m}
+			// Through JSON too, as the server sends it.
+			b, err := json.Marshal(SpecSecret(in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var w EnvironmentSpecSecret
+			if err := json.Unmarshal(b, &w); err != nil {
+				t.Fatal(err)
+			}
+			out, err := w.Secret()
+			if err != nil || !reflect.DeepEqual(out, in) {
+				t.Errorf("round trip of %+v via %s = %+v, %v", in, b, out, err)
+			}
+		}
+	}
+	if got := WireScope(secrets.ScopeUnspecified); got != "SCOPE_UNSPECIFIED" {
+		t.Errorf("WireScope(unspecified) = %q", got)
+	}
+}
+
+func TestEncodeValueRoundTrip(t *testing.T) {
+	for _, v := range [][]byte{nil, []byte("plain text\n"), {0xff, 0xfe, 0}, []byte("ünïcode")} {
+		value, valueBytes := EncodeValue(v)
+		got, err := DecodeValue(value, valueBytes)
+		if err != nil || string(got) != string(v) {
+			t.Errorf("round trip of %q = %q, %v", v, got, err)
+		}
+	}
+}
