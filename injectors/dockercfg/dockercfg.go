@@ -253,7 +253,7 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 	}
 
 	// (2)
-	stateRoot, err := openDir(in.o.StateDir, -1, -1)
+	stateRoot, err := atomicfile.OpenDir(in.o.StateDir, 0o700, -1, -1)
 	if err != nil {
 		return failAll(fmt.Errorf("dockercfg: state dir: %w", err))
 	}
@@ -272,7 +272,7 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 		man.Entries = nil
 	}
 	man.Config = in.ConfigPath()
-	cfgRoot, err := openDir(in.configDir, in.o.Owner.UID, in.o.Owner.GID)
+	cfgRoot, err := atomicfile.OpenDir(in.configDir, 0o700, in.o.Owner.UID, in.o.Owner.GID)
 	if err != nil {
 		return failAll(fmt.Errorf("dockercfg: config dir: %w", err))
 	}
@@ -544,38 +544,3 @@ func readConfig(root *os.Root) (configRead, error) {
 	return configRead{data: data, info: fi}, nil
 }
 
-// openDir opens dir as an os.Root, first creating it and any missing parent
-// 0700, owned by uid:gid, below the nearest directory that exists.
-func openDir(dir string, uid, gid int) (*os.Root, error) {
-	base := dir
-	for {
-		if _, err := os.Stat(base); err == nil {
-			break
-		}
-		parent := filepath.Dir(base)
-		if parent == base {
-			break
-		}
-		base = parent
-	}
-	if base != dir {
-		rel, err := filepath.Rel(base, dir)
-		if err != nil {
-			return nil, fmt.Errorf("create %s: %w", dir, err)
-		}
-		r, err := os.OpenRoot(base)
-		if err != nil {
-			return nil, fmt.Errorf("create %s: %w", dir, err)
-		}
-		_, err = atomicfile.MkdirAll(r, filepath.ToSlash(rel), 0o700, uid, gid)
-		r.Close()
-		if err != nil {
-			return nil, fmt.Errorf("create %s: %w", dir, err)
-		}
-	}
-	r, err := os.OpenRoot(dir)
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", dir, err)
-	}
-	return r, nil
-}

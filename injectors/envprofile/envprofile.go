@@ -202,7 +202,8 @@ func (in *Injector) failAll(res injectors.Result, desired []secrets.Secret, vars
 }
 
 // openDir is step (2): it creates Dir if missing (0700, owned by Owner; its
-// missing parents 0755) and opens it.
+// missing parents 0755, as /run/secrets-agent holds every user's dir) and
+// opens it.
 func (in *Injector) openDir() (*os.Root, error) {
 	dir := in.opts.Dir
 	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
@@ -210,19 +211,10 @@ func (in *Injector) openDir() (*os.Root, error) {
 		if err := os.MkdirAll(parent, 0o755); err != nil {
 			return nil, fmt.Errorf("envprofile: create %s: %w", parent, err)
 		}
-		proot, err := os.OpenRoot(parent)
-		if err != nil {
-			return nil, fmt.Errorf("envprofile: open %s: %w", parent, err)
-		}
-		_, err = atomicfile.MkdirAll(proot, filepath.Base(dir), 0o700, in.opts.Owner.UID, in.opts.Owner.GID)
-		proot.Close()
-		if err != nil {
-			return nil, fmt.Errorf("envprofile: create %s: %w", dir, err)
-		}
 	}
-	root, err := os.OpenRoot(dir)
+	root, err := atomicfile.OpenDir(dir, 0o700, in.opts.Owner.UID, in.opts.Owner.GID)
 	if err != nil {
-		return nil, fmt.Errorf("envprofile: open %s: %w", dir, err)
+		return nil, fmt.Errorf("envprofile: %w", err)
 	}
 	return root, nil
 }

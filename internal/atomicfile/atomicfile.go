@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"syscall"
 )
@@ -356,4 +357,42 @@ func MkdirAll(root *os.Root, dir string, perm fs.FileMode, uid, gid int) ([]stri
 		}
 	}
 	return created, nil
+}
+
+// OpenDir opens dir as an *os.Root, first creating it and every missing
+// parent below the nearest directory that exists, each with mode perm and
+// owned by uid:gid (-1 leaves an id), as MkdirAll does. A dir that exists is
+// opened as it is.
+func OpenDir(dir string, perm fs.FileMode, uid, gid int) (*os.Root, error) {
+	base := filepath.Clean(dir)
+	for {
+		if _, err := os.Stat(base); err == nil {
+			break
+		}
+		parent := filepath.Dir(base)
+		if parent == base {
+			break
+		}
+		base = parent
+	}
+	if base != filepath.Clean(dir) {
+		rel, err := filepath.Rel(base, dir)
+		if err != nil {
+			return nil, fmt.Errorf("create %s: %w", dir, err)
+		}
+		r, err := os.OpenRoot(base)
+		if err != nil {
+			return nil, fmt.Errorf("create %s: %w", dir, err)
+		}
+		_, err = MkdirAll(r, filepath.ToSlash(rel), perm, uid, gid)
+		r.Close()
+		if err != nil {
+			return nil, fmt.Errorf("create %s: %w", dir, err)
+		}
+	}
+	r, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", dir, err)
+	}
+	return r, nil
 }

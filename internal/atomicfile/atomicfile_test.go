@@ -380,3 +380,30 @@ func TestPathsNeverEscapeRoot(t *testing.T) {
 	}
 	t.Logf("%d names tried: %d written inside the root, %d refused", len(names), written, refused)
 }
+
+func TestOpenDirCreatesMissingDirsWithModeAndOpensExisting(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "a", "b")
+	r, err := OpenDir(dir, 0o700, -1, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	for _, d := range []string{filepath.Join(base, "a"), dir} {
+		fi, err := os.Stat(d)
+		if err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+			t.Fatalf("%s: %v %v, want a 0700 directory", d, fi.Mode(), err)
+		}
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r, err = OpenDir(dir, 0o700, -1, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	if fi, _ := os.Stat(dir); fi.Mode().Perm() != 0o755 {
+		t.Fatalf("an existing dir was changed to %v", fi.Mode())
+	}
+}
