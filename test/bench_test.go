@@ -1,0 +1,460 @@
+package test
+
+// Benchmarks for `make bench` (scripts/bench.sh documents the framework).
+// Each reports its figures with b.ReportMetric and, where a figure needs a
+// word of context, a "note:" log line that the report prints beside its
+// table. None of them fails on a number: they measure, they do not judge.
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/secrets-agent/secrets-agent/agent"
+	"github.com/secrets-agent/secrets-agent/config"
+	"github.com/secrets-agent/secrets-agent/controlplane"
+	"github.com/secrets-agent/secrets-agent/controlplane/devserver"
+	"github.com/secrets-agent/secrets-agent/internal/faultproxy"
+	"github.com/secrets-agent/secrets-agent/internal/testutil"
+)
+
+// benchEnv is a devserver with one environment (org acme, project web, user
+// alice), its admin client, and an agent config for it below dir.
+type benchEnv struct {
+	dev   *testutil.Devserver
+	admin *devserver.AdminClient
+	dir   string
+	cfg   testutil.AgentConfig
+}
+
+func newBenchEnv(b *testing.B) *benchEnv {
+	b.Helper()
+	e := &benchEnv{dev: testutil.StartDevserver(b), dir: b.TempDir()}
+	admin, err := devserver.DialDir(e.dev.Dir)
+	if err != nil {
+		b.Fatalf("dial devserver: %v", err)
+	}
+	e.admin = admin
+	env, err := admin.CreateEnvironment(context.Background(), "acme", "web", "alice")
+	if err != nil {
+		b.Fatalf("create environment: %v", err)
+	}
+	tokenFile := filepath.Join(e.dir, "token")
+	if err := os.WriteFile(tokenFile, []byte(env.Token), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	e.cfg = testutil.AgentConfig{
+		URL: e.dev.URL, EnvironmentID: env.EnvironmentID, TokenFile: tokenFile,
+		Home:     filepath.Join(e.dir, "home"),
+		StateDir: filepath.Join(e.dir, "state"),
+		EnvDir:   filepath.Join(e.dir, "envdir"),
+		Socket:   filepath.Join(e.dir, "agent.sock"),
+		LogLevel: "info", // debug logging would be part of what we measure
+	}
+	return e
+}
+
+// secretSet is how many secrets of each mount kind seed creates.
+type secretSet struct{ env, files, registries int }
+
+func (s secretSet) String() string {
+	return fmt.Sprintf("%d secrets (%d env, %d files, %d registries)", s.env+s.files+s.registries, s.env, s.files, s.registries)
+}
+
+// seeded is what seed created: every secret's id, and the file secrets'
+// paths (in creation order) with their ids.
+type seeded struct {
+	ids       []string
+	filePaths []string
+	fileIDs   []string
+}
+
+// seed creates set's secrets through the admin API, eight at a time, spread
+// over the three scopes with distinct names so that all of them apply: env
+// values of 32 bytes, files of 512 bytes below the home, registry values
+// base64(user:password).
+func (e *benchEnv) seed(b *testing.B, set secretSet) seeded {
+	b.Helper()
+	type job struct {
+		req  devserver.CreateSecretRequest
+		file string
+	}
+	owners := []devserver.SecretScope{{OrganizationID: "acme"}, {ProjectID: "web"}, {UserID: "alice"}}
+	var jobs []job
+	for i := 0; i < set.env; i++ {
+		jobs = append(jobs, job{req: devserver.CreateSecretRequest{Name: fmt.Sprintf("BENCH_ENV_%04d", i),
+			SecretMount: devserver.SecretMount{EnvironmentVariable: true}, Value: benchValue("env", i, 32)}})
+	}
+	for i := 0; i < set.files; i++ {
+		p := filepath.Join(e.cfg.Home, "bench", fmt.Sprintf("d%02d", i%10), fmt.Sprintf("f%04d", i))
+		jobs = append(jobs, job{file: p, req: devserver.CreateSecretRequest{Name: fmt.Sprintf("BENCH_FILE_%04d", i),
+			SecretMount: devserver.SecretMount{FilePath: p}, Value: benchValue("file", i, 512)}})
+	}
+	for i := 0; i < set.registries; i++ {
+		jobs = append(jobs, job{req: devserver.CreateSecretRequest{Name: fmt.Sprintf("BENCH_REG_%04d", i),
+			SecretMount: devserver.SecretMount{ContainerRegistryBasicAuthHost: fmt.Sprintf("reg%03d.bench.test", i)},
+			Value:       base64.StdEncoding.EncodeToString([]byte("bot:" + benchValue("pw", i, 24)))}})
+	}
+	for i := range jobs {
+		jobs[i].req.Scope = owners[i%len(owners)]
+	}
+
+	var out seeded
+	out.ids = make([]string, len(jobs))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	next := make(chan int)
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				s, err := e.admin.CreateSecret(context.Background(), jobs[i].req)
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = fmt.Errorf("create %s: %w", jobs[i].req.Name, err)
+				}
+				out.ids[i] = s.ID
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range jobs {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if firstErr != nil {
+		b.Fatal(firstErr)
+	}
+	for i, j := range jobs {
+		if j.file != "" {
+			out.filePaths = append(out.filePaths, j.file)
+			out.fileIDs = append(out.fileIDs, out.ids[i])
+		}
+	}
+	return out
+}
+
+// benchValue is a printable value of n bytes, distinct per kind and i.
+func benchValue(kind string, i, n int) string {
+	s := fmt.Sprintf("%s-%d-", kind, i)
+	return s + strings.Repeat("x", max(0, n-len(s)))
+}
+
+// BenchmarkColdApply1000 measures a cold apply of 1,000 secrets (700 env,
+// 250 files, 50 registries) from a devserver on loopback to disk: each
+// iteration builds a new in-process agent (agent.New with the real client
+// and injectors) over an emptied home, env dir and state dir, and times
+// agent.New plus one RunOnce. It reports the median over the iterations.
+func BenchmarkColdApply1000(b *testing.B) {
+	set := secretSet{env: 700, files: 250, registries: 50}
+	e := newBenchEnv(b)
+	seedStart := time.Now()
+	s := e.seed(b, set)
+	b.Logf("note: %s, seeded through the admin API in %v", set, time.Since(seedStart).Round(time.Millisecond))
+	cfgPath := testutil.WriteAgentConfig(b, e.dir, e.cfg)
+
+	var took []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		for _, d := range []string{e.cfg.Home, e.cfg.StateDir, e.cfg.EnvDir} {
+			if err := os.RemoveAll(d); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := os.MkdirAll(e.cfg.Home, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		cfg, err := config.Load(cfgPath)
+		if err != nil {
+			b.Fatalf("load config: %v", err)
+		}
+		b.StartTimer()
+
+		start := time.Now()
+		a, err := agent.New(cfg, nil)
+		if err != nil {
+			b.Fatalf("agent.New: %v", err)
+		}
+		rep := a.RunOnce(context.Background())
+		took = append(took, time.Since(start))
+
+		b.StopTimer()
+		if !rep.OK() {
+			b.Fatalf("cold apply did not apply everything: error %q, state %s", rep.Error, rep.Status.State)
+		}
+		if got := len(rep.Status.Secrets); got != len(s.ids) {
+			b.Fatalf("status lists %d secrets, want %d", got, len(s.ids))
+		}
+		b.StartTimer()
+	}
+	b.StopTimer()
+	for _, p := range s.filePaths {
+		if _, err := os.Stat(p); err != nil {
+			b.Fatalf("file secret not on disk after the apply: %v", err)
+		}
+	}
+	q := quantiles(took)
+	b.ReportMetric(q.p50, "median-ms")
+	b.ReportMetric(q.min, "min-ms")
+	b.ReportMetric(q.max, "max-ms")
+	b.ReportMetric(float64(len(took)), "applies")
+	spec, values := fetchTimes(b, e.cfg, s.ids)
+	b.ReportMetric(spec, "spec-fetch-ms")
+	b.ReportMetric(values, "value-fetches-ms")
+	b.Logf("note: spec-fetch-ms and value-fetches-ms time the same control-plane calls alone, outside the agent: one GetEnvironment, then one GetSecretValue per secret in turn, as a cold pass makes them; the rest of median-ms is the agent's own work and the disk")
+	b.ReportMetric(0, "ns/op")
+}
+
+// fetchTimes makes, with the real control-plane client, the calls a cold
+// pass makes (one GetEnvironment, then GetSecretValue for each id in turn)
+// and returns how long each part took, in milliseconds.
+func fetchTimes(b *testing.B, c testutil.AgentConfig, ids []string) (spec, values float64) {
+	b.Helper()
+	cp, err := controlplane.New(controlplane.Options{BaseURL: c.URL, TokenFile: c.TokenFile})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	start := time.Now()
+	if _, err := cp.GetEnvironment(ctx, c.EnvironmentID); err != nil {
+		b.Fatalf("get environment: %v", err)
+	}
+	mid := time.Now()
+	for _, id := range ids {
+		if _, err := cp.GetSecretValue(ctx, id); err != nil {
+			b.Fatalf("get secret value: %v", err)
+		}
+	}
+	end := time.Now()
+	return millis(mid.Sub(start)), millis(end.Sub(mid))
+}
+
+func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// BenchmarkPropagationStream measures how long an updated value takes to
+// reach its file with the watch stream on.
+func BenchmarkPropagationStream(b *testing.B) {
+	benchPropagation(b, true, "30s")
+}
+
+// BenchmarkPropagationPoll measures the same with the stream off and a poll
+// interval of 1 s: the latency is then about half the interval.
+func BenchmarkPropagationPoll(b *testing.B) {
+	benchPropagation(b, false, "1s")
+}
+
+// propagationUpdates is how many updates each propagation benchmark times.
+const propagationUpdates = 200
+
+// benchPropagation runs the real agent binary against a real devserver with
+// 100 secrets applied and, propagationUpdates times: (1) updates one file
+// secret through the admin API to a new value, (2) takes the time the call
+// returned, (3) waits (inotify on the file's directory, re-reading the file
+// on every event) until the file holds the new bytes, (4) records the
+// difference. A file that already holds them when the call returns counts
+// as 0 ms: the change was faster than the call's answer.
+func benchPropagation(b *testing.B, watch bool, poll string) {
+	set := secretSet{env: 70, files: 25, registries: 5}
+	e := newBenchEnv(b)
+	s := e.seed(b, set)
+	e.cfg.Watch, e.cfg.PollInterval = &watch, poll
+	ag := testutil.StartAgent(b, testutil.WriteAgentConfig(b, e.dir, e.cfg))
+	waitApplied(b, s)
+	b.Logf("note: real secrets-agent binary, %s applied, watch %v, poll_interval %s; %d updates of one 512-byte file secret, each timed from UpdateSecretValue returning to the new bytes readable at the path",
+		set, watch, poll, propagationUpdates)
+	if !watch {
+		b.Logf("note: with polling only, latency is bounded by poll_interval (1 s, ±20%% jitter): about half of it on average")
+	}
+
+	target, id := s.filePaths[0], s.fileIDs[0]
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Add(filepath.Dir(target)); err != nil {
+		b.Fatal(err)
+	}
+
+	var lat []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		for i := range propagationUpdates {
+			want := []byte(benchValue("rotated", b.N*1000+i, 512))
+			if _, err := e.admin.UpdateSecretValue(context.Background(), id, want); err != nil {
+				b.Fatalf("update %d: %v", i, err)
+			}
+			sent := time.Now()
+			if err := waitFor(w, target, want, 30*time.Second); err != nil {
+				if exited, xerr := ag.Exited(); exited {
+					b.Fatalf("update %d: %v (agent exited: %v)", i, err, xerr)
+				}
+				b.Fatalf("update %d: %v", i, err)
+			}
+			lat = append(lat, time.Since(sent))
+		}
+	}
+	b.StopTimer()
+	q := quantiles(lat)
+	b.ReportMetric(q.p50, "p50-ms")
+	b.ReportMetric(q.p99, "p99-ms")
+	b.ReportMetric(q.max, "max-ms")
+	b.ReportMetric(float64(len(lat)), "updates")
+	b.ReportMetric(0, "ns/op")
+}
+
+// waitFor returns once path holds want, re-reading it now and on every
+// event w reports; it fails after timeout.
+func waitFor(w *fsnotify.Watcher, path string, want []byte, timeout time.Duration) error {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		if got, err := os.ReadFile(path); err == nil && bytes.Equal(got, want) {
+			return nil
+		}
+		select {
+		case <-w.Events:
+		case err := <-w.Errors:
+			return fmt.Errorf("watch %s: %w", path, err)
+		case <-deadline.C:
+			return fmt.Errorf("%s did not get the new value within %v", path, timeout)
+		case <-time.After(100 * time.Millisecond): // in case an event was missed
+		}
+	}
+}
+
+// waitApplied waits until every file secret of s is on disk.
+func waitApplied(b *testing.B, s seeded) {
+	b.Helper()
+	testutil.Eventually(b, 60*time.Second, "every file secret is applied", func() bool {
+		for _, p := range s.filePaths {
+			if _, err := os.Stat(p); err != nil {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// idleWindow is how long BenchmarkIdle watches the idle agent.
+const idleWindow = 60 * time.Second
+
+// clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat: 100
+// on every Linux architecture Go supports.
+const clockTicks = 100
+
+// BenchmarkIdle runs the real agent with 100 secrets applied, the watch
+// stream on and the default poll interval (30 s), through a fault proxy that
+// injects nothing and counts requests. After the first apply (and 2 s to
+// settle) it measures over idleWindow: CPU (utime+stime from /proc/PID/stat)
+// as a percentage of one core, peak RSS (VmHWM, which includes the first
+// apply) and requests the proxy saw, which excludes the stream opened
+// before the window and counts any reconnect of it.
+func BenchmarkIdle(b *testing.B) {
+	set := secretSet{env: 70, files: 25, registries: 5}
+	e := newBenchEnv(b)
+	s := e.seed(b, set)
+	proxy, err := faultproxy.Start(e.dev.URL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { proxy.Close() })
+	e.cfg.URL = proxy.URL()
+	ag := testutil.StartAgent(b, testutil.WriteAgentConfig(b, e.dir, e.cfg))
+	waitApplied(b, s)
+	time.Sleep(2 * time.Second)
+	b.Logf("note: real secrets-agent binary, %s applied, watch on, poll_interval 30s (default, ±20%% jitter), measured over %v of idling; requests counted by a pass-through proxy, the long-lived stream excluded (the devserver's keepalive lines on it are not requests)",
+		set, idleWindow)
+
+	var cpu, hwm float64
+	var reqs int64
+	b.ResetTimer()
+	for range b.N {
+		cpu0 := cpuSeconds(b, ag.Pid())
+		req0 := proxy.Requests()
+		time.Sleep(idleWindow)
+		cpu = cpuSeconds(b, ag.Pid()) - cpu0
+		reqs = proxy.Requests() - req0
+		hwm = vmHWM(b, ag.Pid())
+	}
+	b.StopTimer()
+	if exited, err := ag.Exited(); exited {
+		b.Fatalf("the agent exited while idle: %v", err)
+	}
+	b.ReportMetric(100*cpu/idleWindow.Seconds(), "cpu-%")
+	b.ReportMetric(cpu, "cpu-s")
+	b.ReportMetric(hwm, "rss-MB")
+	b.ReportMetric(float64(reqs)/idleWindow.Minutes(), "req/min")
+	b.ReportMetric(0, "ns/op")
+}
+
+// cpuSeconds is the user plus system CPU time process pid has used.
+func cpuSeconds(b *testing.B, pid int) float64 {
+	b.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The command name (field 2) may hold spaces: count fields after its ")".
+	f := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+1:]))
+	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
+	ut, err1 := strconv.ParseUint(f[11], 10, 64)
+	st, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		b.Fatalf("parse /proc/%d/stat: %v %v", pid, err1, err2)
+	}
+	return float64(ut+st) / clockTicks
+}
+
+// vmHWM is process pid's peak resident set size in MB (MiB).
+func vmHWM(b *testing.B, pid int) float64 {
+	b.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			if err != nil {
+				b.Fatalf("parse VmHWM %q: %v", line, err)
+			}
+			return kb / 1024
+		}
+	}
+	b.Fatalf("no VmHWM in /proc/%d/status", pid)
+	return 0
+}
+
+// quantile figures of a sample, in milliseconds.
+type quantileMS struct{ min, p50, p99, max float64 }
+
+// quantiles returns the nearest-rank quantiles of d; all zero for an empty d.
+func quantiles(d []time.Duration) quantileMS {
+	if len(d) == 0 {
+		return quantileMS{}
+	}
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	at := func(p float64) float64 {
+		i := int(p*float64(len(s))+0.999999) - 1
+		i = min(max(i, 0), len(s)-1)
+		return millis(s[i])
+	}
+	return quantileMS{min: at(0), p50: at(0.5), p99: at(0.99), max: at(1)}
+}
