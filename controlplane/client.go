@@ -64,8 +64,11 @@ type Options struct {
 	RetryMax int
 	// RetryWaitMin and RetryWaitMax bound the exponential backoff between
 	// attempts (full jitter: a wait is uniform in [0, min(max, min·2^n)]).
-	// Defaults 200ms and 5s. Retry-After is honoured instead, up to
-	// MaxRetryAfter.
+	// Defaults 200ms and 5s. On 429 and 503 a Retry-After (seconds or an
+	// HTTP date) is honoured instead, up to MaxRetryAfter; when it would
+	// outlast the context's deadline, the server's error is returned at once
+	// rather than waited for. A context that ends during any wait ends the
+	// call with CodeCanceled or CodeDeadlineExceeded.
 	RetryWaitMin time.Duration
 	RetryWaitMax time.Duration
 	// MaxResponseBytes caps a unary response body. A larger body fails the

@@ -36,7 +36,7 @@ type Stream struct {
 // caller reconnects with its own backoff. Like a unary call, an
 // unauthenticated answer makes it re-read the token file and, if the token
 // changed, try once more. The stream lives until ctx ends, the server ends it
-// or Close is called.
+// or Close is called; the caller must Close it when done.
 func (c *Client) WatchEvents(ctx context.Context, environmentID string) (*Stream, error) {
 	payload, err := json.Marshal(WatchEventsRequest{EnvironmentID: environmentID})
 	if err != nil {
