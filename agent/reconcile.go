@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"go.uber.org/zap"
@@ -39,7 +40,8 @@ type plan struct {
 //	    mount kinds, logged with the reason).
 //	(4) For each winner whose kind has an enabled injector, take the value
 //	    from the in-memory cache when its session is unchanged (and not
-//	    empty), else fetch it; then ValidateValue.
+//	    empty), else fetch it; then ValidateValue. An answer over the
+//	    client's response cap is a value over the size cap: invalid.
 //	(5) A winner whose value cannot be had (fetch failed or invalid) fails,
 //	    but its mount keeps what is there: the secret last applied at that
 //	    mount is handed to the injector again, old value and all. With
@@ -227,6 +229,14 @@ func (a *Agent) value(ctx context.Context, cp ControlPlane, s secrets.Secret) (s
 	}
 	a.log.Debug("fetching value", zap.String("secret", s.Name), zap.String("id", s.ID), zap.String("session", s.Session))
 	v, err := cp.GetSecretValue(ctx, s.ID)
+	var ce *controlplane.Error
+	if errors.As(err, &ce) && ce.Code == controlplane.CodeResourceExhausted && ce.HTTPStatus == http.StatusOK {
+		// A 200 answer over the client's response cap holds a value far
+		// over the value size cap: the value is invalid, as ValidateValue
+		// would say, not a fetch a retry could fix.
+		return nil, &secrets.Error{ID: s.ID, Name: s.Name, Field: "value",
+			Reason: fmt.Sprintf("is over the limit of %d bytes (%s)", secrets.DefaultMaxValueSize, ce.Message)}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("fetch value of %s: %w", s, err)
 	}
