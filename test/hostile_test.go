@@ -471,3 +471,64 @@ func TestHundredThousandSecretsFailThePassAndKeepTheAppliedState(t *testing.T) {
 	}
 	wantFile(t, home+"/good", "good")
 }
+
+// TestMalformedValueAnswerHoldsOnlyItsInjector: a value answer that is not
+// JSON, or whose valueBytes is not base64, is a broken fetch, not a bad
+// value, so the agent does not leave the secret out (after a restart that
+// would delete the output an earlier run made at its mount). With nothing
+// applied there yet, its injector is held back for the pass and retried,
+// the error names the secret and the cause, and the other injectors apply.
+// An output applied earlier keeps its last value; once the answers are whole
+// again everything applies.
+func TestMalformedValueAnswerHoldsOnlyItsInjector(t *testing.T) {
+	dir := t.TempDir()
+	home := filepath.Join(dir, "home")
+	w := hostileWorld{home: home}
+	cp := startHostileCP(t)
+	specs := []string{
+		spec("good-env", "GOOD_ENV", envMount("GOOD_ENV")),
+		spec("good-file", "GOOD_FILE", fileMount(home+"/good")),
+		spec("garbage", "GARBAGE", fileMount(home+"/garbage")),
+		spec("bad-bytes", "BAD_BYTES", regMount("reg.bytes.test")),
+	}
+	good := map[string]string{"good-env": valueBody([]byte("env ok")), "good-file": valueBody([]byte("file ok")),
+		"garbage": valueBody([]byte("now whole")), "bad-bytes": valueBody(b64("bot:now-whole"))}
+	broken := map[string]string{"good-env": good["good-env"], "good-file": good["good-file"],
+		"garbage": "\x00<html>sekret-garbage", "bad-bytes": `{"valueBytes":"!!sekret!!"}`}
+	cp.set(specs, broken)
+	a := inProcessAgent(t, dir, cp.srv.URL)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	rep := a.RunOnce(ctx)
+	wantEnv(t, w, "GOOD_ENV", "env ok")
+	wantAbsent(t, home+"/good")
+	for _, c := range []struct{ id, name, errHas string }{
+		{"garbage", "GARBAGE", "not valid JSON"},
+		{"bad-bytes", "BAD_BYTES", "not standard base64"},
+		{"good-file", "GOOD_FILE", "injector secretfile held back"},
+	} {
+		row, _ := findRow(rep.Status, c.id, c.name)
+		t.Logf("%s: outcome %s; error %q", c.name, row.Outcome, row.Error)
+		if row.Outcome != "failed" || !strings.Contains(row.Error, c.errHas) || strings.Contains(row.Error, "sekret") {
+			t.Errorf("%s: outcome %q error %q; want failed, saying %q", c.name, row.Outcome, row.Error, c.errHas)
+		}
+	}
+
+	cp.set(specs, good)
+	if rep := a.RunOnce(ctx); !rep.OK() {
+		t.Fatalf("with whole answers: %s %s", rep.Error, rep.Status.LastError)
+	}
+	wantFile(t, home+"/good", "file ok")
+	wantFile(t, home+"/garbage", "now whole")
+
+	// Broken again with the session changed: the applied value is kept.
+	specs[2] = strings.Replace(specs[2], `"session":"s1"`, `"session":"s2"`, 1)
+	cp.set(specs, broken)
+	rep = a.RunOnce(ctx)
+	if row, _ := findRow(rep.Status, "garbage", "GARBAGE"); row.Note != "last applied value kept" {
+		t.Errorf("garbage after it was applied: %+v; want the last applied value kept", row)
+	}
+	wantFile(t, home+"/garbage", "now whole")
+	wantFile(t, home+"/good", "file ok")
+}
