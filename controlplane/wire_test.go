@@ -1,8 +1,10 @@
 package controlplane
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 
@@ -91,6 +93,24 @@ func TestEncodeValueRoundTrip(t *testing.T) {
 		got, err := DecodeValue(value, valueBytes)
 		if err != nil || string(got) != string(v) {
 			t.Errorf("round trip of %q = %q, %v", v, got, err)
+		}
+	}
+}
+
+func TestCodeOf(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		code Code
+	}{
+		{&Error{Code: CodeNotFound}, CodeNotFound},
+		{fmt.Errorf("wrapped: %w", &Error{Code: CodePermissionDenied}), CodePermissionDenied},
+		{context.Canceled, CodeCanceled},
+		{fmt.Errorf("x: %w", context.DeadlineExceeded), CodeDeadlineExceeded},
+		{errors.New("other"), CodeUnknown},
+		{nil, CodeUnknown},
+	} {
+		if got := CodeOf(tc.err); got != tc.code {
+			t.Errorf("CodeOf(%v) = %s, want %s", tc.err, got, tc.code)
 		}
 	}
 }
