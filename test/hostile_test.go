@@ -223,7 +223,10 @@ func hostileRows(w hostileWorld) []hostileRow {
 		{what: "invalid UTF-8 in path (raw bytes, read as U+FFFD)", id: "h-u8path", name: "U8_PATH",
 			spec:  `{"id":"h-u8path","name":"U8_PATH","scope":"SCOPE_USER","filePath":"` + w.home + "/bad\xffpath" + `"}`,
 			value: valueBody([]byte("u8 path")), outcome: "created",
-			check: func(t *testing.T) { wantFile(t, w.home+"/bad\ufffdpath", "u8 path"); wantAbsent(t, w.home+"/bad\xffpath") }},
+			check: func(t *testing.T) {
+				wantFile(t, w.home+"/bad\ufffdpath", "u8 path")
+				wantAbsent(t, w.home+"/bad\xffpath")
+			}},
 		{what: "invalid UTF-8 in an env value (valueBytes)", id: "h-u8env", name: "U8_ENV", spec: spec("h-u8env", "U8_ENV", envMount("U8_ENV")),
 			value: valueBody([]byte("\xff\xfe-x")), outcome: "created",
 			check: func(t *testing.T) { wantEnv(t, w, "U8_ENV", "\xff\xfe-x") }},
