@@ -80,7 +80,7 @@ func TestRenderShowsEveryMetricTargetsAndNotes(t *testing.T) {
 		"| PropagationStream | p99-ms | 78.7 | < 250 | yes |",
 		"| Fleet1000 | — | FAIL | | |",
 		"| Custom | errors | 7 | <= 0 | **no** |", // a target from the benchmark's own log line
-		"| widgets/s | 0.0123 |  |  |  |",          // a metric nobody described still shows
+		"| widgets/s | 0.0123 |  |  |  |",         // a metric nobody described still shows
 		"| spec-fetch-ms | 21.5 |  |  | one GetEnvironment alone, ms |",
 		"- 1000 secrets, seeded in 5s",
 		"```\nreconnects per second:\n0s  ####\n1s  ##\n```",
