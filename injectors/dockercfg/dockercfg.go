@@ -543,4 +543,3 @@ func readConfig(root *os.Root) (configRead, error) {
 	}
 	return configRead{data: data, info: fi}, nil
 }
-
