@@ -52,11 +52,17 @@ func (s *crashSecret) value(n int) string {
 	return v
 }
 
-// store records v as a value of s, before the control plane holds it.
-func (s *crashSecret) store(v string) {
+// storing records v as a value of s, before the control plane may hold it.
+func (s *crashSecret) storing(v string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.seen[v] = true
+}
+
+// stored records v as the value the control plane now holds.
+func (s *crashSecret) stored(v string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.final = v
 }
 
@@ -106,8 +112,9 @@ func TestSIGKILLDuringRotationNeverExposesAPartialFile(t *testing.T) {
 			m = registry(crashRegistry)
 		}
 		v := c.value(0)
-		c.store(v)
+		c.storing(v)
 		c.id = s.dev.CreateSecret(t, scope, owner, name, m, []byte(v))
+		c.stored(v)
 		secs = append(secs, c)
 		return c
 	}
@@ -135,18 +142,18 @@ func TestSIGKILLDuringRotationNeverExposesAPartialFile(t *testing.T) {
 	var rotations, reads atomic.Int64
 	var violations violationLog
 
-	// The rotator stores a new value of a random secret every few ms.
+	// The rotator stores a new value of a random secret every few ms. An
+	// update is never cut short, so that the last one stored is known.
 	wg.Go(func() {
 		for n := 1; ctx.Err() == nil; n++ {
 			c := secs[rand.IntN(len(secs))]
 			v := c.value(n)
-			c.store(v)
-			if _, err := admin.UpdateSecretValue(ctx, c.id, []byte(v)); err != nil {
-				if ctx.Err() == nil {
-					violations.add("rotate %s: %v", c.name, err)
-				}
+			c.storing(v)
+			if _, err := admin.UpdateSecretValue(context.Background(), c.id, []byte(v)); err != nil {
+				violations.add("rotate %s: %v", c.name, err)
 				return
 			}
+			c.stored(v)
 			rotations.Add(1)
 			time.Sleep(time.Duration(2+rand.IntN(8)) * time.Millisecond)
 		}
@@ -189,9 +196,13 @@ func TestSIGKILLDuringRotationNeverExposesAPartialFile(t *testing.T) {
 	}
 
 	// The last agent converges to the final state and cleans up after
-	// every crash.
-	testutil.StartAgent(t, cfg)
+	// every crash. It is stopped before the check for temp files, so that
+	// a write it has in flight is not taken for a leftover.
+	final := testutil.StartAgent(t, cfg)
 	waitCrashConverged(t, s, secs)
+	if err := final.Stop(t); err != nil {
+		t.Errorf("the final agent exited with %v on SIGTERM", err)
+	}
 	for _, msg := range readCrashOutputs(s, secs) {
 		t.Error(msg)
 	}
@@ -233,12 +244,23 @@ func (v *violationLog) report(t *testing.T) bool {
 	return len(v.msgs) > 0
 }
 
-// waitCrashConverged waits until every output holds its secret's final value.
+// waitCrashConverged waits until every output holds its secret's final
+// value; on timeout it fails naming what differs.
 func waitCrashConverged(t *testing.T, s *stack, secs []*crashSecret) {
 	t.Helper()
-	testutil.Eventually(t, 20*time.Second, "every output holds the final values", func() bool {
-		return len(readCrashOutputs(s, secs)) == 0 && crashAllFinal(s, secs)
-	})
+	end := time.Now().Add(20 * time.Second)
+	for len(readCrashOutputs(s, secs)) > 0 || !crashAllFinal(s, secs) {
+		if time.Now().After(end) {
+			got := crashValues(s, secs)
+			for _, c := range secs {
+				if got[c.name] != c.last() {
+					t.Errorf("%s holds %q…, want the final %q…", c.name, clip([]byte(got[c.name])), clip([]byte(c.last())))
+				}
+			}
+			t.Fatalf("timed out after 20s: the outputs do not hold the final values (%v)", readCrashOutputs(s, secs))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // crashAllFinal reports whether every output holds the final value.
