@@ -116,7 +116,10 @@ func (in *Injector) Kind() secrets.MountKind { return secrets.MountFile }
 //	    managed or desired path (atomicfile.CleanTemps).
 //	(2) For each desired secret (one failure never stops the others):
 //	    (2a) in order, check the path, keep a pre-existing file aside and
-//	         create missing parents 0700 (prepare);
+//	         create missing parents 0700 (prepare); then record every new
+//	         path in the manifest as not yet written and save it, so that
+//	         an agent killed during (2b) leaves files the next agent knows
+//	         as its own rather than keeps aside as someone else's;
 //	    (2b) write the values through atomicfile, up to `writers` at once:
 //	         the targets are distinct, and overlapping fsyncs let the file
 //	         system commit them together, which makes a cold apply of
@@ -156,6 +159,7 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 		}
 		jobs[i], outcomes[i] = p.prepare(s)
 	}
+	in.saveIntent(jobs, firstPass)
 	// (2b)
 	writeAll(jobs, in.mode, in.owner)
 	// (2c)
@@ -189,6 +193,24 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 	}
 	p.res.Paths = sortedKeys(in.man.Files)
 	return p.res
+}
+
+// saveIntent is the end of step (2a): it records the new paths of jobs in
+// the manifest with an all-zero identity (not yet written) and saves it when
+// that changed it. A failed save is not reported here: step (5) saves again
+// and reports.
+func (in *Injector) saveIntent(jobs []*job, firstPass bool) {
+	for _, j := range jobs {
+		if j != nil && j.prev == nil && in.man.Files[j.s.Mount.Target] == nil {
+			j.ent.Secret, j.ent.Mode = j.s.Ref(), in.mode
+			in.man.Files[j.s.Mount.Target] = j.ent
+		}
+	}
+	if data := in.man.encode(); !slices.Equal(data, in.saved) {
+		if err := saveManifest(in.stateDir, data, firstPass); err == nil {
+			in.saved = data
+		}
+	}
 }
 
 // cleanTemps is step (1).
@@ -376,6 +398,9 @@ func writeAll(jobs []*job, mode fs.FileMode, owner injectors.Owner) {
 func (p *pass) record(j *job) injectors.Outcome {
 	in, s, target := p.in, j.s, j.s.Mount.Target
 	if j.err != nil {
+		if j.prev == nil && !j.ent.KeptAside {
+			delete(in.man.Files, target) // never written, nothing kept aside: not managed
+		}
 		return injectors.Fail(s, target, fmt.Errorf("%s: %w", target, j.err))
 	}
 	if j.out != atomicfile.Unchanged {
