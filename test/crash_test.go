@@ -478,3 +478,66 @@ func crashLeftovers(t *testing.T, s *stack) []string {
 	}
 	return found
 }
+
+// written counts the secret files (not temp files) in dir.
+func written(dir string) int {
+	entries, _ := os.ReadDir(dir)
+	n := 0
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), ".") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestSIGKILLDuringFirstApplyKeepsNothingAside kills the agent during its
+// very first pass, after it has written some of the secret files and before
+// it has written them all (it watches the disk for that moment), and runs it
+// again. The files the killed agent wrote are the agent's own: the restart
+// must not take them for files that were there before the agent (keep them
+// aside as *.secrets-agent-orig, and later "restore" an old secret value when
+// the secret goes away).
+func TestSIGKILLDuringFirstApplyKeepsNothingAside(t *testing.T) {
+	s := newStack(t)
+	dir := filepath.Join(s.home(), "first")
+	const n = 60
+	ids := make([]string, n)
+	for i := range n {
+		ids[i] = s.dev.CreateSecret(t, "user", "alice", fmt.Sprintf("FIRST_%02d", i),
+			file(filepath.Join(dir, fmt.Sprintf("s%02d", i))), bytes.Repeat([]byte{'a' + byte(i%26)}, 8192))
+	}
+	cfg := s.writeConfig(t)
+
+	// Try until a kill lands in the window (the first try, mostly): some
+	// files written, not all. Each miss starts over from nothing.
+	struck := false
+	for try := 0; try < 20 && !struck; try++ {
+		for _, p := range []string{dir, filepath.Join(s.dir, "state"), s.envDir()} {
+			must(t, os.RemoveAll(p))
+		}
+		cmd := exec.Command(testutil.AgentBin(t), "run", "--config", cfg)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Spin, not sleep: the window is a few milliseconds wide.
+		for end := time.Now().Add(deadline); time.Now().Before(end) && written(dir) == 0; {
+		}
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		_ = cmd.Wait()
+		struck = written(dir) > 0 && written(dir) < n
+	}
+	if !struck {
+		t.Skip("no kill landed between the first and the last write of the first pass in 20 tries")
+	}
+
+	s.mustOnce(t)
+	for _, leftover := range crashLeftovers(t, s) {
+		t.Errorf("after the restart: %s", leftover)
+	}
+	s.dev.DeleteSecret(t, ids[0])
+	s.mustOnce(t)
+	if _, err := os.Lstat(filepath.Join(dir, "s00")); !os.IsNotExist(err) {
+		t.Errorf("the file of a deleted secret is still there (%v): an old value was put back", err)
+	}
+}
