@@ -39,10 +39,10 @@ type chaos struct {
 	before map[string][]byte
 }
 
-// startChaos builds the stack and waits until all three secrets are applied.
-// (newStack in env_test.go takes *testing.T; this takes testing.TB so that a
+// startChaos builds the stack with poll_interval poll ("0": watch only) and
+// waits until all three secrets are applied. (newStack in env_test.go takes *testing.T; this takes testing.TB so that a
 // benchmark can call measureRecovery.)
-func startChaos(t testing.TB) *chaos {
+func startChaos(t testing.TB, poll string) *chaos {
 	t.Helper()
 	dir := t.TempDir()
 	c := &chaos{dev: testutil.StartDevserver(t)}
@@ -57,7 +57,7 @@ func startChaos(t testing.TB) *chaos {
 	}
 	t.Cleanup(func() { proxy.Close() })
 	c.proxy = proxy
-	cfg := testutil.AgentConfig{URL: proxy.URL(), EnvironmentID: envID, TokenFile: tokenFile, PollInterval: "1s"}
+	cfg := testutil.AgentConfig{URL: proxy.URL(), EnvironmentID: envID, TokenFile: tokenFile, PollInterval: poll}
 	home := filepath.Join(dir, "home")
 	c.socket = filepath.Join(dir, "agent.sock")
 	c.file = filepath.Join(home, ".config/app/token")
@@ -192,7 +192,7 @@ const faultHold = 3 * time.Second
 // not on disk within 30 s of Clear.
 func measureRecovery(t testing.TB, fault faultproxy.Fault) time.Duration {
 	t.Helper()
-	return startChaos(t).faultPhase(t, fault, func() { time.Sleep(faultHold) })
+	return startChaos(t, "1s").faultPhase(t, fault, func() { time.Sleep(faultHold) })
 }
 
 // chaosFaults are the faults of issue 6 and what the agent's status must say
@@ -227,7 +227,7 @@ func TestControlPlaneFaultsNeverRemoveStateAndRecover(t *testing.T) {
 	for _, tc := range chaosFaults {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			c := startChaos(t)
+			c := startChaos(t, "1s")
 			stop := c.sampleOutputs()
 			took := c.faultPhase(t, tc.fault, func() {
 				if tc.wantErr == "" {
@@ -263,4 +263,35 @@ func TestControlPlaneFaultsNeverRemoveStateAndRecover(t *testing.T) {
 			t.Logf("%s: change on disk %v after Clear", tc.name, took.Round(time.Millisecond))
 		})
 	}
+}
+
+// TestWithoutPollFloorTheBackoffBringsTheAgentBack: with polling off, only
+// the loop's retry backoff and the stream's reconnect backoff (exponential
+// with full jitter, capped at 60 s) can bring the agent back after an outage.
+// While the outage lasts, status reports the stream not connected; once it
+// ends the agent must come back by itself, well within the cap, with the
+// change made during the outage applied.
+func TestWithoutPollFloorTheBackoffBringsTheAgentBack(t *testing.T) {
+	c := startChaos(t, "0")
+	stop := c.sampleOutputs()
+	took := c.faultPhase(t, faultproxy.Fault{Status: 503}, func() {
+		// No pass runs while the stream is down (nothing kicks one), so no
+		// call fails and the state stays what it was; status says the
+		// stream is not connected.
+		testutil.Eventually(t, deadline, "status says the stream is down", func() bool {
+			st, _ := c.status(t)
+			return !st.WatchConnected
+		})
+		if got := c.fileValue(); got != "v1" {
+			t.Errorf("file holds %q during the outage; want v1 kept", got)
+		}
+	})
+	testutil.Eventually(t, deadline, "status is ready again", func() bool {
+		st, code := c.status(t)
+		return code == 0 && st.State == agent.Ready
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("watch only: change on disk %v after Clear", took.Round(time.Millisecond))
 }
