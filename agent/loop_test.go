@@ -68,9 +68,10 @@ func TestEventTriggersPassAndBurstsCoalesce(t *testing.T) {
 	r.cp.put("s1", "KEY_FILE", controlplane.ScopeUser, "file", "/x/key", "v1")
 	r.run(t)
 	s := r.waitStream(t)
-	// The connect itself kicks a pass; wait for the agent to go quiet.
-	eventually(t, "pass after connect", func() bool { return r.cp.count(func(f *fakePlane) int { return f.specCalls }) >= 2 })
-	eventually(t, "passes recorded", func() bool { return r.passes() >= 2 })
+	// The first pass and the connect's kick may run as two passes or, when
+	// the kick arrives before the first pass starts, coalesce into one.
+	eventually(t, "pass after connect", func() bool { return r.cp.count(func(f *fakePlane) int { return f.specCalls }) >= 1 })
+	eventually(t, "passes recorded", func() bool { return r.passes() >= 1 })
 
 	r.cp.put("s1", "KEY_FILE", controlplane.ScopeUser, "file", "/x/key", "v2")
 	s.send(t, envEvent)
