@@ -22,80 +22,51 @@ import (
 // shared, and stays under the 60 s retry cap the loop never waits longer than.
 const recoveryDeadline = 30 * time.Second
 
-// chaos is a real devserver, internal/faultproxy in front of it and the real
-// agent binary talking only to the proxy (poll_interval 1s, watch on), with
-// an env var, a file and a registry login applied.
+// chaos is the live stack (a real devserver, the real agent binary, an env
+// var, a file and a registry login applied) with internal/faultproxy between
+// agent and devserver: the agent talks only to the proxy.
 type chaos struct {
-	dev    *testutil.Devserver
+	*live
 	proxy  *faultproxy.Proxy
-	agent  *testutil.Agent
-	socket string
-	file   string // the file secret's path
 	fileID string
 	envSh  string // env.sh, holding APP_TOKEN
-	docker string // config.json, holding the login for reg.chaos.test
+	docker string // config.json, holding the registry login
 	// before holds env.sh and config.json as first applied: a fault must
 	// leave them byte for byte as they are.
 	before map[string][]byte
 }
 
 // startChaos builds the stack with poll_interval poll ("0": watch only) and
-// waits until all three secrets are applied. (newStack in env_test.go takes *testing.T; this takes testing.TB so that a
-// benchmark can call measureRecovery.)
+// waits until all three secrets are applied.
 func startChaos(t testing.TB, poll string) *chaos {
 	t.Helper()
-	dir := t.TempDir()
-	c := &chaos{dev: testutil.StartDevserver(t)}
-	envID, token := c.dev.CreateEnv(t, "acme", "web", "alice")
-	tokenFile := filepath.Join(dir, "token")
-	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	proxy, err := faultproxy.Start(c.dev.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { proxy.Close() })
-	c.proxy = proxy
-	cfg := testutil.AgentConfig{URL: proxy.URL(), EnvironmentID: envID, TokenFile: tokenFile, PollInterval: poll}
-	home := filepath.Join(dir, "home")
-	c.socket = filepath.Join(dir, "agent.sock")
-	c.file = filepath.Join(home, ".config/app/token")
-	c.envSh = filepath.Join(dir, "envdir", "env.sh")
-	c.docker = filepath.Join(home, ".docker", "config.json")
-	c.dev.CreateSecret(t, "user", "alice", "APP_TOKEN", env(), []byte("v1"))
-	c.fileID = c.dev.CreateSecret(t, "user", "alice", "APP_FILE", file(c.file), []byte("v1"))
-	c.dev.CreateSecret(t, "user", "alice", "APP_REG", registry("reg.chaos.test"), regValue("v1"))
-	c.agent = testutil.StartAgent(t, testutil.WriteAgentConfig(t, dir, cfg))
-	testutil.Eventually(t, deadline, "first apply of all three secrets", func() bool {
-		b, _ := os.ReadFile(c.envSh)
-		d, _ := os.ReadFile(c.docker)
-		return c.fileValue() == "v1" && bytes.Contains(b, []byte("APP_TOKEN")) && bytes.Contains(d, regValue("v1"))
-	})
-	c.before = map[string][]byte{}
-	for _, p := range []string{c.envSh, c.docker} {
-		b, err := os.ReadFile(p)
+	c := &chaos{}
+	var ids map[string]string
+	c.live, ids = startLive(t, func(cfg *testutil.AgentConfig) {
+		proxy, err := faultproxy.Start(cfg.URL)
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.before[p] = b
+		t.Cleanup(func() { proxy.Close() })
+		c.proxy = proxy
+		cfg.URL = proxy.URL()
+		cfg.PollInterval = poll
+	})
+	c.fileID = ids["file"]
+	c.envSh = filepath.Join(c.envDir(), "env.sh")
+	c.docker = filepath.Join(c.home(), ".docker", "config.json")
+	c.before = map[string][]byte{}
+	for _, p := range []string{c.envSh, c.docker} {
+		c.before[p] = readFile(t, p)
 	}
 	return c
-}
-
-func (c *chaos) fileValue() string {
-	b, err := os.ReadFile(c.file)
-	if err != nil {
-		return "<missing>"
-	}
-	return string(b)
 }
 
 // status returns the agent's status as `secrets-agent status --json` prints
 // it, and the command's exit code.
 func (c *chaos) status(t testing.TB) (agent.Status, int) {
 	t.Helper()
-	out, stderr, code := testutil.RunAgent(t, nil, "status", "--json", "--socket", c.socket)
+	out, stderr, code := testutil.RunAgent(t, nil, "status", "--json", "--socket", c.cfg.Socket)
 	var st agent.Status
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		t.Fatalf("status --json (exit %d) printed no status: %v\n%s%s", code, err, out, stderr)

@@ -22,7 +22,7 @@ type stack struct {
 	cfg       testutil.AgentConfig
 }
 
-func newStack(t *testing.T) *stack {
+func newStack(t testing.TB) *stack {
 	t.Helper()
 	s := &stack{dev: testutil.StartDevserver(t), dir: t.TempDir()}
 	var token string
@@ -44,13 +44,13 @@ func (s *stack) home() string   { return s.cfg.Home }
 func (s *stack) envDir() string { return s.cfg.EnvDir }
 
 // writeConfig writes the agent config and returns its path.
-func (s *stack) writeConfig(t *testing.T) string {
+func (s *stack) writeConfig(t testing.TB) string {
 	t.Helper()
 	return testutil.WriteAgentConfig(t, s.dir, s.cfg)
 }
 
 // once runs `secrets-agent run --once` and returns its exit code and stderr.
-func (s *stack) once(t *testing.T) (int, string) {
+func (s *stack) once(t testing.TB) (int, string) {
 	t.Helper()
 	cfg := s.writeConfig(t)
 	_, stderr, code := testutil.RunAgent(t, nil, "run", "--once", "--config", cfg)
@@ -58,7 +58,7 @@ func (s *stack) once(t *testing.T) (int, string) {
 }
 
 // mustOnce is once, failing the test unless every secret applied.
-func (s *stack) mustOnce(t *testing.T) {
+func (s *stack) mustOnce(t testing.TB) {
 	t.Helper()
 	if code, stderr := s.once(t); code != 0 {
 		t.Fatalf("run --once exited %d:\n%s", code, stderr)
@@ -70,7 +70,7 @@ func file(path string) testutil.Mount  { return testutil.Mount{File: path} }
 func registry(h string) testutil.Mount { return testutil.Mount{Registry: h} }
 func apiOnly() testutil.Mount          { return testutil.Mount{APIOnly: true} }
 func lines(s string) []string          { return strings.Split(strings.TrimSpace(s), "\n") }
-func readFile(t *testing.T, p string) []byte {
+func readFile(t testing.TB, p string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(p)
 	if err != nil {

@@ -28,7 +28,7 @@ type live struct {
 
 // startLive creates an env var, a file and a registry secret, starts the agent
 // and waits until all three are applied.
-func startLive(t *testing.T, mutate func(*testutil.AgentConfig)) (*live, map[string]string) {
+func startLive(t testing.TB, mutate func(*testutil.AgentConfig)) (*live, map[string]string) {
 	t.Helper()
 	s := newStack(t)
 	if mutate != nil {
@@ -49,7 +49,7 @@ func regValue(pw string) []byte {
 	return []byte(base64.StdEncoding.EncodeToString([]byte("bot:" + pw)))
 }
 
-func (l *live) envValue(t *testing.T) string {
+func (l *live) envValue(t testing.TB) string {
 	out, err := exec.Command("bash", "-c", `. "$1" 2>/dev/null; printf '%s' "${APP_TOKEN-<unset>}"`, "_",
 		filepath.Join(l.envDir(), "env.sh")).Output()
 	if err != nil {
@@ -72,14 +72,14 @@ func (l *live) dockerHas(pw string) bool {
 }
 
 // waitAll waits until the env var, the file and the docker login hold v.
-func (l *live) waitAll(t *testing.T, v string) {
+func (l *live) waitAll(t testing.TB, v string) {
 	t.Helper()
 	testutil.Eventually(t, deadline, "all outputs hold "+v, func() bool {
 		return l.fileValue() == v && l.envValue(t) == v && l.dockerHas(v)
 	})
 }
 
-func (l *live) statusJSON(t *testing.T) (string, int) {
+func (l *live) statusJSON(t testing.TB) (string, int) {
 	t.Helper()
 	out, _, code := testutil.RunAgent(t, nil, "status", "--json", "--socket", l.cfg.Socket)
 	return out, code
