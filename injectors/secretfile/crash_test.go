@@ -47,3 +47,34 @@ func TestFileWrittenBeforeACrashIsNotKeptAside(t *testing.T) {
 	wantGone(t, target)
 	wantGone(t, target+OrigSuffix)
 }
+
+// TestMoveAsideInterruptedByACrashIsCompleted: an agent killed after it
+// recorded that it keeps the user's file aside but before it moved it leaves
+// the user's file at the path. The next agent must move it aside before
+// writing, and put it back when the secret goes away: the user's file is
+// never lost.
+//
+// The crash is played by recording the entry and saving the manifest, as
+// prepare does just before keepAside, and then dropping the injector.
+func TestMoveAsideInterruptedByACrashIsCompleted(t *testing.T) {
+	f := newFixture(t)
+	target := f.path(".npmrc")
+	if err := os.WriteFile(target, []byte("mine"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	s := sec("a", target, "secret")
+	f.in.man.Files[target] = &entry{Secret: s.Ref(), Mode: 0o600, KeptAside: true}
+	f.in.saveNow(true)
+
+	f.restart()
+	o := wantAction(t, f.apply(s), target, injectors.Created)
+	if o.Err != nil {
+		t.Fatal(o.Err)
+	}
+	wantFile(t, target+OrigSuffix, "mine", 0o640)
+	wantFile(t, target, "secret", 0o600)
+
+	wantAction(t, f.apply(), target, injectors.Restored)
+	wantFile(t, target, "mine", 0o640)
+	wantGone(t, target+OrigSuffix)
+}

@@ -135,7 +135,7 @@ func (in *Injector) Kind() secrets.MountKind { return secrets.MountFile }
 func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injectors.Result {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	p := &pass{in: in, roots: map[string]*os.Root{}, rootErrs: map[string]error{}, targets: map[string]string{}}
+	p := &pass{in: in, roots: map[string]*os.Root{}, rootErrs: map[string]error{}, targets: map[string]string{}, firstPass: !in.cleaned}
 	defer p.close()
 
 	// (1)
@@ -206,6 +206,12 @@ func (in *Injector) saveIntent(jobs []*job, firstPass bool) {
 			in.man.Files[j.s.Mount.Target] = j.ent
 		}
 	}
+	in.saveNow(firstPass)
+}
+
+// saveNow saves the manifest when it differs from what was saved last. A
+// failed save is not reported here: step (5) saves again and reports.
+func (in *Injector) saveNow(firstPass bool) {
 	if data := in.man.encode(); !slices.Equal(data, in.saved) {
 		if err := saveManifest(in.stateDir, data, firstPass); err == nil {
 			in.saved = data
@@ -236,6 +242,9 @@ type pass struct {
 	rootErrs map[string]error
 	targets  map[string]string // desired target -> secret id, this pass
 	res      injectors.Result
+	// firstPass: the first Apply of this process, which also removes temp
+	// files a crash left beside the manifest.
+	firstPass bool
 }
 
 func (p *pass) close() {
@@ -334,21 +343,35 @@ func (p *pass) prepare(s secrets.Secret) (*job, injectors.Outcome) {
 
 	// (c)
 	j.ent = j.prev
-	if j.ent == nil {
-		j.ent = &entry{}
+	// An entry that says a file was kept aside, was never written, and has
+	// no file aside while one stands at the path is a move an agent was
+	// killed before making: that file is still the user's, so move it now.
+	_, asideErr := root.Lstat(rel + OrigSuffix)
+	interrupted := j.prev != nil && j.prev.KeptAside && j.prev.Ino == 0 && j.existed && errors.Is(asideErr, fs.ErrNotExist)
+	if j.ent == nil || interrupted {
+		if j.ent == nil {
+			j.ent = &entry{}
+		}
 		if j.existed {
+			// Recorded and saved before the move, so that a crash between
+			// the two leaves an entry the next pass completes, and the
+			// original is put back even if the write fails.
+			j.ent.Secret, j.ent.Mode, j.ent.KeptAside = s.Ref(), in.mode, true
+			in.man.Files[target] = j.ent
+			in.saveNow(p.firstPass)
 			mountPoint, err := keepAside(root, rel)
+			if err != nil || mountPoint {
+				j.ent.KeptAside = false
+				if j.prev == nil {
+					delete(in.man.Files, target)
+				}
+			}
 			if err != nil {
 				return fail(fmt.Errorf("keep the existing %s aside: %w", target, err))
 			}
 			if !mountPoint {
 				p.res.Writes++
-				j.ent.KeptAside = true
 				j.notes = append(j.notes, "kept the existing file aside as "+target+OrigSuffix)
-				// Recorded at once, so the original is put back even if
-				// the write fails.
-				j.ent.Secret, j.ent.Mode = s.Ref(), in.mode
-				in.man.Files[target] = j.ent
 			}
 		}
 	}
