@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
@@ -249,26 +250,29 @@ func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisec
 // BenchmarkPropagationStream measures how long an updated value takes to
 // reach its file with the watch stream on.
 func BenchmarkPropagationStream(b *testing.B) {
-	benchPropagation(b, true, "30s")
+	benchPropagation(b, true, "30s", 0)
 }
 
 // BenchmarkPropagationPoll measures the same with the stream off and a poll
 // interval of 1 s: the latency is then about half the interval.
 func BenchmarkPropagationPoll(b *testing.B) {
-	benchPropagation(b, false, "1s")
+	benchPropagation(b, false, "1s", 1200*time.Millisecond)
 }
 
 // propagationUpdates is how many updates each propagation benchmark times.
 const propagationUpdates = 200
 
 // benchPropagation runs the real agent binary against a real devserver with
-// 100 secrets applied and, propagationUpdates times: (1) updates one file
-// secret through the admin API to a new value, (2) takes the time the call
-// returned, (3) waits (inotify on the file's directory, re-reading the file
-// on every event) until the file holds the new bytes, (4) records the
-// difference. A file that already holds them when the call returns counts
-// as 0 ms: the change was faster than the call's answer.
-func benchPropagation(b *testing.B, watch bool, poll string) {
+// 100 secrets applied and, propagationUpdates times: (1) waits a random
+// time below spread, (2) updates one file secret through the admin API to
+// a new value, (3) takes the time the call returned, (4) waits (inotify on
+// the file's directory, re-reading the file on every event) until the file
+// holds the new bytes, (5) records the difference. A file that already
+// holds them when the call returns counts as 0 ms: the change was faster
+// than the call's answer. Step (1) matters for polling: an update sent
+// right after the previous one landed would always meet a freshly re-armed
+// poll timer and wait a whole interval.
+func benchPropagation(b *testing.B, watch bool, poll string, spread time.Duration) {
 	set := secretSet{env: 70, files: 25, registries: 5}
 	e := newBenchEnv(b)
 	s := e.seed(b, set)
@@ -278,7 +282,7 @@ func benchPropagation(b *testing.B, watch bool, poll string) {
 	b.Logf("note: real secrets-agent binary, %s applied, watch %v, poll_interval %s; %d updates of one 512-byte file secret, each timed from UpdateSecretValue returning to the new bytes readable at the path",
 		set, watch, poll, propagationUpdates)
 	if !watch {
-		b.Logf("note: with polling only, latency is bounded by poll_interval (1 s, ±20%% jitter): about half of it on average")
+		b.Logf("note: with polling only, latency is bounded by poll_interval (1 s, ±20%% jitter): about half of it on average; each update waits a random 0–%v first, so that it lands at a random moment of the poll cycle", spread)
 	}
 
 	target, id := s.filePaths[0], s.fileIDs[0]
@@ -295,6 +299,9 @@ func benchPropagation(b *testing.B, watch bool, poll string) {
 	b.ResetTimer()
 	for range b.N {
 		for i := range propagationUpdates {
+			if spread > 0 {
+				time.Sleep(rand.N(spread))
+			}
 			want := []byte(benchValue("rotated", b.N*1000+i, 512))
 			if _, err := e.admin.UpdateSecretValue(context.Background(), id, want); err != nil {
 				b.Fatalf("update %d: %v", i, err)
