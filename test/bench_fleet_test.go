@@ -105,6 +105,21 @@ func BenchmarkFleet1000(b *testing.B) {
 	}
 }
 
+// TestSmallFleetFollowsAnUpdateAndARestart runs the benchmark's machinery
+// with ten agents, so that make test keeps it working: every agent applies
+// an organization secret's update and reconnects after a devserver restart
+// on the same port. (It measures nothing; BenchmarkFleet1000 does.)
+func TestSmallFleetFollowsAnUpdateAndARestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping the fleet in -short mode")
+	}
+	f := startFleet(t, 10)
+	defer f.stop(t)
+	f.updateWave(t, []byte("org-v2"))
+	f.restart(t)
+	f.updateWave(t, []byte("org-v3")) // through the new streams
+}
+
 // fleetPlane is one agent's control plane: the real client, and a record of
 // its watch-stream opens. (WatchEvents is wrapped also because the agent
 // wants an EventStream where the client returns *controlplane.Stream.)
@@ -171,7 +186,7 @@ type fleet struct {
 // startFleet starts the devserver, creates the secrets and n environments,
 // starts one agent for each and waits until every one has applied its first
 // pass and holds its watch stream.
-func startFleet(b *testing.B, n int) *fleet {
+func startFleet(b testing.TB, n int) *fleet {
 	b.Helper()
 	f := &fleet{dev: testutil.StartDevserver(b)}
 	var err error
@@ -262,7 +277,7 @@ func (f *fleet) createEnv(ctx context.Context, user, home string) (devserver.Cre
 
 // newMember writes env's token file and agent config into dir (home is
 // dir/home) and builds its agent, not yet running.
-func (f *fleet) newMember(b *testing.B, dir string, env devserver.CreateEnvironmentResponse) *fleetMember {
+func (f *fleet) newMember(b testing.TB, dir string, env devserver.CreateEnvironmentResponse) *fleetMember {
 	b.Helper()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		b.Fatal(err)
@@ -291,7 +306,7 @@ func (f *fleet) newMember(b *testing.B, dir string, env devserver.CreateEnvironm
 	return &fleetMember{a: a, cp: cp, envDir: cfg.Injectors.EnvProfile.Dir, done: make(chan error, 1)}
 }
 
-func (f *fleet) createSecret(b *testing.B, name string, scope devserver.SecretScope, mount devserver.SecretMount, value []byte) string {
+func (f *fleet) createSecret(b testing.TB, name string, scope devserver.SecretScope, mount devserver.SecretMount, value []byte) string {
 	b.Helper()
 	req := devserver.CreateSecretRequest{Name: name, Scope: scope, SecretMount: mount}
 	req.Value, req.ValueBytes = controlplane.EncodeValue(value)
@@ -305,7 +320,7 @@ func (f *fleet) createSecret(b *testing.B, name string, scope devserver.SecretSc
 // await polls every agent (10 times a second, which costs the agents next to
 // nothing) until cond holds for all of them, failing after timeout with the
 // number still waiting.
-func (f *fleet) await(b *testing.B, timeout time.Duration, what string, cond func(*fleetMember) bool) {
+func (f *fleet) await(b testing.TB, timeout time.Duration, what string, cond func(*fleetMember) bool) {
 	b.Helper()
 	deadline := time.Now().Add(timeout)
 	pending := slices.Clone(f.members)
@@ -339,7 +354,7 @@ func (f *fleet) requests() int64 {
 }
 
 // stop ends every agent's Run and checks each returned nil.
-func (f *fleet) stop(b *testing.B) {
+func (f *fleet) stop(b testing.TB) {
 	b.Helper()
 	f.cancel()
 	timeout := time.After(60 * time.Second)
@@ -366,7 +381,7 @@ type waveResult struct {
 // agent has applied it: its status row for the secret changed after the
 // update was sent. Each agent's env file is then read to check it holds the
 // new value.
-func (f *fleet) updateWave(b *testing.B, value []byte) waveResult {
+func (f *fleet) updateWave(b testing.TB, value []byte) waveResult {
 	b.Helper()
 	reqs0, cpu0 := f.requests(), cpuTime(b, f.pid)
 	sent := time.Now()
@@ -408,7 +423,7 @@ type idleResult struct {
 
 // idle lets the fleet run for d with nothing changing (after a second for
 // the wave's stragglers) and counts requests and CPU.
-func (f *fleet) idle(b *testing.B, d time.Duration) idleResult {
+func (f *fleet) idle(b testing.TB, d time.Duration) idleResult {
 	b.Helper()
 	time.Sleep(time.Second)
 	reqs0, cpu0, self0 := f.requests(), cpuTime(b, f.pid), selfCPU(b)
@@ -440,7 +455,7 @@ type restartResult struct {
 // restart stops the devserver (SIGTERM: every stream ends), starts it again
 // on the same data dir and port, and waits until every agent's watch stream
 // is open again.
-func (f *fleet) restart(b *testing.B) restartResult {
+func (f *fleet) restart(b testing.TB) restartResult {
 	b.Helper()
 	addr := f.dev.Addr
 	gone := time.Now() // SIGTERM: the server ends every stream at once, then exits
@@ -512,7 +527,7 @@ func reconnectHistogram(n int, r restartResult) string {
 
 // devserverPID finds the running `secrets-devserver serve --data dir` in
 // /proc (testutil.Devserver does not expose its process).
-func devserverPID(b *testing.B, dir string) int {
+func devserverPID(b testing.TB, dir string) int {
 	b.Helper()
 	procs, err := filepath.Glob("/proc/[0-9]*/cmdline")
 	if err != nil {
@@ -541,7 +556,7 @@ func devserverPID(b *testing.B, dir string) int {
 const clockTick = 10 * time.Millisecond
 
 // cpuTime returns utime+stime of process pid.
-func cpuTime(b *testing.B, pid int) time.Duration {
+func cpuTime(b testing.TB, pid int) time.Duration {
 	b.Helper()
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
@@ -563,7 +578,7 @@ func cpuTime(b *testing.B, pid int) time.Duration {
 }
 
 // selfCPU returns the user+system CPU time of this process (the agents).
-func selfCPU(b *testing.B) time.Duration {
+func selfCPU(b testing.TB) time.Duration {
 	b.Helper()
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
@@ -575,7 +590,7 @@ func selfCPU(b *testing.B) time.Duration {
 // raiseOpenFiles raises this process's soft RLIMIT_NOFILE to its hard limit
 // (Go does this at start too, but say so here) and skips when even that is
 // below need: each agent holds two connections, and its files briefly.
-func raiseOpenFiles(b *testing.B, need uint64) {
+func raiseOpenFiles(b testing.TB, need uint64) {
 	b.Helper()
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
@@ -605,7 +620,7 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-func envInt(b *testing.B, name string, def int) int {
+func envInt(b testing.TB, name string, def int) int {
 	b.Helper()
 	v := os.Getenv(name)
 	if v == "" {
@@ -618,7 +633,7 @@ func envInt(b *testing.B, name string, def int) int {
 	return n
 }
 
-func envDuration(b *testing.B, name string, def time.Duration) time.Duration {
+func envDuration(b testing.TB, name string, def time.Duration) time.Duration {
 	b.Helper()
 	v := os.Getenv(name)
 	if v == "" {
