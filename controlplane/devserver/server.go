@@ -251,7 +251,7 @@ func (s *Server) ownEnvironment(r *http.Request, id string) (Environment, error)
 // visible returns the secrets env sees, ordered by scope (highest first) and
 // name.
 func (s *Server) visible(env Environment) ([]Record, error) {
-	rs, err := s.store.Secrets(env.Sees)
+	rs, err := s.store.Visible(env)
 	if err != nil {
 		return nil, err
 	}

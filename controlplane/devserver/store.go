@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -29,6 +30,10 @@ var (
 	bucketSecrets = []byte("secrets")      // secret id -> storedSecret (JSON)
 	bucketEnvs    = []byte("environments") // environment id -> Environment (JSON)
 	bucketTokens  = []byte("tokens")       // SHA-256 of a token -> environment id
+	// bucketOwners indexes secrets by owner, so that what an environment
+	// sees is read without decoding every secret in the store:
+	// scope byte, owner, NUL, secret id -> nothing.
+	bucketOwners = []byte("owners")
 )
 
 // Record is a stored secret without its value. Owner is the id of the
@@ -130,7 +135,21 @@ func OpenStore(dir string) (*Store, error) {
 				return err
 			}
 		}
-		return nil
+		if tx.Bucket(bucketOwners) != nil {
+			return nil
+		}
+		// A database from before the index: build it once.
+		idx, err := tx.CreateBucket(bucketOwners)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketSecrets).ForEach(func(k, v []byte) error {
+			var st storedSecret
+			if err := json.Unmarshal(v, &st); err != nil {
+				return fmt.Errorf("secret %s: decode: %w", k, err)
+			}
+			return idx.Put(ownerKey(st.Record), nil)
+		})
 	})
 	if err != nil {
 		db.Close()
@@ -176,6 +195,9 @@ func validate(r Record, value []byte) error {
 	if r.Owner == "" {
 		return &secrets.Error{ID: r.ID, Name: r.Name, Field: "scope", Reason: "names no owner id"}
 	}
+	if strings.IndexByte(r.Owner, 0) >= 0 {
+		return &secrets.Error{ID: r.ID, Name: r.Name, Field: "scope", Reason: "owner id contains a NUL byte"}
+	}
 	if r.Mount.Kind == secrets.MountNone {
 		return &secrets.Error{ID: r.ID, Name: r.Name, Field: "mount", Reason: "is missing"}
 	}
@@ -203,15 +225,7 @@ func (s *Store) CreateSecret(r Record, value []byte) (Record, error) {
 	}
 	key, _ := r.Mount.Key()
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketSecrets)
-		err := b.ForEach(func(_, v []byte) error {
-			var o storedSecret
-			if err := json.Unmarshal(v, &o); err != nil {
-				return err
-			}
-			if o.Scope != r.Scope || o.Owner != r.Owner {
-				return nil
-			}
+		err := owned(tx, r.Scope, r.Owner, func(o storedSecret) error {
 			if o.Name == r.Name {
 				return fmt.Errorf("name: %s %s already has a secret named %s (id %s): %w", r.Scope, r.Owner, r.Name, o.ID, ErrExists)
 			}
@@ -223,7 +237,10 @@ func (s *Store) CreateSecret(r Record, value []byte) (Record, error) {
 		if err != nil {
 			return err
 		}
-		return putSecret(b, storedSecret{Record: r, Sealed: s.seal(r.ID, value)})
+		if err := tx.Bucket(bucketOwners).Put(ownerKey(r), nil); err != nil {
+			return err
+		}
+		return putSecret(tx.Bucket(bucketSecrets), storedSecret{Record: r, Sealed: s.seal(r.ID, value)})
 	})
 	if err != nil {
 		return Record{}, err
@@ -237,6 +254,53 @@ func putSecret(b *bolt.Bucket, st storedSecret) error {
 		return err
 	}
 	return b.Put([]byte(st.ID), data)
+}
+
+// ownerPrefix is the owners-index prefix of every secret of scope and owner.
+func ownerPrefix(scope secrets.Scope, owner string) []byte {
+	p := make([]byte, 0, len(owner)+2)
+	p = append(p, byte(scope))
+	p = append(p, owner...)
+	return append(p, 0)
+}
+
+// ownerKey is r's key in the owners index.
+func ownerKey(r Record) []byte { return append(ownerPrefix(r.Scope, r.Owner), r.ID...) }
+
+// owned calls fn with each secret of scope and owner, in id order; an error
+// from fn ends the walk and is returned.
+func owned(tx *bolt.Tx, scope secrets.Scope, owner string, fn func(storedSecret) error) error {
+	p := ownerPrefix(scope, owner)
+	c := tx.Bucket(bucketOwners).Cursor()
+	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+		st, err := getSecret(tx, string(k[len(p):]))
+		if err != nil {
+			return err
+		}
+		if err := fn(st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Visible returns the records of every secret env sees — its organization's,
+// project's and user's — reading only those through the owners index.
+func (s *Store) Visible(env Environment) ([]Record, error) {
+	var out []Record
+	collect := func(st storedSecret) error { out = append(out, st.Record); return nil }
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if err := owned(tx, secrets.ScopeOrganization, env.OrganizationID, collect); err != nil {
+			return err
+		}
+		if env.ProjectID != "" {
+			if err := owned(tx, secrets.ScopeProject, env.ProjectID, collect); err != nil {
+				return err
+			}
+		}
+		return owned(tx, secrets.ScopeUser, env.UserID, collect)
+	})
+	return out, err
 }
 
 func getSecret(tx *bolt.Tx, id string) (storedSecret, error) {
@@ -292,6 +356,9 @@ func (s *Store) DeleteSecret(id string) (r Record, err error) {
 			return err
 		}
 		r = st.Record
+		if err := tx.Bucket(bucketOwners).Delete(ownerKey(r)); err != nil {
+			return err
+		}
 		return tx.Bucket(bucketSecrets).Delete([]byte(id))
 	})
 	return r, err
