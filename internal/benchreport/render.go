@@ -97,9 +97,13 @@ func renderBenchmark(p *printer, b Benchmark) {
 		}
 		p.f("\n")
 	}
+	// A benchmark run with -benchtime Nx runs once with b.N = 1 first, and
+	// Go prints the logs of both runs: show each note once.
 	var notes []string
+	seen := map[string]bool{}
 	for _, n := range b.Notes {
-		if _, _, ok := targetNote(n); !ok {
+		if _, _, ok := targetNote(n); !ok && !seen[n] {
+			seen[n] = true
 			notes = append(notes, strings.TrimPrefix(n, "note: "))
 		}
 	}

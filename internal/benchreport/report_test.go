@@ -41,7 +41,7 @@ func TestParseReadsResultsNotesOutcomesAndConfig(t *testing.T) {
 	if !reflect.DeepEqual(cold.Metrics, wantMetrics) {
 		t.Errorf("metrics %v, want %v", cold.Metrics, wantMetrics)
 	}
-	if !reflect.DeepEqual(cold.Notes, []string{"note: 1000 secrets, seeded in 5s"}) {
+	if !reflect.DeepEqual(cold.Notes, []string{"note: 1000 secrets, seeded in 5s", "note: 1000 secrets, seeded in 5s"}) {
 		t.Errorf("notes %q", cold.Notes)
 	}
 	stream := r.Benchmarks[1]
@@ -92,6 +92,9 @@ func TestRenderShowsEveryMetricTargetsAndNotes(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
+	}
+	if n := strings.Count(out, "- 1000 secrets, seeded in 5s"); n != 1 {
+		t.Errorf("a note logged by both runs of a benchmark shows %d times, want once", n)
 	}
 	if strings.Contains(out, "target: errors") {
 		t.Error("a target line is shown as a note")
