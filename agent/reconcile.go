@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -40,7 +41,9 @@ type plan struct {
 //	    mount kinds, logged with the reason).
 //	(4) For each winner whose kind has an enabled injector, take the value
 //	    from the in-memory cache when its session is unchanged (and not
-//	    empty), else fetch it; then ValidateValue. An answer over the
+//	    empty), else fetch it (up to `fetchers` at once, so a cold start
+//	    with many secrets costs a few round trips, not one per secret);
+//	    then ValidateValue. An answer over the
 //	    client's response cap is a value over the size cap: invalid.
 //	(5) A winner whose value cannot be had (fetch failed or invalid) fails,
 //	    but its mount keeps what is there: the secret last applied at that
@@ -152,6 +155,7 @@ func (a *Agent) makePlan(ctx context.Context, cp ControlPlane, env *controlplane
 	}
 
 	rowSlot := map[int]string{}
+	var todo []pending
 	for _, w := range res.Winners { // (4)
 		s := w.Secret
 		r := row(s, "", nil)
@@ -177,14 +181,18 @@ func (a *Agent) makePlan(ctx context.Context, cp ControlPlane, env *controlplane
 		}
 		p.rows = append(p.rows, r)
 		rowSlot[idx] = sl.name
-
-		v, err := a.value(ctx, cp, s)
+		todo = append(todo, pending{s: s, idx: idx, slot: sl.name})
+	}
+	got := a.values(ctx, cp, todo)
+	for i, t := range todo {
+		s, idx, slot := t.s, t.idx, t.slot
+		v, err := got[i].value, got[i].err
 		if err == nil {
 			s.Value = v
 			err = secrets.ValidateValue(s, secrets.Limits{})
 		}
 		if err == nil {
-			p.desired[sl.name] = append(p.desired[sl.name], s)
+			p.desired[slot] = append(p.desired[slot], s)
 			p.rowOf[s.ID] = idx
 			continue
 		}
@@ -194,17 +202,17 @@ func (a *Agent) makePlan(ctx context.Context, cp ControlPlane, env *controlplane
 		p.transient = p.transient || !isInvalid
 		p.rows[idx].Outcome, p.rows[idx].Error = string(injectors.Failed), err.Error()
 		key, _ := s.Mount.Key()
-		prev, had := a.lastApplied[sl.name][key]
+		prev, had := a.lastApplied[slot][key]
 		code := controlplane.CodeOf(err)
 		switch {
 		case had:
 			p.rows[idx].Note = "last applied value kept"
-			p.desired[sl.name] = append(p.desired[sl.name], prev)
+			p.desired[slot] = append(p.desired[slot], prev)
 			p.rowOf[prev.ID] = idx
 		case isInvalid || code == controlplane.CodeNotFound || code == controlplane.CodePermissionDenied:
 			p.rows[idx].Note = "not applied"
 		default:
-			p.held[sl.name] = fmt.Sprintf("%s could not be fetched and nothing applied at %s can be kept; injector %s held back", s, s.Mount, sl.name)
+			p.held[slot] = fmt.Sprintf("%s could not be fetched and nothing applied at %s can be kept; injector %s held back", s, s.Mount, slot)
 		}
 		a.log.Warn("secret not applied", append(secretFields(s, err), zap.String("note", p.rows[idx].Note))...)
 	}
@@ -221,12 +229,57 @@ func (a *Agent) makePlan(ctx context.Context, cp ControlPlane, env *controlplane
 	return p
 }
 
-// value returns s's value: from the cache when s's session is the one
-// cached (an empty session is never trusted), else fetched and cached.
-func (a *Agent) value(ctx context.Context, cp ControlPlane, s secrets.Secret) (secrets.Value, error) {
-	if c, ok := a.cache[s.ID]; ok && s.Session != "" && c.session == s.Session {
-		return c.value, nil
+// pending is a winner whose value step (4) needs: its row and its injector.
+type pending struct {
+	s    secrets.Secret
+	idx  int
+	slot string
+}
+
+// fetched is a value, or why it could not be had.
+type fetched struct {
+	value secrets.Value
+	err   error
+}
+
+// fetchers bounds how many values are fetched at once: a cold start with
+// hundreds of secrets costs a few round trips' time, not hundreds.
+const fetchers = 8
+
+// values returns the value of each pending secret, in order: from the cache
+// when the secret's session is the one cached (an empty session is never
+// trusted), else fetched — up to fetchers at once — and then cached.
+func (a *Agent) values(ctx context.Context, cp ControlPlane, todo []pending) []fetched {
+	out := make([]fetched, len(todo))
+	var need []int
+	for i, t := range todo {
+		if c, ok := a.cache[t.s.ID]; ok && t.s.Session != "" && c.session == t.s.Session {
+			out[i].value = c.value
+			continue
+		}
+		need = append(need, i)
 	}
+	sem := make(chan struct{}, fetchers)
+	var wg sync.WaitGroup
+	for _, i := range need {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			out[i].value, out[i].err = a.fetch(ctx, cp, todo[i].s)
+		})
+	}
+	wg.Wait()
+	for _, i := range need {
+		if out[i].err == nil {
+			a.cache[todo[i].s.ID] = cachedValue{session: todo[i].s.Session, value: out[i].value}
+		}
+	}
+	return out
+}
+
+// fetch asks the control plane for s's value. It is safe to call from
+// several goroutines at once.
+func (a *Agent) fetch(ctx context.Context, cp ControlPlane, s secrets.Secret) (secrets.Value, error) {
 	a.log.Debug("fetching value", zap.String("secret", s.Name), zap.String("id", s.ID), zap.String("session", s.Session))
 	v, err := cp.GetSecretValue(ctx, s.ID)
 	var ce *controlplane.Error
@@ -240,7 +293,6 @@ func (a *Agent) value(ctx context.Context, cp ControlPlane, s secrets.Secret) (s
 	if err != nil {
 		return nil, fmt.Errorf("fetch value of %s: %w", s, err)
 	}
-	a.cache[s.ID] = cachedValue{session: s.Session, value: v}
 	return v, nil
 }
 

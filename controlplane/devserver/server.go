@@ -67,6 +67,62 @@ type Server struct {
 	http      *http.Server
 	done      chan struct{} // closed by Shutdown: watch streams end
 	stopOnce  sync.Once
+
+	// accessCache holds each environment's access as of accessGen, which
+	// every change bumps; an entry of an older generation is stale.
+	accessMu    sync.Mutex
+	accessGen   uint64
+	accessCache map[string]access
+}
+
+// access is what an environment may read by value: the secrets that win in
+// its resolution and its API-only secrets; and, for a shadowed secret, the
+// winner that hides it.
+type access struct {
+	gen        uint64
+	readable   map[string]bool
+	shadowedBy map[string]string
+}
+
+// access returns env's access, resolving its visible secrets only when no
+// entry of the current generation is cached. The generation is read before
+// the store, so an entry computed across a change is never taken as current.
+func (s *Server) access(env Environment) (access, error) {
+	s.accessMu.Lock()
+	gen := s.accessGen
+	acc, ok := s.accessCache[env.ID]
+	s.accessMu.Unlock()
+	if ok && acc.gen == gen {
+		return acc, nil
+	}
+	rs, err := s.visible(env)
+	if err != nil {
+		return access{}, err
+	}
+	all := make([]secrets.Secret, len(rs))
+	for i, rec := range rs {
+		all[i] = rec.Secret()
+	}
+	res := secrets.Resolve(all)
+	acc = access{gen: gen, readable: map[string]bool{}, shadowedBy: map[string]string{}}
+	for _, w := range res.Winners {
+		acc.readable[w.Secret.ID] = true
+		for _, sh := range w.Shadows {
+			acc.shadowedBy[sh.ID] = w.Secret.ID
+		}
+	}
+	for _, sk := range res.Skipped {
+		if sk.Mount.Kind == secrets.MountAPIOnly {
+			acc.readable[sk.ID] = true
+		}
+	}
+	s.accessMu.Lock()
+	if s.accessCache == nil {
+		s.accessCache = map[string]access{}
+	}
+	s.accessCache[env.ID] = acc
+	s.accessMu.Unlock()
+	return acc, nil
 }
 
 // New opens the data directory (store, key file, admin token; each created
@@ -319,28 +375,14 @@ func (s *Server) secretValue(w http.ResponseWriter, r *http.Request, id string) 
 	if id == "" {
 		return errorf(controlplane.CodeInvalidArgument, "secretId: is empty")
 	}
-	rs, err := s.visible(env)
+	acc, err := s.access(env)
 	if err != nil {
 		return err
 	}
-	all := make([]secrets.Secret, len(rs))
-	for i, rec := range rs {
-		all[i] = rec.Secret()
+	if winner, ok := acc.shadowedBy[id]; ok {
+		return errorf(controlplane.CodePermissionDenied, "secret %s is shadowed by secret %s in environment %s", id, winner, env.ID)
 	}
-	res := secrets.Resolve(all)
-	applies := false
-	for _, w := range res.Winners {
-		applies = applies || w.Secret.ID == id
-		for _, sh := range w.Shadows {
-			if sh.ID == id {
-				return errorf(controlplane.CodePermissionDenied, "secret %s is shadowed by secret %s in environment %s", id, w.Secret.ID, env.ID)
-			}
-		}
-	}
-	for _, sk := range res.Skipped {
-		applies = applies || (sk.ID == id && sk.Mount.Kind == secrets.MountAPIOnly)
-	}
-	if !applies {
+	if !acc.readable[id] {
 		return errorf(controlplane.CodeNotFound, "secret %s is not in environment %s", id, env.ID)
 	}
 	_, value, err := s.store.SecretValue(id)
@@ -437,6 +479,9 @@ func (s *Server) admin(r *http.Request) error {
 
 // changed pushes a watch event to every environment that sees rec.
 func (s *Server) changed(rec Record) {
+	s.accessMu.Lock()
+	s.accessGen++
+	s.accessMu.Unlock()
 	envs, err := s.store.EnvironmentsSeeing(rec)
 	if err != nil {
 		s.log.Error("find environments to notify", zap.String("secret", rec.ID), zap.Error(err))
