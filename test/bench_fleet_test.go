@@ -65,9 +65,9 @@ func BenchmarkFleet1000(b *testing.B) {
 	b.ReportMetric(f.startup.Seconds(), "fleet-start-s")
 
 	wave := f.updateWave(b, []byte("org-v2"))
-	b.ReportMetric(ms(percentile(wave.latencies, 50)), "update-p50-ms")
-	b.ReportMetric(ms(percentile(wave.latencies, 99)), "update-p99-ms")
-	b.ReportMetric(ms(percentile(wave.latencies, 100)), "update-max-ms")
+	b.ReportMetric(millis(percentile(wave.latencies, 50)), "update-p50-ms")
+	b.ReportMetric(millis(percentile(wave.latencies, 99)), "update-p99-ms")
+	b.ReportMetric(millis(percentile(wave.latencies, 100)), "update-max-ms")
 	b.ReportMetric(wave.cpuPct, "update-devserver-cpu-%")
 	b.ReportMetric(float64(wave.requests)/float64(n), "update-req/agent")
 
@@ -92,6 +92,7 @@ func BenchmarkFleet1000(b *testing.B) {
 		b.ReportMetric(float64(c), fmt.Sprintf("reconnect-%d-%ds", i, i+1))
 	}
 	b.ReportMetric((re.all - re.down).Seconds(), "reconnect-all-after-up-s")
+	b.ReportMetric(0, "ns/op") // the simulation runs once, whatever b.N: no per-op time
 	hist := reconnectHistogram(n, re)
 	b.Logf("reconnect histogram:\n%s", hist)
 	if os.Getenv("FLEET_AGENTS") == "" { // only a full-size run speaks for the docs
@@ -551,32 +552,6 @@ func devserverPID(b testing.TB, dir string) int {
 	return 0
 }
 
-// clockTick is the unit of /proc/PID/stat's utime and stime (USER_HZ, 100 on
-// every Linux architecture Go supports).
-const clockTick = 10 * time.Millisecond
-
-// cpuTime returns utime+stime of process pid.
-func cpuTime(b testing.TB, pid int) time.Duration {
-	b.Helper()
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		b.Fatalf("read the devserver's CPU time: %v", err)
-	}
-	// The fields after the command name (which may hold spaces) start at
-	// state, field 3; utime and stime are fields 14 and 15.
-	s := string(raw)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(fields) < 13 {
-		b.Fatalf("/proc/%d/stat: too few fields", pid)
-	}
-	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
-	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		b.Fatalf("/proc/%d/stat: utime %q, stime %q", pid, fields[11], fields[12])
-	}
-	return time.Duration(utime+stime) * clockTick
-}
-
 // selfCPU returns the user+system CPU time of this process (the agents).
 func selfCPU(b testing.TB) time.Duration {
 	b.Helper()
@@ -606,19 +581,6 @@ func raiseOpenFiles(b testing.TB, need uint64) {
 		b.Skipf("skipping: RLIMIT_NOFILE is %d, the fleet needs about %d open files", lim.Cur, need)
 	}
 }
-
-// percentile returns the p-th percentile (nearest rank) of ds; p 100 is the max.
-func percentile(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	rank := int(math.Ceil(p / 100 * float64(len(s))))
-	return s[min(max(rank, 1), len(s))-1]
-}
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 func envInt(b testing.TB, name string, def int) int {
 	b.Helper()

@@ -13,8 +13,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -208,10 +206,9 @@ func BenchmarkColdApply1000(b *testing.B) {
 			b.Fatalf("file secret not on disk after the apply: %v", err)
 		}
 	}
-	q := quantiles(took)
-	b.ReportMetric(q.p50, "median-ms")
-	b.ReportMetric(q.min, "min-ms")
-	b.ReportMetric(q.max, "max-ms")
+	b.ReportMetric(millis(percentile(took, 50)), "median-ms")
+	b.ReportMetric(millis(percentile(took, 0)), "min-ms")
+	b.ReportMetric(millis(percentile(took, 100)), "max-ms")
 	b.ReportMetric(float64(len(took)), "applies")
 	spec, values := fetchTimes(b, e.cfg, s.ids)
 	b.ReportMetric(spec, "spec-fetch-ms")
@@ -243,8 +240,6 @@ func fetchTimes(b *testing.B, c testutil.AgentConfig, ids []string) (spec, value
 	end := time.Now()
 	return millis(mid.Sub(start)), millis(end.Sub(mid))
 }
-
-func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // BenchmarkPropagationStream measures how long an updated value takes to
 // reach its file with the watch stream on.
@@ -316,10 +311,9 @@ func benchPropagation(b *testing.B, watch bool, poll string, spread time.Duratio
 		}
 	}
 	b.StopTimer()
-	q := quantiles(lat)
-	b.ReportMetric(q.p50, "p50-ms")
-	b.ReportMetric(q.p99, "p99-ms")
-	b.ReportMetric(q.max, "max-ms")
+	b.ReportMetric(millis(percentile(lat, 50)), "p50-ms")
+	b.ReportMetric(millis(percentile(lat, 99)), "p99-ms")
+	b.ReportMetric(millis(percentile(lat, 100)), "max-ms")
 	b.ReportMetric(float64(len(lat)), "updates")
 	b.ReportMetric(0, "ns/op")
 }
@@ -360,10 +354,6 @@ func waitApplied(b *testing.B, s seeded) {
 // idleWindow is how long BenchmarkIdle watches the idle agent.
 const idleWindow = 60 * time.Second
 
-// clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat: 100
-// on every Linux architecture Go supports.
-const clockTicks = 100
-
 // BenchmarkIdle runs the real agent with 100 secrets applied, the watch
 // stream on and the default poll interval (30 s), through a fault proxy that
 // injects nothing and counts requests. After the first apply (and 2 s to
@@ -391,10 +381,10 @@ func BenchmarkIdle(b *testing.B) {
 	var reqs int64
 	b.ResetTimer()
 	for range b.N {
-		cpu0 := cpuSeconds(b, ag.Pid())
+		cpu0 := cpuTime(b, ag.Pid()).Seconds()
 		req0 := proxy.Requests()
 		time.Sleep(idleWindow)
-		cpu = cpuSeconds(b, ag.Pid()) - cpu0
+		cpu = cpuTime(b, ag.Pid()).Seconds() - cpu0
 		reqs = proxy.Requests() - req0
 		hwm = vmHWM(b, ag.Pid())
 	}
@@ -407,60 +397,4 @@ func BenchmarkIdle(b *testing.B) {
 	b.ReportMetric(hwm, "rss-MB")
 	b.ReportMetric(float64(reqs)/idleWindow.Minutes(), "req/min")
 	b.ReportMetric(0, "ns/op")
-}
-
-// cpuSeconds is the user plus system CPU time process pid has used.
-func cpuSeconds(b *testing.B, pid int) float64 {
-	b.Helper()
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	// The command name (field 2) may hold spaces: count fields after its ")".
-	f := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+1:]))
-	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
-	ut, err1 := strconv.ParseUint(f[11], 10, 64)
-	st, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		b.Fatalf("parse /proc/%d/stat: %v %v", pid, err1, err2)
-	}
-	return float64(ut+st) / clockTicks
-}
-
-// vmHWM is process pid's peak resident set size in MB (MiB).
-func vmHWM(b *testing.B, pid int) float64 {
-	b.Helper()
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, line := range strings.Split(string(raw), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
-			if err != nil {
-				b.Fatalf("parse VmHWM %q: %v", line, err)
-			}
-			return kb / 1024
-		}
-	}
-	b.Fatalf("no VmHWM in /proc/%d/status", pid)
-	return 0
-}
-
-// quantile figures of a sample, in milliseconds.
-type quantileMS struct{ min, p50, p99, max float64 }
-
-// quantiles returns the nearest-rank quantiles of d; all zero for an empty d.
-func quantiles(d []time.Duration) quantileMS {
-	if len(d) == 0 {
-		return quantileMS{}
-	}
-	s := append([]time.Duration(nil), d...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	at := func(p float64) float64 {
-		i := int(p*float64(len(s))+0.999999) - 1
-		i = min(max(i, 0), len(s)-1)
-		return millis(s[i])
-	}
-	return quantileMS{min: at(0), p50: at(0.5), p99: at(0.99), max: at(1)}
 }
