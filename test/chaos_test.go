@@ -155,15 +155,15 @@ func (c *chaos) faultPhase(t testing.TB, fault faultproxy.Fault, during func()) 
 const faultHold = 3 * time.Second
 
 // measureRecovery starts a fresh stack (devserver, faultproxy, agent with
-// poll_interval 1s), applies fault, changes a file secret while it holds,
+// poll_interval poll), applies fault, changes a file secret while it holds,
 // keeps it on for faultHold and returns the time from proxy.Clear() until the
 // change is on disk. For faults that do not stop passes (latency, a stalled
 // stream, a burst the client's retries absorb) the change may land before
 // Clear: then it returns 0. Benchmarks call it; it fails t when the change is
 // not on disk within 30 s of Clear.
-func measureRecovery(t testing.TB, fault faultproxy.Fault) time.Duration {
+func measureRecovery(t testing.TB, poll string, fault faultproxy.Fault) time.Duration {
 	t.Helper()
-	return startChaos(t, "1s").faultPhase(t, fault, func() { time.Sleep(faultHold) })
+	return startChaos(t, poll).faultPhase(t, fault, func() { time.Sleep(faultHold) })
 }
 
 // chaosFaults are the faults of issue 6 and what the agent's status must say
