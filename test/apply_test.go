@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -94,12 +92,7 @@ func clip(b []byte) string {
 // serving an unprivileged user: every file it writes is 0600 and that user's.
 func TestOutputsAre0600AndOwnedByTheEnvironmentUser(t *testing.T) {
 	testutil.NeedRoot(t, "chown outputs to another user")
-	nobody, err := user.Lookup("nobody")
-	if err != nil {
-		t.Skipf("skipping: no user nobody: %v", err)
-	}
-	uid, _ := strconv.Atoi(nobody.Uid)
-	gid, _ := strconv.Atoi(nobody.Gid)
+	uid, gid := testutil.Nobody(t)
 	s := newStack(t)
 	s.cfg.User = "nobody"
 	s.cfg.Home = filepath.Join(s.dir, "nobody-home")

@@ -168,26 +168,7 @@ func openHookRoot(o HookOptions) (*os.Root, error) {
 // symlink is followed (within Root). It does as much as it can and returns
 // every file's change and the errors joined.
 func InstallHooks(o HookOptions) ([]HookChange, error) {
-	root, err := openHookRoot(o)
-	if err != nil {
-		return nil, err
-	}
-	defer root.Close()
-	ts, err := targets(root, o)
-	if err != nil {
-		return nil, err
-	}
-	var changes []HookChange
-	var errs []error
-	for _, t := range ts {
-		act, err := installOne(root, t)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("install hook in %s: %w", t.path, err))
-			continue
-		}
-		changes = append(changes, HookChange{Path: t.path, Action: act})
-	}
-	return changes, errors.Join(errs...)
+	return eachTarget(o, "install hook in", installOne)
 }
 
 // UninstallHooks removes what InstallHooks added: our whole files, and our
@@ -195,6 +176,13 @@ func InstallHooks(o HookOptions) ([]HookChange, error) {
 // leaving every other byte as it was. A file install-hooks created holds
 // nothing else and is removed. Nothing to remove is "absent", not an error.
 func UninstallHooks(o HookOptions) ([]HookChange, error) {
+	return eachTarget(o, "uninstall hook from", uninstallOne)
+}
+
+// eachTarget runs do on every hook target of o, going on past a failure, and
+// returns each target's change and the failures joined, each prefixed with
+// what and the path.
+func eachTarget(o HookOptions, what string, do func(*os.Root, hookTarget) (string, error)) ([]HookChange, error) {
 	root, err := openHookRoot(o)
 	if err != nil {
 		return nil, err
@@ -207,9 +195,9 @@ func UninstallHooks(o HookOptions) ([]HookChange, error) {
 	var changes []HookChange
 	var errs []error
 	for _, t := range ts {
-		act, err := uninstallOne(root, t)
+		act, err := do(root, t)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("uninstall hook from %s: %w", t.path, err))
+			errs = append(errs, fmt.Errorf("%s %s: %w", what, t.path, err))
 			continue
 		}
 		changes = append(changes, HookChange{Path: t.path, Action: act})

@@ -11,7 +11,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -213,20 +212,9 @@ func TestNewRejectsUnsafeOptions(t *testing.T) {
 	}
 }
 
-func nobody(t *testing.T) (int, int) {
-	t.Helper()
-	u, err := user.Lookup("nobody")
-	if err != nil {
-		t.Skipf("skipping: no user nobody: %v", err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	return uid, gid
-}
-
 func TestOwnedByEnvironmentUser(t *testing.T) {
 	testutil.NeedRoot(t, "chown files to another user")
-	uid, gid := nobody(t)
+	uid, gid := testutil.Nobody(t)
 	f := newFixture(t, func(o *Options) { o.Owner = injectors.Owner{UID: uid, GID: gid} })
 	target := f.path(".ssh/keys/id")
 	wantAction(t, f.apply(sec("s1", target, "v1")), target, injectors.Created)

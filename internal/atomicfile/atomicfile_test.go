@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"net"
 	"os"
-	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/secrets-agent/secrets-agent/internal/testutil"
 )
 
 // openRoot returns a fresh directory and an *os.Root opened on it.
@@ -239,7 +240,7 @@ func TestMkdirAllCreatesExactModeAndOwner(t *testing.T) {
 	}
 	uid, gid := -1, -1
 	if os.Geteuid() == 0 {
-		uid, gid = nobody(t)
+		uid, gid = testutil.Nobody(t)
 	}
 	created, err := MkdirAll(root, "a/b/c", 0o700, uid, gid)
 	if err != nil {
@@ -269,17 +270,6 @@ func TestMkdirAllCreatesExactModeAndOwner(t *testing.T) {
 	if _, err := MkdirAll(root, "file/x", 0o700, -1, -1); err == nil {
 		t.Error("MkdirAll through a regular file succeeded")
 	}
-}
-
-func nobody(t *testing.T) (int, int) {
-	t.Helper()
-	u, err := user.Lookup("nobody")
-	if err != nil {
-		t.Skipf("skipping: no user nobody: %v", err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	return uid, gid
 }
 
 func TestCleanTempsRemovesOnlyThatFilesTemps(t *testing.T) {

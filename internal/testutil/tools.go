@@ -5,6 +5,8 @@ package testutil
 import (
 	"os"
 	"os/exec"
+	"os/user"
+	"strconv"
 	"testing"
 )
 
@@ -33,4 +35,18 @@ func NeedRoot(t testing.TB, why string) {
 		}
 		t.Skipf("skipping: needs root to %s", why)
 	}
+}
+
+// Nobody returns the uid and gid of the unprivileged user "nobody", which
+// tests that chown to another user serve; it skips the test where there is
+// no such user.
+func Nobody(t testing.TB) (uid, gid int) {
+	t.Helper()
+	u, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skipf("skipping: no user nobody: %v", err)
+	}
+	uid, _ = strconv.Atoi(u.Uid)
+	gid, _ = strconv.Atoi(u.Gid)
+	return uid, gid
 }
