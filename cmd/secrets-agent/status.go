@@ -51,9 +51,7 @@ Exit codes, so that it works as a health check:
 		}
 		out := cmd.OutOrStdout()
 		if asJSON {
-			enc := json.NewEncoder(out)
-			enc.SetIndent("", "  ")
-			if err := enc.Encode(st); err != nil {
+			if err := printJSON(out, st); err != nil {
 				return err
 			}
 		} else {
@@ -177,4 +175,12 @@ func clean(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// printJSON writes v as indented JSON, as status --json and sync --json print
+// the documented schema (docs/status-schema.md).
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"time"
@@ -43,9 +42,7 @@ reasons are printed); 2 the agent could not be reached (or refused this user).`,
 		}
 		out := cmd.OutOrStdout()
 		if asJSON {
-			enc := json.NewEncoder(out)
-			enc.SetIndent("", "  ")
-			if err := enc.Encode(rep); err != nil {
+			if err := printJSON(out, rep); err != nil {
 				return err
 			}
 		} else {
