@@ -272,7 +272,7 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 		man.Entries = nil
 	}
 	man.Config = in.ConfigPath()
-	cfgRoot, err := atomicfile.OpenDir(in.configDir, 0o700, in.o.Owner.UID, in.o.Owner.GID)
+	cfgRoot, err := in.openConfigDir()
 	if err != nil {
 		return failAll(fmt.Errorf("dockercfg: config dir: %w", err))
 	}
@@ -350,6 +350,19 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 	}
 	res.Outcomes = append(append(outs, p.removed...), res.Outcomes...)
 	return res
+}
+
+// openConfigDir opens the config dir, creating it 0700 and owned by Owner
+// when missing. A config dir in Owner's home is reached through an os.Root at
+// the home, so that a symlink the user plants (~/.docker -> /root/.docker)
+// cannot make an agent running as root write another user's config; one
+// outside the home ($DOCKER_CONFIG or config_dir set by the admin) is opened
+// as configured.
+func (in *Injector) openConfigDir() (*os.Root, error) {
+	if home := in.o.Owner.Home; home != "" && atomicfile.Below(home, in.configDir) {
+		return atomicfile.OpenDirBelow(home, in.configDir, 0o700, in.o.Owner.UID, in.o.Owner.GID)
+	}
+	return atomicfile.OpenDir(in.configDir, 0o700, in.o.Owner.UID, in.o.Owner.GID)
 }
 
 // moveFrom removes the entries the injector wrote into the config.json at

@@ -687,3 +687,30 @@ func TestChangedConfigDirTakesEntriesOutOfTheOldFile(t *testing.T) {
 		t.Errorf("second pass: %+v", res)
 	}
 }
+
+// TestSymlinkedConfigDirOutOfTheHomeIsRefused: a user who points ~/.docker
+// at another user's docker dir (ln -s /root/.docker ~/.docker) must not make
+// an agent running as root write there, by an absolute or a relative link.
+func TestSymlinkedConfigDirOutOfTheHomeIsRefused(t *testing.T) {
+	for _, relative := range []bool{false, true} {
+		f := newFixture(t, Inline)
+		victim := filepath.Join(filepath.Dir(filepath.Dir(f.cfgDir)), "root", ".docker")
+		if err := os.MkdirAll(victim, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		link := victim
+		if relative {
+			link = "../root/.docker"
+		}
+		if err := os.Symlink(link, f.cfgDir); err != nil {
+			t.Fatal(err)
+		}
+		res := f.in.Apply(context.Background(), []secrets.Secret{registrySecret("a", "r.example.com", "u", "p")})
+		if res.Err == nil {
+			t.Errorf("relative link %v: Apply through a symlink out of the home succeeded", relative)
+		}
+		if entries, _ := os.ReadDir(victim); len(entries) != 0 {
+			t.Errorf("relative link %v: the agent wrote into the other user's docker dir: %v", relative, entries)
+		}
+	}
+}

@@ -396,3 +396,36 @@ func OpenDir(dir string, perm fs.FileMode, uid, gid int) (*os.Root, error) {
 	}
 	return r, nil
 }
+
+// Below reports whether the absolute path p is base or lies below it, by
+// their names alone (cleaned; no symlink is looked at).
+func Below(base, p string) bool {
+	rel, err := filepath.Rel(base, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+}
+
+// OpenDirBelow is OpenDir for a dir that must stay inside base, such as a
+// directory in a user's home that an agent running as root writes: base is
+// opened as an *os.Root and dir is created and opened through it, so that no
+// symlink on the way, dir itself included, leads out of base. A dir that is
+// not base or below it is an error.
+func OpenDirBelow(base, dir string, perm fs.FileMode, uid, gid int) (*os.Root, error) {
+	if !Below(base, dir) {
+		return nil, fmt.Errorf("%s is not below %s", dir, base)
+	}
+	rel, _ := filepath.Rel(base, dir)
+	b, err := os.OpenRoot(base)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", base, err)
+	}
+	defer b.Close()
+	rel = filepath.ToSlash(rel)
+	if _, err := MkdirAll(b, rel, perm, uid, gid); err != nil {
+		return nil, fmt.Errorf("create %s: %w", dir, err)
+	}
+	r, err := b.OpenRoot(rel)
+	if err != nil {
+		return nil, fmt.Errorf("open %s inside %s: %w", dir, base, err)
+	}
+	return r, nil
+}
