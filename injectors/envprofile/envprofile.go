@@ -204,8 +204,19 @@ func (in *Injector) failAll(res injectors.Result, desired []secrets.Secret, vars
 // openDir is step (2): it creates Dir if missing (0700, owned by Owner; its
 // missing parents 0755, as /run/secrets-agent holds every user's dir) and
 // opens it.
+//
+// A Dir in Owner's home is reached through an os.Root at the home, so that a
+// symlink the user plants there cannot make an agent running as root write
+// elsewhere.
 func (in *Injector) openDir() (*os.Root, error) {
 	dir := in.opts.Dir
+	if home := in.opts.Owner.Home; home != "" && atomicfile.Below(home, dir) {
+		root, err := atomicfile.OpenDirBelow(home, dir, 0o700, in.opts.Owner.UID, in.opts.Owner.GID)
+		if err != nil {
+			return nil, fmt.Errorf("envprofile: %w", err)
+		}
+		return root, nil
+	}
 	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
 		parent := filepath.Dir(dir)
 		if err := os.MkdirAll(parent, 0o755); err != nil {

@@ -118,3 +118,30 @@ func TestFragmentsAre0600AndOwnedByTheUser(t *testing.T) {
 		check(filepath.Join(dir, f.FileName()), 0o600)
 	}
 }
+
+// TestDirInTheHomeIsNotFollowedOutOfIt: with the fragment dir in the user's
+// home, a symlink the user plants there (to another user's dir) must not make
+// an agent running as root write through it.
+func TestDirInTheHomeIsNotFollowedOutOfIt(t *testing.T) {
+	base := t.TempDir()
+	home, victim := filepath.Join(base, "home"), filepath.Join(base, "victim")
+	for _, d := range []string{home, victim} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(victim, filepath.Join(home, ".secrets")); err != nil {
+		t.Fatal(err)
+	}
+	in, err := New(Options{Dir: filepath.Join(home, ".secrets"), Owner: injectors.Owner{UID: -1, GID: -1, Home: home}, StateDir: filepath.Join(base, "state")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := in.Apply(context.Background(), []secrets.Secret{envSecret("a", "TOKEN", []byte("v"))})
+	if res.Err == nil {
+		t.Errorf("Apply through a symlink out of the home succeeded")
+	}
+	if entries, _ := os.ReadDir(victim); len(entries) != 0 {
+		t.Errorf("the agent wrote into the other dir: %v", entries)
+	}
+}
