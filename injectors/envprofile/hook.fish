@@ -26,7 +26,9 @@ if not set -q __secrets_agent_hook_loaded
         if test -n "$SECRETS_AGENT_ENV_DIR"
             set f "$SECRETS_AGENT_ENV_DIR/env.fish"
         end
-        test -r "$f"; or return 0
+        # Only a fragment this user owns: a root shell that kept another user's
+        # $USER (su without -) must not source a file that user can write.
+        test -r "$f"; and test -O "$f"; or return 0
         set -l l1
         set -l l2
         read l1 <"$f"; or return 0

@@ -27,7 +27,9 @@ __secrets_agent_sync() {
 	local __secrets_agent_f __secrets_agent_l1 __secrets_agent_l2 __secrets_agent_n \
 		__secrets_agent_rest __secrets_agent_keep __secrets_agent_gone __secrets_agent_new
 	__secrets_agent_f=${SECRETS_AGENT_ENV_DIR:-$__secrets_agent_default_dir}/env.sh
-	[ -r "$__secrets_agent_f" ] || return 0
+	# Only a fragment this user owns: a root shell that kept another user's
+	# $USER (su without -) must not source a file that user can write.
+	[ -r "$__secrets_agent_f" ] && [ -O "$__secrets_agent_f" ] || return 0
 	IFS= read -r __secrets_agent_l1 2>/dev/null <"$__secrets_agent_f" || return 0
 	[ "x$__secrets_agent_l1" = "x${__secrets_agent_line-}" ] && return 0
 

@@ -337,3 +337,33 @@ func TestUserHookFindsTheDefaultDir(t *testing.T) {
 		})
 	}
 }
+
+// TestHookSourcesOnlyAFragmentThisUserOwns: a root shell that kept another
+// user's $USER (su without -) finds that user's fragment, which that user can
+// rewrite: it must not source it.
+func TestHookSourcesOnlyAFragmentThisUserOwns(t *testing.T) {
+	testutil.NeedRoot(t, "own the fragment by another user than the shell's")
+	uid, gid := testutil.Nobody(t)
+	dir := filepath.Join(t.TempDir(), "env")
+	in, _ := New(Options{Dir: dir, Owner: injectors.Owner{UID: uid, GID: gid}})
+	if res := in.Apply(context.Background(), []secrets.Secret{envSecret("a", "SA_FOREIGN", []byte("theirs"))}); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	for _, sh := range []string{"bash", "dash", "zsh", "fish"} {
+		t.Run(sh, func(t *testing.T) {
+			bin := testutil.NeedTool(t, sh)
+			kind, load := "sh", ". "
+			if sh == "fish" {
+				kind, load = "fish", "source "
+			}
+			text, _ := HookScript(kind, HookSystem)
+			hook := filepath.Join(t.TempDir(), "hook")
+			os.WriteFile(hook, text, 0o600)
+			cmd := exec.Command(bin, "-c", load+hook+"; printenv SA_FOREIGN; true")
+			cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir(), "USER=nobody", "SECRETS_AGENT_ENV_DIR=" + dir}
+			if out, err := cmd.CombinedOutput(); err != nil || len(out) != 0 {
+				t.Errorf("%s as root sourced nobody's fragment: %q, %v", sh, out, err)
+			}
+		})
+	}
+}
