@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -91,6 +92,7 @@ type HookChange struct {
 // (whole != nil) or a block in someone else's rc file.
 type hookTarget struct {
 	path  string // absolute, without Root
+	base  string // the directory the os.Root is opened at: "/", or the home
 	whole []byte
 	block string // the lines between the markers
 }
@@ -115,10 +117,10 @@ func targets(root *os.Root, o HookOptions) ([]hookTarget, error) {
 	if o.Mode == HookSystem {
 		const hook = "/etc/profile.d/secrets-agent.sh"
 		return []hookTarget{
-			{path: hook, whole: sh},
-			{path: "/etc/fish/conf.d/secrets-agent.fish", whole: fish},
-			{path: firstExisting(root, "/etc/bash.bashrc", "/etc/bashrc"), block: source(hook)},
-			{path: firstExisting(root, "/etc/zsh/zshrc", "/etc/zshrc"), block: source(hook)},
+			{path: hook, base: "/", whole: sh},
+			{path: "/etc/fish/conf.d/secrets-agent.fish", base: "/", whole: fish},
+			{path: firstExisting(root, "/etc/bash.bashrc", "/etc/bashrc"), base: "/", block: source(hook)},
+			{path: firstExisting(root, "/etc/zsh/zshrc", "/etc/zshrc"), base: "/", block: source(hook)},
 		}, nil
 	}
 	if o.Mode != HookUser {
@@ -128,30 +130,45 @@ func targets(root *os.Root, o HookOptions) ([]hookTarget, error) {
 		return nil, fmt.Errorf("home %q must be an absolute path", o.Home)
 	}
 	block := source(`"$HOME/.config/secrets-agent/hook.sh"`)
+	home := path.Clean(o.Home)
 	return []hookTarget{
-		{path: path.Join(o.Home, ".config/secrets-agent/hook.sh"), whole: sh},
-		{path: path.Join(o.Home, ".config/fish/conf.d/secrets-agent.fish"), whole: fish},
-		{path: path.Join(o.Home, ".profile"), block: block},
-		{path: path.Join(o.Home, ".bashrc"), block: block},
-		{path: path.Join(o.Home, ".zshrc"), block: block},
+		{path: path.Join(home, ".config/secrets-agent/hook.sh"), base: home, whole: sh},
+		{path: path.Join(home, ".config/fish/conf.d/secrets-agent.fish"), base: home, whole: fish},
+		{path: path.Join(home, ".profile"), base: home, block: block},
+		{path: path.Join(home, ".bashrc"), base: home, block: block},
+		{path: path.Join(home, ".zshrc"), base: home, block: block},
 	}, nil
 }
 
 func firstExisting(root *os.Root, paths ...string) string {
 	for _, p := range paths {
-		if _, err := root.Stat(rel(p)); err == nil {
+		if _, err := root.Stat(rel("/", p)); err == nil {
 			return p
 		}
 	}
 	return paths[0]
 }
 
-func rel(p string) string { return strings.TrimPrefix(path.Clean(p), "/") }
+// rel is p relative to base, both absolute; "." for base itself.
+func rel(base, p string) string {
+	r := strings.TrimPrefix(strings.TrimPrefix(path.Clean(p), path.Clean(base)), "/")
+	if r == "" {
+		return "."
+	}
+	return r
+}
 
+// openHookRoot opens the directory every target lies in: "/" for the system
+// hooks, the home for the user's, so that no symlink in a home (to /etc, say)
+// makes install-hooks --user, even run as root, write outside it. Both below
+// o.Root.
 func openHookRoot(o HookOptions) (*os.Root, error) {
 	r := o.Root
 	if r == "" {
 		r = "/"
+	}
+	if o.Mode == HookUser {
+		r = filepath.Join(r, o.Home)
 	}
 	root, err := os.OpenRoot(r)
 	if err != nil {
@@ -205,11 +222,12 @@ func eachTarget(o HookOptions, what string, do func(*os.Root, hookTarget) (strin
 	return changes, errors.Join(errs...)
 }
 
-// readTarget follows symlinks (within root) from p and returns the regular
-// file's relative name, content, mode and owner; exists is false if there is
-// no file.
-func readTarget(root *os.Root, p string) (name string, data []byte, opts atomicfile.Options, exists bool, err error) {
-	name = rel(p)
+// readTarget follows symlinks (within root, opened at t.base) from t.path and
+// returns the regular file's name relative to root, content, mode and owner;
+// exists is false if there is no file. A symlink that leads out of t.base is
+// an error.
+func readTarget(root *os.Root, t hookTarget) (name string, data []byte, opts atomicfile.Options, exists bool, err error) {
+	name = rel(t.base, t.path)
 	opts = atomicfile.Options{Mode: 0o644, UID: -1, GID: -1}
 	for range 16 {
 		fi, err := root.Lstat(name)
@@ -224,10 +242,13 @@ func readTarget(root *os.Root, p string) (name string, data []byte, opts atomicf
 			if err != nil {
 				return name, nil, opts, false, err
 			}
-			if path.IsAbs(target) {
-				name = rel(target)
-			} else {
-				name = rel(path.Join(path.Dir(name), target))
+			switch {
+			case path.IsAbs(target) && !atomicfile.Below(t.base, target):
+				return name, nil, opts, false, fmt.Errorf("%s is a symlink to %s, outside %s", t.path, target, t.base)
+			case path.IsAbs(target):
+				name = rel(t.base, target)
+			default:
+				name = path.Clean(path.Join(path.Dir(name), target))
 			}
 			continue
 		}
@@ -248,7 +269,7 @@ func readTarget(root *os.Root, p string) (name string, data []byte, opts atomicf
 }
 
 func installOne(root *os.Root, t hookTarget) (string, error) {
-	name, old, opts, exists, err := readTarget(root, t.path)
+	name, old, opts, exists, err := readTarget(root, t)
 	if err != nil {
 		return "", err
 	}
@@ -290,7 +311,7 @@ func installOne(root *os.Root, t hookTarget) (string, error) {
 }
 
 func uninstallOne(root *os.Root, t hookTarget) (string, error) {
-	name, old, opts, exists, err := readTarget(root, t.path)
+	name, old, opts, exists, err := readTarget(root, t)
 	if err != nil || !exists {
 		return "absent", err
 	}

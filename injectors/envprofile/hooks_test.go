@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -142,5 +143,42 @@ func TestHookTextNamesTheOverride(t *testing.T) {
 				t.Errorf("%s/%s hook does not name the override or has a placeholder", sh, m)
 			}
 		}
+	}
+}
+
+// TestUserHooksStayInTheHome: a user's rc file or config dir that is a
+// symlink out of the home (to /etc, or by ../) makes that target fail, and
+// nothing outside the home changes, even when install-hooks --user runs as
+// root.
+func TestUserHooksStayInTheHome(t *testing.T) {
+	root := t.TempDir()
+	home := "/home/u"
+	for _, d := range []string{"etc", home} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	etcRC := filepath.Join(root, "etc/bash.bashrc")
+	if err := os.WriteFile(etcRC, []byte("# system\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/etc/bash.bashrc", filepath.Join(root, home, ".bashrc")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../../etc", filepath.Join(root, home, ".config")); err != nil {
+		t.Fatal(err)
+	}
+	changes, err := InstallHooks(HookOptions{Mode: HookUser, Root: root, Home: home})
+	if err == nil {
+		t.Fatalf("install through symlinks out of the home succeeded: %v", changes)
+	}
+	if b, _ := os.ReadFile(etcRC); string(b) != "# system\n" {
+		t.Errorf("/etc/bash.bashrc was changed: %q", b)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(root, "etc")); len(entries) != 1 {
+		t.Errorf("something was written into /etc: %v", entries)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, home, ".profile")); !strings.Contains(string(b), BlockStart) {
+		t.Errorf("~/.profile, a plain file in the home, did not get the hook")
 	}
 }
