@@ -111,7 +111,13 @@ type Agent struct {
 	lastPlan    *plan                                // what the last full pass decided, for repairs
 	lastChanged map[string]time.Time                 // secret id -> when its output last changed
 	paths       map[string][]string                  // injector name -> paths it manages
-	handed      map[string][]secrets.Secret          // injector name -> last desired set applied
+
+	// handedMu guards handed, which passes write (holding passMu too) and
+	// the socket's env and credential routes read without waiting for a
+	// pass in flight: docker asking the credential helper must not stall
+	// behind a slow control plane.
+	handedMu sync.Mutex
+	handed   map[string][]secrets.Secret // injector name -> last desired set applied
 
 	// mu guards the fields below it.
 	mu       sync.Mutex
@@ -262,9 +268,9 @@ func (a *Agent) Applied() <-chan struct{} { return a.applied }
 // envprofile injector as "sh", "fish" or "dotenv". Before the first pass it
 // renders an empty set.
 func (a *Agent) EnvFragment(format string) ([]byte, error) {
-	a.passMu.Lock()
-	env := append([]secrets.Secret(nil), a.handedOfKind(secrets.MountEnv)...)
-	a.passMu.Unlock()
+	a.handedMu.Lock()
+	env := a.handedOfKind(secrets.MountEnv)
+	a.handedMu.Unlock()
 	return renderEnv(format, env)
 }
 
@@ -276,8 +282,8 @@ func (a *Agent) RegistryCredential(host string) (user, password string, ok bool)
 		return "", "", false
 	}
 	key := secrets.RegistryKey(host)
-	a.passMu.Lock()
-	defer a.passMu.Unlock()
+	a.handedMu.Lock()
+	defer a.handedMu.Unlock()
 	for _, s := range a.handedOfKind(secrets.MountRegistry) {
 		if secrets.RegistryKey(s.Mount.Target) != key {
 			continue
@@ -297,8 +303,8 @@ func (a *Agent) RegistryHosts() []string {
 	if a.config().Injectors.DockerCfg.Mode == "inline" {
 		return nil
 	}
-	a.passMu.Lock()
-	defer a.passMu.Unlock()
+	a.handedMu.Lock()
+	defer a.handedMu.Unlock()
 	var hosts []string
 	for _, s := range a.handedOfKind(secrets.MountRegistry) {
 		hosts = append(hosts, s.Mount.Target)
@@ -307,8 +313,8 @@ func (a *Agent) RegistryHosts() []string {
 	return hosts
 }
 
-// handedOfKind returns the secrets last applied by the injectors of kind k.
-// The caller holds passMu.
+// handedOfKind returns a new slice of the secrets last applied by the
+// injectors of kind k. The caller holds handedMu.
 func (a *Agent) handedOfKind(k secrets.MountKind) []secrets.Secret {
 	var out []secrets.Secret
 	for _, s := range a.injectorSlots() {

@@ -322,7 +322,9 @@ func (a *Agent) apply(ctx context.Context, desired map[string][]secrets.Secret, 
 		} else {
 			a.paths[sl.name] = r.Paths
 		}
+		a.handedMu.Lock()
 		a.handed[sl.name] = want
+		a.handedMu.Unlock()
 		a.noteApplied(sl.name, want, r)
 	}
 	return results

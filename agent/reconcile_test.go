@@ -294,3 +294,33 @@ func TestAppliedClosesAfterFirstAppliedPass(t *testing.T) {
 		t.Error("FirstApplied not set")
 	}
 }
+
+// TestCredentialsAnswerWhileAPassIsStuck: docker asking the credential
+// helper, or a shell asking for the env fragment, is answered from what was
+// last applied even while a pass waits on a slow control plane.
+func TestCredentialsAnswerWhileAPassIsStuck(t *testing.T) {
+	r := newRig(t, nil)
+	r.cp.put("s3", "REG_ONE", controlplane.ScopeUser, "registry", "docker.io", base64.StdEncoding.EncodeToString([]byte("me:pw")))
+	r.pass(t)
+	gate := make(chan struct{})
+	r.cp.set(func(f *fakePlane) { f.gate = gate })
+	done := make(chan struct{})
+	go func() { defer close(done); r.a.RunOnce(context.Background()) }()
+	eventually(t, "pass stuck in GetEnvironment", func() bool { return r.cp.count(func(f *fakePlane) int { return f.blocked }) == 1 })
+	answered := make(chan bool, 1)
+	go func() {
+		_, _, ok := r.a.RegistryCredential("docker.io")
+		_, err := r.a.EnvFragment("sh")
+		answered <- ok && err == nil
+	}()
+	select {
+	case ok := <-answered:
+		if !ok {
+			t.Error("no credential or fragment while a pass was stuck")
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("RegistryCredential waited for the stuck pass")
+	}
+	close(gate)
+	<-done
+}
