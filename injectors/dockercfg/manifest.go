@@ -22,8 +22,10 @@ const manifestName = "dockercfg.json"
 // manifest records which config.json entries the injector wrote, so that a
 // removed secret removes exactly its entry and nothing that someone wrote
 // over it since. It never holds a value: each entry is known by an HMAC-SHA256
-// of its canonical JSON under Key, a random key of this manifest, so that the
-// manifest alone does not let anyone test guesses of a password.
+// of its canonical JSON under Key, a random key of this manifest — a salted
+// hash, so no precomputed table matches it. Key sits beside the HMACs, so the
+// manifest (0600, in the agent's state dir) must be guarded like the config
+// it describes: with it, a guess of a password can be checked.
 type manifest struct {
 	Version int      `json:"version"`
 	Key     string   `json:"key"` // hex HMAC key

@@ -52,8 +52,9 @@ type Injector struct {
 	cleaned bool
 }
 
-// manifest records the variables the injector set. It holds no value, and
-// only HMACs under a random per-manifest key.
+// manifest records the variables the injector set. It holds no value, only
+// HMACs under a random per-manifest key (a salted hash: Key sits beside them,
+// so the 0600 manifest lets a guess of a value be checked, no more).
 type manifest struct {
 	Key  string               `json:"key"` // hex, 32 random bytes
 	Vars map[string]manifestV `json:"vars"`
