@@ -199,6 +199,11 @@ func TestSIGKILLDuringRotationNeverExposesAPartialFile(t *testing.T) {
 	// every crash. It is stopped before the check for temp files, so that
 	// a write it has in flight is not taken for a leftover.
 	final := testutil.StartAgent(t, cfg)
+	// Up and past its first pass (which sweeps what the crashes left), not
+	// merely looking converged: the files may be right from the last kill.
+	if _, stderr, code := testutil.RunAgent(t, nil, "wait", "--timeout", "30s", "--socket", s.cfg.Socket); code != 0 {
+		t.Fatalf("the final agent did not apply its first pass (wait exited %d): %s", code, stderr)
+	}
 	waitCrashConverged(t, s, secs)
 	if err := final.Stop(t); err != nil {
 		t.Errorf("the final agent exited with %v on SIGTERM", err)

@@ -46,10 +46,12 @@ never a value).`,
 //
 //	(1) Harden the process: no core dumps, not dumpable (so no other
 //	    process of the same user can ptrace it or read its memory).
-//	(2) Load the config, build the logger and the agent.
-//	(3) --once: one pass; a summary on stderr and exit 1 unless it all
+//	(2) Take SIGTERM, SIGINT and SIGHUP before anything else, so that a
+//	    stop that comes while the agent starts is a clean stop, not a kill.
+//	(3) Load the config, build the logger and the agent.
+//	(4) --once: one pass; a summary on stderr and exit 1 unless it all
 //	    applied.
-//	(4) Otherwise run until SIGTERM/SIGINT (exit 0, outputs kept); SIGHUP
+//	(5) Otherwise run until SIGTERM/SIGINT (exit 0, outputs kept); SIGHUP
 //	    asks for a reload.
 func runAgent(ctx context.Context, configPath string, once bool, stderr *os.File) error {
 	if ctx == nil {
@@ -58,7 +60,13 @@ func runAgent(ctx context.Context, configPath string, once bool, stderr *os.File
 	if err := harden(); err != nil { // (1)
 		return err
 	}
-	cfg, err := config.Load(configPath) // (2)
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT) // (2)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	cfg, err := config.Load(configPath) // (3)
 	if err != nil {
 		return err
 	}
@@ -72,7 +80,7 @@ func runAgent(ctx context.Context, configPath string, once bool, stderr *os.File
 		return err
 	}
 
-	if once { // (3)
+	if once { // (4)
 		rep := a.RunOnce(ctx)
 		if rep.OK() {
 			return nil
@@ -81,12 +89,7 @@ func runAgent(ctx context.Context, configPath string, once bool, stderr *os.File
 		return exitWith(exitNotReady, "")
 	}
 
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT) // (4)
-	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	go func() {
+	go func() { // (5)
 		for {
 			select {
 			case <-hup:
