@@ -281,29 +281,48 @@ func TestUnchangedPromptForksNothing(t *testing.T) {
 	}
 }
 
+// loadHook runs shell sh non-interactively (as /etc/profile.d or a conf.d
+// file would load it) with the hook of mode, then script, in env; it returns
+// what the shell printed.
+func loadHook(t *testing.T, sh string, mode HookMode, script string, env ...string) ([]byte, error) {
+	t.Helper()
+	bin := testutil.NeedTool(t, sh)
+	kind, load := "sh", ". "
+	if sh == "fish" {
+		kind, load = "fish", "source "
+	}
+	text, err := HookScript(kind, mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook := filepath.Join(t.TempDir(), "hook")
+	if err := os.WriteFile(hook, text, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-c", load+hook+"; "+script)
+	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir()}, env...)
+	return cmd.CombinedOutput()
+}
+
+// applyEnv applies one variable into a fresh fragment dir below dir.
+func applyEnv(t *testing.T, dir string, owner injectors.Owner, name, value string) {
+	t.Helper()
+	in, _ := New(Options{Dir: dir, Owner: owner})
+	if res := in.Apply(context.Background(), []secrets.Secret{envSecret("a", name, []byte(value))}); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+}
+
 // TestHookSourcesFragmentAtShellStart: a non-interactive shell that loads
 // the hook (as /etc/profile.d or a conf.d file would) has the variables,
 // exported, and no prompt hook is registered in it.
 func TestHookSourcesFragmentAtShellStart(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "env")
-	in, _ := New(Options{Dir: dir, Owner: injectors.Owner{UID: -1, GID: -1}})
 	want := "it's $(x) \\ \n"
-	if res := in.Apply(context.Background(), []secrets.Secret{envSecret("a", "SA_START", []byte(want))}); res.Err != nil {
-		t.Fatal(res.Err)
-	}
+	applyEnv(t, dir, injectors.Owner{UID: -1, GID: -1}, "SA_START", want)
 	for _, sh := range []string{"bash", "dash", "zsh", "fish"} {
 		t.Run(sh, func(t *testing.T) {
-			bin := testutil.NeedTool(t, sh)
-			kind, load := "sh", ". "
-			if sh == "fish" {
-				kind, load = "fish", "source "
-			}
-			text, _ := HookScript(kind, HookSystem)
-			hook := filepath.Join(t.TempDir(), "hook")
-			os.WriteFile(hook, text, 0o600)
-			cmd := exec.Command(bin, "-c", load+hook+"; printenv SA_START")
-			cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir(), "USER=nobody", "SECRETS_AGENT_ENV_DIR=" + dir}
-			out, err := cmd.CombinedOutput()
+			out, err := loadHook(t, sh, HookSystem, "printenv SA_START", "USER=nobody", "SECRETS_AGENT_ENV_DIR="+dir)
 			if err != nil || string(out) != want+"\n" {
 				t.Errorf("%s: %q, %v; want %q", sh, out, err, want+"\n")
 			}
@@ -315,23 +334,10 @@ func TestHookSourcesFragmentAtShellStart(t *testing.T) {
 // hook reads $XDG_RUNTIME_DIR/secrets-agent, the user agent's default.
 func TestUserHookFindsTheDefaultDir(t *testing.T) {
 	runtime := t.TempDir()
-	in, _ := New(Options{Dir: filepath.Join(runtime, "secrets-agent"), Owner: injectors.Owner{UID: -1, GID: -1}})
-	if res := in.Apply(context.Background(), []secrets.Secret{envSecret("a", "SA_DEFAULT", []byte("found"))}); res.Err != nil {
-		t.Fatal(res.Err)
-	}
+	applyEnv(t, filepath.Join(runtime, "secrets-agent"), injectors.Owner{UID: -1, GID: -1}, "SA_DEFAULT", "found")
 	for _, sh := range []string{"bash", "fish"} {
 		t.Run(sh, func(t *testing.T) {
-			bin := testutil.NeedTool(t, sh)
-			kind, load := "sh", ". "
-			if sh == "fish" {
-				kind, load = "fish", "source "
-			}
-			text, _ := HookScript(kind, HookUser)
-			hook := filepath.Join(t.TempDir(), "hook")
-			os.WriteFile(hook, text, 0o600)
-			cmd := exec.Command(bin, "-c", load+hook+"; printenv SA_DEFAULT")
-			cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir(), "XDG_RUNTIME_DIR=" + runtime}
-			if out, err := cmd.CombinedOutput(); err != nil || string(out) != "found\n" {
+			if out, err := loadHook(t, sh, HookUser, "printenv SA_DEFAULT", "XDG_RUNTIME_DIR="+runtime); err != nil || string(out) != "found\n" {
 				t.Errorf("%s: %q, %v", sh, out, err)
 			}
 		})
@@ -345,23 +351,10 @@ func TestHookSourcesOnlyAFragmentThisUserOwns(t *testing.T) {
 	testutil.NeedRoot(t, "own the fragment by another user than the shell's")
 	uid, gid := testutil.Nobody(t)
 	dir := filepath.Join(t.TempDir(), "env")
-	in, _ := New(Options{Dir: dir, Owner: injectors.Owner{UID: uid, GID: gid}})
-	if res := in.Apply(context.Background(), []secrets.Secret{envSecret("a", "SA_FOREIGN", []byte("theirs"))}); res.Err != nil {
-		t.Fatal(res.Err)
-	}
+	applyEnv(t, dir, injectors.Owner{UID: uid, GID: gid}, "SA_FOREIGN", "theirs")
 	for _, sh := range []string{"bash", "dash", "zsh", "fish"} {
 		t.Run(sh, func(t *testing.T) {
-			bin := testutil.NeedTool(t, sh)
-			kind, load := "sh", ". "
-			if sh == "fish" {
-				kind, load = "fish", "source "
-			}
-			text, _ := HookScript(kind, HookSystem)
-			hook := filepath.Join(t.TempDir(), "hook")
-			os.WriteFile(hook, text, 0o600)
-			cmd := exec.Command(bin, "-c", load+hook+"; printenv SA_FOREIGN; true")
-			cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir(), "USER=nobody", "SECRETS_AGENT_ENV_DIR=" + dir}
-			if out, err := cmd.CombinedOutput(); err != nil || len(out) != 0 {
+			if out, err := loadHook(t, sh, HookSystem, "printenv SA_FOREIGN; true", "USER=nobody", "SECRETS_AGENT_ENV_DIR="+dir); err != nil || len(out) != 0 {
 				t.Errorf("%s as root sourced nobody's fragment: %q, %v", sh, out, err)
 			}
 		})
