@@ -150,7 +150,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	lastLine := ""
 	report := func() {
 		st := a.Status()
-		line := statusLine(st)
+		line := a.statusLine(st)
 		if !readySent && st.State != Starting && !st.FirstApplied.IsZero() {
 			readySent = true
 			a.notify.Ready(line)
@@ -187,19 +187,22 @@ func (a *Agent) Run(ctx context.Context) error {
 					stream()
 					stream = a.startStream(ctx)
 				}
-				a.notify.Ready(statusLine(a.Status()))
+				a.notify.Ready(a.statusLine(a.Status()))
 				a.kick()
 			}
 			continue
 		case <-watchdog:
 			a.notify.Watchdog()
 			continue
+		case <-a.watchMoved:
+			report()
+			continue
 		case <-ready.C:
 			if !readySent {
 				readySent = true
 				st := a.Status()
-				a.log.Warn("not applied within ready_timeout; reporting ready, degraded", zap.String("status", statusLine(st)))
-				a.notify.Ready("degraded: " + statusLine(st))
+				a.log.Warn("not applied within ready_timeout; reporting ready, degraded", zap.String("status", a.statusLine(st)))
+				a.notify.Ready("degraded: " + a.statusLine(st))
 			}
 			continue
 		}
@@ -234,8 +237,10 @@ func newStoppedTimer() *time.Timer {
 	return t
 }
 
-// statusLine is the one-line STATUS= text for st.
-func statusLine(st Status) string {
+// statusLine is the one-line STATUS= text for st: the state, how many
+// secrets are applied, the last error when degraded, and whether the watch
+// stream is down.
+func (a *Agent) statusLine(st Status) string {
 	applied := 0
 	for _, s := range st.Secrets {
 		if s.Outcome != "failed" && s.Outcome != "rejected" && s.Outcome != "skipped" {
@@ -245,6 +250,9 @@ func statusLine(st Status) string {
 	line := fmt.Sprintf("%s: %d secrets applied", st.State, applied)
 	if st.State == Degraded && st.LastError != "" {
 		line += "; " + st.LastError
+	}
+	if a.config().ControlPlane.Watch && !st.WatchConnected && st.State != Starting {
+		line += "; watch stream down"
 	}
 	return line
 }
@@ -339,10 +347,20 @@ func (a *Agent) readStream(s EventStream, silence time.Duration) error {
 	}
 }
 
+// setWatchConnected records whether the watch stream is up and, when that
+// changed, tells the loop, so that systemd's STATUS follows the stream and
+// not only the passes.
 func (a *Agent) setWatchConnected(up bool) {
 	a.mu.Lock()
+	changed := a.status.WatchConnected != up
 	a.status.WatchConnected = up
 	a.mu.Unlock()
+	if changed {
+		select {
+		case a.watchMoved <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // reloadNow re-reads the config file (when the agent has one) and the token

@@ -75,8 +75,9 @@ func (n *notifySocket) all() string {
 }
 
 // TestSdNotifySequence watches the real agent talk to a real NOTIFY_SOCKET:
-// READY after the first pass, STATUS, WATCHDOG at the interval WATCHDOG_USEC
-// implies, RELOADING on SIGHUP, STOPPING on SIGTERM.
+// READY after the first pass, STATUS kept current (it says so when the
+// control plane dies and the watch stream drops), WATCHDOG at the interval WATCHDOG_USEC implies,
+// RELOADING on SIGHUP, STOPPING on SIGTERM.
 func TestSdNotifySequence(t *testing.T) {
 	s := newStack(t)
 	s.dev.CreateSecret(t, "user", "alice", "NOTIFIED", env(), []byte("v"))
@@ -98,6 +99,17 @@ func TestSdNotifySequence(t *testing.T) {
 			t.Errorf("watchdog gap %v, far over the 400ms WATCHDOG_USEC", gap)
 		}
 	}
+	// STATUS is kept current: the control plane going away shows in it at
+	// once (the stream drops), not at the next poll 30 s later.
+	s.dev.Kill(t)
+	testutil.Eventually(t, deadline, "a new STATUS= line once the control plane is gone", func() bool {
+		for _, m := range n.seen("STATUS=") {
+			if !strings.Contains(m.text, "READY=1") && strings.Contains(m.text, "watch stream down") {
+				return true
+			}
+		}
+		return false
+	})
 	a.Signal(t, syscall.SIGHUP)
 	testutil.Eventually(t, deadline, "RELOADING=1 on SIGHUP", func() bool { return len(n.seen("RELOADING=1")) > 0 })
 	if err := a.Stop(t); err != nil {
