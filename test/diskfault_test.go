@@ -96,6 +96,18 @@ func (d *diskFaults) breakDisks(t *testing.T) {
 }
 
 // wantFile fails unless p holds exactly want, 0600.
+// updateAll stores a v2 of every secret: the three on broken disks (the big
+// one over the lowered file-size limit) and the three healthy ones.
+func (d *diskFaults) updateAll(t *testing.T) {
+	t.Helper()
+	d.dev.UpdateSecret(t, d.ids["RO_FILE"], faultValue("ro-v2", 100))
+	d.dev.UpdateSecret(t, d.ids["FULL_FILE"], faultValue("full-v2", 8192))
+	d.dev.UpdateSecret(t, d.ids["BIG_FILE"], faultValue("big-v2", bigValue))
+	d.dev.UpdateSecret(t, d.ids["OK_FILE"], faultValue("ok-v2", 100))
+	d.dev.UpdateSecret(t, d.ids["OK_ENV"], []byte("ok-v2"))
+	d.dev.UpdateSecret(t, d.ids["OK_REG"], regValue("ok-v2"))
+}
+
 func (d *diskFaults) wantFile(t *testing.T, p string, want []byte) {
 	t.Helper()
 	got, mode, err := readOpen(p)
@@ -170,12 +182,7 @@ func TestDiskFaultsFailOnlyTheirSecretsAndLoseNothing(t *testing.T) {
 	bash := testutil.NeedTool(t, "bash")
 	d := newDiskFaults(t)
 	d.breakDisks(t)
-	d.dev.UpdateSecret(t, d.ids["RO_FILE"], faultValue("ro-v2", 100))
-	d.dev.UpdateSecret(t, d.ids["FULL_FILE"], faultValue("full-v2", 8192))
-	d.dev.UpdateSecret(t, d.ids["BIG_FILE"], faultValue("big-v2", bigValue))
-	d.dev.UpdateSecret(t, d.ids["OK_FILE"], faultValue("ok-v2", 100))
-	d.dev.UpdateSecret(t, d.ids["OK_ENV"], []byte("ok-v2"))
-	d.dev.UpdateSecret(t, d.ids["OK_REG"], regValue("ok-v2"))
+	d.updateAll(t)
 
 	// bash's ulimit -f counts KiB.
 	cmd := exec.Command(bash, "-c", `ulimit -f "$1" && shift && exec "$@"`, "_",
@@ -236,12 +243,7 @@ func TestDiskFaultsFailOnlyTheirSecretsAndLoseNothing(t *testing.T) {
 func TestRunningAgentReportsDiskFaultsInStatus(t *testing.T) {
 	d := newDiskFaults(t)
 	d.breakDisks(t)
-	d.dev.UpdateSecret(t, d.ids["RO_FILE"], faultValue("ro-v2", 100))
-	d.dev.UpdateSecret(t, d.ids["FULL_FILE"], faultValue("full-v2", 8192))
-	d.dev.UpdateSecret(t, d.ids["BIG_FILE"], faultValue("big-v2", bigValue))
-	d.dev.UpdateSecret(t, d.ids["OK_FILE"], faultValue("ok-v2", 100))
-	d.dev.UpdateSecret(t, d.ids["OK_ENV"], []byte("ok-v2"))
-	d.dev.UpdateSecret(t, d.ids["OK_REG"], regValue("ok-v2"))
+	d.updateAll(t)
 
 	a := testutil.StartAgent(t, d.writeConfig(t))
 	waitStatus(t, d.cfg.Socket, "the read-only and the full file system are reported", map[string]string{
