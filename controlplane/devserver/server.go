@@ -288,6 +288,21 @@ func (s *Server) environment(r *http.Request) (Environment, error) {
 	return env, err
 }
 
+// decodeOwn decodes the request into req and returns the caller's
+// environment, checked to be the one *id (a field of req) names. On failure
+// it has answered the error and ok is false.
+func (s *Server) decodeOwn(w http.ResponseWriter, r *http.Request, req any, id *string) (env Environment, ok bool) {
+	err := decode(r, w, req)
+	if err == nil {
+		env, err = s.ownEnvironment(r, *id)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return env, false
+	}
+	return env, true
+}
+
 // ownEnvironment is environment, and also checks that the call is about the
 // caller's own environment id.
 func (s *Server) ownEnvironment(r *http.Request, id string) (Environment, error) {
@@ -328,13 +343,8 @@ func (s *Server) visible(env Environment) ([]Record, error) {
 // precedence itself and reports what each winner shadows.
 func (s *Server) getEnvironment(w http.ResponseWriter, r *http.Request) {
 	var req controlplane.GetEnvironmentRequest
-	if err := decode(r, w, &req); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	env, err := s.ownEnvironment(r, req.EnvironmentID)
-	if err != nil {
-		s.fail(w, r, err)
+	env, ok := s.decodeOwn(w, r, &req, &req.EnvironmentID)
+	if !ok {
 		return
 	}
 	rs, err := s.visible(env)
@@ -411,14 +421,8 @@ func (s *Server) secretValue(w http.ResponseWriter, r *http.Request, id string) 
 //     that takes longer than writeTimeout fails).
 func (s *Server) watchEvents(w http.ResponseWriter, r *http.Request) {
 	var req controlplane.WatchEventsRequest
-	if err := decode(r, w, &req); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	// (1)
-	env, err := s.ownEnvironment(r, req.EnvironmentID)
-	if err != nil {
-		s.fail(w, r, err)
+	env, ok := s.decodeOwn(w, r, &req, &req.EnvironmentID) // (1)
+	if !ok {
 		return
 	}
 	// (2)
