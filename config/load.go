@@ -51,7 +51,15 @@ const maxFileSize = 1 << 20
 //  5. Validate.
 //
 // Every error names the key or variable it is about.
-func Load(path string) (*Config, error) {
+func Load(path string) (*Config, error) { return load(path, true) }
+
+// LoadUnconfigured is Load for the daemon, which may start before the
+// platform has configured it: an empty controlplane.environment_id (as in the
+// config install.sh writes) is no error here, and the agent reports "not
+// configured" until a reload brings one. Every other problem is an error.
+func LoadUnconfigured(path string) (*Config, error) { return load(path, false) }
+
+func load(path string, requireEnvironment bool) (*Config, error) {
 	c := Default()
 	if err := c.readFile(path); err != nil {
 		return nil, err
@@ -62,7 +70,7 @@ func Load(path string) (*Config, error) {
 	if err := c.resolve(); err != nil {
 		return nil, err
 	}
-	if err := c.Validate(); err != nil {
+	if err := c.validate(requireEnvironment); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -18,7 +18,11 @@ var (
 // Validate checks c as Load returns it (paths expanded) and returns every
 // problem found, joined, each naming its key: "controlplane.url: must be http
 // or https". It returns nil when c is valid.
-func (c *Config) Validate() error {
+func (c *Config) Validate() error { return c.validate(true) }
+
+// validate is Validate; requireEnvironment false lets
+// controlplane.environment_id be empty (LoadUnconfigured).
+func (c *Config) validate(requireEnvironment bool) error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
@@ -34,7 +38,7 @@ func (c *Config) Validate() error {
 	} else if u.User != nil {
 		bad("controlplane.url", "must not hold credentials: use token_file")
 	}
-	if cp.EnvironmentID == "" {
+	if cp.EnvironmentID == "" && requireEnvironment {
 		bad("controlplane.environment_id", "required")
 	}
 	if cp.PollInterval < 0 {

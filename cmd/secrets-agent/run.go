@@ -66,7 +66,7 @@ func runAgent(ctx context.Context, configPath string, once bool, stderr *os.File
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	cfg, err := config.Load(configPath) // (3)
+	cfg, err := config.LoadUnconfigured(configPath) // (3): no environment_id yet: the agent waits for one
 	if err != nil {
 		return err
 	}
@@ -75,7 +75,7 @@ func runAgent(ctx context.Context, configPath string, once bool, stderr *os.File
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-	a, err := agent.New(cfg, log, agent.WithVersion(version), agent.WithConfigFile(watchedConfig(configPath), config.Load))
+	a, err := agent.New(cfg, log, agent.WithVersion(version), agent.WithConfigFile(watchedConfig(configPath), config.LoadUnconfigured))
 	if err != nil {
 		return err
 	}
