@@ -66,7 +66,10 @@ func TestLiveSystemd(t *testing.T) {
 		t.Helper()
 		testutil.Eventually(t, 20*time.Second, what+": STATUS "+want, func() bool { return strings.Contains(show("StatusText"), want) })
 	}
-	journal := func() string { out, _ := m.Run(t, "", "journalctl", "-b", "--no-pager", "-o", "cat", "-u", "secrets-agent"); return out }
+	journal := func() string {
+		out, _ := m.Run(t, "", "journalctl", "-b", "--no-pager", "-o", "cat", "-u", "secrets-agent")
+		return out
+	}
 
 	// A config as the platform leaves it before the environment exists: no
 	// environment_id, and no token in /run.
