@@ -203,6 +203,9 @@ func BenchmarkLiveRegistryRotation(b *testing.B) {
 			b.ReportMetric(pct(0.50), "p50-ms")
 			b.ReportMetric(pct(0.99), "p99-ms")
 			b.ReportMetric(float64(slices.Max(took).Microseconds())/1000, "max-ms")
+			b.ReportMetric(0, "ns/op")
+			b.Logf("target: p99-ms < 1000")
+			b.Logf("note: %s mode; from the control-plane update (htpasswd already changed) to the first docker pull that succeeds, pulling in a loop", mode)
 		})
 	}
 }

@@ -70,7 +70,8 @@ func StartDockerd(t testing.TB) *Dockerd {
 			<-d.done
 		}
 		if t.Failed() {
-			t.Logf("dockerd output:\n%s", d.log.String())
+			lines := strings.Split(strings.TrimSpace(d.log.String()), "\n")
+			t.Logf("dockerd output (the last 30 lines):\n%s", strings.Join(lines[max(0, len(lines)-30):], "\n"))
 		}
 	})
 	deadline := time.Now().Add(60 * time.Second)
