@@ -44,7 +44,7 @@ func startDockerLive(t testing.TB, mode string) *dockerLive {
 		d.ImportDir(t, dir, tinyImage)
 	}
 	l := &dockerLive{stack: newStack(t), d: d}
-	l.reg = testutil.StartDockerRegistry(t, "bot", "pw-1")
+	l.reg = testutil.StartDockerRegistry(t, "bot", "pw-1:with:colons")
 	l.other = testutil.StartDockerRegistry(t, "mine", "my-own-pw")
 	l.cfg.DockerMode = mode
 
@@ -66,7 +66,7 @@ func startDockerLive(t testing.TB, mode string) *dockerLive {
 	}
 	l.env = []string{"HOME=" + l.home(), "PATH=" + bin + ":" + os.Getenv("PATH"), "SECRETS_AGENT_SOCKET=" + l.cfg.Socket}
 
-	l.secret = l.dev.CreateSecret(t, "user", "alice", "REGISTRY", registry(l.reg.Host), regLogin("bot", "pw-1"))
+	l.secret = l.dev.CreateSecret(t, "user", "alice", "REGISTRY", registry(l.reg.Host), regLogin("bot", "pw-1:with:colons"))
 	testutil.StartAgent(t, l.writeConfig(t))
 	testutil.Eventually(t, 10*time.Second, "registry login in config.json", func() bool {
 		return strings.Contains(l.dockerConfig(), l.reg.Host)
@@ -119,7 +119,7 @@ func TestLiveDockerRegistry(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			l := startDockerLive(t, mode)
 			cfg := l.dockerConfig()
-			if strings.Contains(cfg, base64.StdEncoding.EncodeToString([]byte("bot:pw-1"))) != (mode == "inline") {
+			if strings.Contains(cfg, base64.StdEncoding.EncodeToString([]byte("bot:pw-1:with:colons"))) != (mode == "inline") {
 				t.Errorf("%s mode: config.json:\n%s", mode, cfg)
 			}
 			for i, cli := range dockerCLIs(t) {
