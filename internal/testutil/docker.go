@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -20,9 +19,7 @@ import (
 type Dockerd struct {
 	// Host is the daemon's address for DOCKER_HOST (unix://...).
 	Host string
-	cmd  *exec.Cmd
-	done chan struct{}
-	log  *lockedBuffer
+	*process
 }
 
 // CacheDir is where the live tests keep what is slow to make: the Debian
@@ -52,28 +49,17 @@ func StartDockerd(t testing.TB) *Dockerd {
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	d := &Dockerd{Host: "unix://" + filepath.Join(run, "docker.sock"), done: make(chan struct{}), log: &lockedBuffer{}}
-	d.cmd = exec.Command(bin, "--iptables=false", "--ip6tables=false", "--bridge=none", "--storage-driver=overlay2",
-		"--data-root="+data, "--exec-root="+filepath.Join(run, "exec"), "--host="+d.Host,
-		"--pidfile="+filepath.Join(run, "docker.pid"))
-	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
-	if err := d.cmd.Start(); err != nil {
-		t.Fatalf("dockerd: %v", err)
-	}
-	go func() { _ = d.cmd.Wait(); close(d.done) }()
+	d := &Dockerd{Host: "unix://" + filepath.Join(run, "docker.sock")}
+	// Registered before the daemon's own cleanup, so it runs after the stop.
 	t.Cleanup(func() {
-		_ = d.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-d.done:
-		case <-time.After(20 * time.Second):
-			_ = d.cmd.Process.Kill()
-			<-d.done
-		}
 		if t.Failed() {
 			lines := strings.Split(strings.TrimSpace(d.log.String()), "\n")
 			t.Logf("dockerd output (the last 30 lines):\n%s", strings.Join(lines[max(0, len(lines)-30):], "\n"))
 		}
 	})
+	d.process = startProcess(t, 20*time.Second, bin, "--iptables=false", "--ip6tables=false", "--bridge=none",
+		"--storage-driver=overlay2", "--data-root="+data, "--exec-root="+filepath.Join(run, "exec"), "--host="+d.Host,
+		"--pidfile="+filepath.Join(run, "docker.pid"))
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		cmd := exec.Command(docker, "version")
@@ -81,10 +67,8 @@ func StartDockerd(t testing.TB) *Dockerd {
 		if cmd.Run() == nil {
 			return d
 		}
-		select {
-		case <-d.done:
+		if d.exited() {
 			t.Fatalf("dockerd exited while starting:\n%s", d.log.String())
-		default:
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("dockerd did not answer within 60s:\n%s", d.log.String())
@@ -143,9 +127,6 @@ type DockerRegistry struct {
 	Host     string
 	htpasswd string
 	user     string
-	cmd      *exec.Cmd
-	done     chan struct{}
-	log      *lockedBuffer
 }
 
 // StartDockerRegistry starts the registry accepting user with password; the
@@ -156,8 +137,7 @@ func StartDockerRegistry(t testing.TB, user, password string) *DockerRegistry {
 	NeedTool(t, "htpasswd")
 	dir := t.TempDir()
 	port := freePort(t)
-	r := &DockerRegistry{Host: fmt.Sprintf("127.0.0.1:%d", port), htpasswd: filepath.Join(dir, "htpasswd"), user: user,
-		done: make(chan struct{}), log: &lockedBuffer{}}
+	r := &DockerRegistry{Host: fmt.Sprintf("127.0.0.1:%d", port), htpasswd: filepath.Join(dir, "htpasswd"), user: user}
 	r.SetPassword(t, password)
 	conf := fmt.Sprintf(`version: 0.1
 log:
@@ -179,21 +159,7 @@ auth:
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r.cmd = exec.Command(bin, "serve", confPath)
-	r.cmd.Stdout, r.cmd.Stderr = r.log, r.log
-	if err := r.cmd.Start(); err != nil {
-		t.Fatalf("docker-registry: %v", err)
-	}
-	go func() { _ = r.cmd.Wait(); close(r.done) }()
-	t.Cleanup(func() {
-		_ = r.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-r.done:
-		case <-time.After(10 * time.Second):
-			_ = r.cmd.Process.Kill()
-			<-r.done
-		}
-	})
+	startProcess(t, 10*time.Second, bin, "serve", confPath)
 	Eventually(t, 10*time.Second, "docker-registry listening on "+r.Host, func() bool {
 		c, err := net.Dial("tcp", r.Host)
 		if err == nil {

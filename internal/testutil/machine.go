@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -40,9 +39,7 @@ func LiveRootfs(t testing.TB) string {
 type Machine struct {
 	Name   string
 	leader int // the container's PID 1, as the host sees it
-	cmd    *exec.Cmd
-	done   chan struct{}
-	log    *lockedBuffer
+	*process
 }
 
 var machines atomic.Int64
@@ -54,8 +51,7 @@ func BootMachine(t testing.TB, rootfs string, binds ...string) *Machine {
 	t.Helper()
 	nspawn := NeedTool(t, "systemd-nspawn")
 	NeedTool(t, "nsenter")
-	m := &Machine{Name: fmt.Sprintf("secrets-agent-test-%d-%d", os.Getpid(), machines.Add(1)),
-		done: make(chan struct{}), log: &lockedBuffer{}}
+	m := &Machine{Name: fmt.Sprintf("secrets-agent-test-%d-%d", os.Getpid(), machines.Add(1))}
 	// --register=no --keep-unit: the host may have no system bus to register
 	// with; --volatile=overlay: writes go to a tmpfs over the rootfs.
 	args := []string{"-D", rootfs, "--volatile=overlay", "--boot", "--register=no", "--keep-unit",
@@ -63,20 +59,13 @@ func BootMachine(t testing.TB, rootfs string, binds ...string) *Machine {
 	for _, b := range binds {
 		args = append(args, "--bind-ro="+b)
 	}
-	m.cmd = exec.Command(nspawn, args...)
-	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
-	if err := m.cmd.Start(); err != nil {
-		t.Fatalf("systemd-nspawn: %v", err)
-	}
-	go func() { _ = m.cmd.Wait(); close(m.done) }()
-	t.Cleanup(func() { m.stop(t) })
+	// nspawn takes SIGTERM as "power off".
+	m.process = startProcess(t, 30*time.Second, nspawn, args...)
 
 	deadline := time.Now().Add(60 * time.Second)
 	for m.leader == 0 {
-		select {
-		case <-m.done:
+		if m.exited() {
 			t.Fatalf("systemd-nspawn exited while booting:\n%s", m.log.String())
-		default:
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no systemd in the container within 60s:\n%s", m.log.String())
@@ -172,18 +161,5 @@ func (m *Machine) WriteFile(t testing.TB, path string, data []byte, mode os.File
 	script := fmt.Sprintf(`set -e; mkdir -p "$(dirname "$1")"; umask 077; cat >"$1.tmp"; chmod %o "$1.tmp"; mv -f "$1.tmp" "$1"`, mode.Perm())
 	if out, code := m.Run(t, string(data), "sh", "-c", script, "_", path); code != 0 {
 		t.Fatalf("write %s in the machine: exit %d\n%s", path, code, out)
-	}
-}
-
-// stop powers the machine off (nspawn turns SIGTERM into an orderly
-// shutdown) and waits; after 30 s it kills it.
-func (m *Machine) stop(t testing.TB) {
-	_ = m.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-m.done:
-	case <-time.After(30 * time.Second):
-		t.Logf("machine %s did not power off within 30s; killing it", m.Name)
-		_ = m.cmd.Process.Kill()
-		<-m.done
 	}
 }
