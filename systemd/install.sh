@@ -25,11 +25,13 @@
 # differs from the one recorded) is kept, and said so; --purge removes it too,
 # together with the agent's state directory (/var/lib/secrets-agent) and the
 # shell fragments with their values (/run/secrets-agent/<user>/; --user: the
-# state under ~/.local/state and $XDG_RUNTIME_DIR/secrets-agent).
-# Secrets the agent has already delivered into homes are not removed.
+# state under ~/.local/state and $XDG_RUNTIME_DIR/secrets-agent). On the live
+# system (--root /) --purge first stops the agent and runs `secrets-agent
+# purge`, which removes the secret files and docker logins it delivered into
+# homes (restoring files that were there before it), so no value is left.
 set -eu
 
-usage() { sed -n '2,29s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,31s/^# \{0,1\}//p' "$0"; }
 die() { echo "install.sh: $*" >&2; exit 1; }
 
 PREFIX= ROOT=/ UNINSTALL=0 PURGE=0 USER_MODE=0
@@ -229,6 +231,19 @@ purge_data() {
 uninstall_all() {
 	[ -f "$R$MANIFEST" ] || die "nothing to uninstall: no manifest at $R$MANIFEST"
 	entries=$(awk '{ l[NR] = $0 } END { for (i = NR; i > 0; i--) print l[i] }' "$R$MANIFEST")
+	# (0) --purge on the live system: what the agent delivered, while its
+	# binary and config are still here, and with it stopped (it would put
+	# everything back).
+	if [ "$PURGE" = 1 ] && [ "$ROOT" = / ] && [ -x "$AGENT" ] && [ -f "$CONFIG" ]; then
+		if systemd_here; then
+			if [ "$USER_MODE" = 1 ]; then
+				$SYSTEMCTL stop secrets-agent.service 2>/dev/null || true
+			else
+				$SYSTEMCTL stop secrets-agent.socket secrets-agent.service 2>/dev/null || true
+			fi
+		fi
+		"$AGENT" purge --config "$CONFIG" || echo "install.sh: some delivered secrets could not be removed (see above)" >&2
+	fi
 	# (1) Everything but directories, newest first; the binary goes after the
 	# hooks, which it removes.
 	printf '%s\n' "$entries" | while IFS="$TAB" read -r kind sum path; do

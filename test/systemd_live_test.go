@@ -46,7 +46,7 @@ log:
 // does: start unconfigured and without a token (no restart loop), pick both
 // up, apply under ProtectSystem=strict, reload, survive kill -9 and a hang
 // (watchdog), be started by its socket, run as a user unit, and leave no
-// value behind after uninstall --purge.
+// value anywhere on disk after uninstall --purge.
 func TestLiveSystemd(t *testing.T) {
 	rootfs := testutil.LiveRootfs(t)
 	dev := testutil.StartDevserver(t)
@@ -195,9 +195,7 @@ func TestLiveSystemd(t *testing.T) {
 	})
 
 	t.Run("uninstall --purge leaves no value on the system", func(t *testing.T) {
-		// Secrets delivered into homes stay, by design (install.sh says so):
-		// the secret file is the only place a value may remain.
-		m.Must(t, "sh", "/src/systemd/install.sh", "--uninstall", "--purge")
+		t.Logf("uninstall --purge:\n%s", m.Must(t, "sh", "/src/systemd/install.sh", "--uninstall", "--purge"))
 		if out, _ := m.Run(t, "", "systemctl", "is-active", "secrets-agent.socket", "secrets-agent.service"); strings.Contains(out, "active\n") && !strings.Contains(out, "inactive") {
 			t.Errorf("units still active after uninstall: %q", out)
 		}
@@ -205,11 +203,14 @@ func TestLiveSystemd(t *testing.T) {
 			out, _ := m.Run(t, "", "grep", "-rlF", "--exclude-dir=proc", "--exclude-dir=sys", "--exclude-dir=dev",
 				"--exclude-dir=src", "--exclude-dir=secrets-agent-bin", v, "/")
 			for _, f := range strings.Fields(out) {
-				if f == "/home/alice/.config/app/token" && what == "file" {
-					continue
-				}
 				t.Errorf("the %s secret's value is still in %s after uninstall --purge", what, f)
 			}
+		}
+		if out, code := m.Run(t, "", "ls", "/home/alice/.config/app/token"); code == 0 {
+			t.Errorf("the secret file is still there: %s", out)
+		}
+		if cfg, _ := m.Run(t, "", "cat", "/home/alice/.docker/config.json"); strings.Contains(cfg, "reg.live.test") {
+			t.Errorf("the docker login is still in config.json:\n%s", cfg)
 		}
 		if out, code := m.Run(t, "", "ls", "-A", "/run/secrets-agent"); code == 0 && strings.TrimSpace(out) != "token" && strings.TrimSpace(out) != "" {
 			t.Errorf("/run/secrets-agent after purge: %s", out)
@@ -227,7 +228,7 @@ func TestLiveSystemd(t *testing.T) {
 		userConf := systemdConfig(dev.URL, envID, "") + "" // same environment, alice's own agent
 		userConf = strings.Replace(userConf, "user: alice\n", "", 1)
 		userConf = strings.Replace(userConf, "  poll_interval: 30s", "  poll_interval: 30s\n  token_file: /home/alice/.config/secrets-agent/token", 1)
-		m.Sh(t, "install -d -o alice -g alice -m 0700 /home/alice/.config/secrets-agent")
+		m.Sh(t, "install -d -o alice -g alice -m 0700 /home/alice/.config /home/alice/.config/secrets-agent")
 		m.WriteFile(t, "/home/alice/.config/secrets-agent/config.yaml", []byte(userConf), 0o600)
 		m.WriteFile(t, "/home/alice/.config/secrets-agent/token", []byte(token), 0o600)
 		m.Must(t, "chown", "-R", "alice:alice", "/home/alice/.config/secrets-agent")
@@ -248,6 +249,11 @@ func TestLiveSystemd(t *testing.T) {
 		m.Must(t, as("sh", "/src/systemd/install.sh", "--user", "--uninstall", "--purge")...)
 		if out, code := m.Run(t, "", "ls", "/run/user/1000/secrets-agent"); code == 0 {
 			t.Errorf("user fragments left after --purge: %s", out)
+		}
+		for what, v := range vals {
+			if out, code := m.Run(t, "", "grep", "-rlF", v, "/home/alice", "/run/user/1000"); code == 0 {
+				t.Errorf("the %s secret's value is still in %s after the user unit's uninstall --purge", what, out)
+			}
 		}
 	})
 	if t.Failed() {
