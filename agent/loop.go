@@ -259,7 +259,7 @@ func (a *Agent) statusLine(st Status) string {
 	if st.State == Degraded && st.LastError != "" {
 		line += "; " + st.LastError
 	}
-	if a.config().ControlPlane.Watch && !st.WatchConnected && st.State != Starting {
+	if a.config().ControlPlane.Watch && !st.WatchConnected && st.State != Starting && a.waitingFor() == nil {
 		line += "; watch stream down"
 	}
 	return line
