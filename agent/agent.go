@@ -109,7 +109,7 @@ type Agent struct {
 	cache       map[string]cachedValue               // secret id -> last fetched value
 	lastApplied map[string]map[string]secrets.Secret // injector name -> mount key -> what its output holds
 	lastPlan    *plan                                // what the last full pass decided, for repairs
-	lastChanged map[string]time.Time                 // secret id -> when its output last changed
+	lastChanged map[string]change                    // secret id -> when and how its output last changed
 	paths       map[string][]string                  // injector name -> paths it manages
 
 	// handedMu guards handed, which passes write (holding passMu too) and
@@ -151,7 +151,7 @@ func New(cfg *config.Config, log *zap.Logger, opts ...Option) (*Agent, error) {
 		cfg:         cfg,
 		cache:       map[string]cachedValue{},
 		lastApplied: map[string]map[string]secrets.Secret{},
-		lastChanged: map[string]time.Time{},
+		lastChanged: map[string]change{},
 		paths:       map[string][]string{},
 		handed:      map[string][]secrets.Secret{},
 		applied:     make(chan struct{}),
@@ -247,14 +247,17 @@ func (a *Agent) injectorSlots() []slot {
 	return append([]slot(nil), a.slots...)
 }
 
+// change is when the agent last changed a secret's output, and how.
+type change struct {
+	at     time.Time
+	action injectors.Action
+}
+
 // Status returns a copy of the agent's current status.
 func (a *Agent) Status() Status {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	s := a.status
-	s.Injectors = append([]InjectorStatus(nil), s.Injectors...)
-	s.Secrets = append([]SecretStatus(nil), s.Secrets...)
-	return s
+	return a.statusLocked()
 }
 
 // Sync runs a full pass now and returns its report. When a pass is in

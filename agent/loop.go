@@ -248,7 +248,9 @@ func (a *Agent) statusLine(st Status) string {
 		}
 	}
 	line := fmt.Sprintf("%s: %d secrets applied", st.State, applied)
-	if st.State == Degraded && st.LastError != "" {
+	if st.ConfigError != "" {
+		line += "; config reload refused: " + st.ConfigError
+	} else if st.State == Degraded && st.LastError != "" {
 		line += "; " + st.LastError
 	}
 	if a.config().ControlPlane.Watch && !st.WatchConnected && st.State != Starting {
@@ -380,6 +382,7 @@ func (a *Agent) reloadNow() (restartStream bool) {
 	if err != nil {
 		a.log.Error("config reload rejected; the old configuration stays in force",
 			zap.String("config", path), zap.Error(err))
+		a.setConfigError(err)
 		return false
 	}
 	a.passMu.Lock()
@@ -390,6 +393,7 @@ func (a *Agent) reloadNow() (restartStream bool) {
 		if newCP, err = a.buildControlPlane(cfg); err != nil {
 			a.log.Error("config reload rejected; the old configuration stays in force",
 				zap.String("config", path), zap.Error(err))
+			a.setConfigError(err)
 			return false
 		}
 	} else if err := cp.ReloadToken(); err != nil {
@@ -402,10 +406,19 @@ func (a *Agent) reloadNow() (restartStream bool) {
 	a.mu.Lock()
 	a.cfg, a.cp, a.slots = cfg, newCP, slots
 	a.status.ControlPlane, a.status.EnvironmentID = cfg.ControlPlane.URL, cfg.ControlPlane.EnvironmentID
+	a.status.ConfigError, a.status.ConfigErrorTime = "", time.Time{}
 	a.mu.Unlock()
 	a.log.Info("configuration reloaded", zap.String("config", path))
 	return newCP != cp || old.ControlPlane.EnvironmentID != cfg.ControlPlane.EnvironmentID ||
 		old.ControlPlane.Watch != cfg.ControlPlane.Watch
+}
+
+// setConfigError records in Status why a config reload was refused; it
+// stays there (and the agent degraded) until a good config is loaded.
+func (a *Agent) setConfigError(err error) {
+	a.mu.Lock()
+	a.status.ConfigError, a.status.ConfigErrorTime = err.Error(), time.Now()
+	a.mu.Unlock()
 }
 
 // injectorConfigChanged reports whether the injectors must be built again.

@@ -193,7 +193,10 @@ type pass struct {
 //	    (credsStore, or someone's credHelpers[key], in inline mode).
 //	(6) For each manifest entry no longer desired: delete it if its HMAC
 //	    matches (it is what the injector wrote); else someone replaced it
-//	    (a later docker login): keep it and forget it.
+//	    (a later docker login): keep it and forget it. An entry of a host
+//	    still desired in the other section (the mode changed) is deleted
+//	    as part of that host's outcome (updated, noting the move), not
+//	    reported as a removal of its own.
 //	(7) Nothing changed (and the mode is right): stop, no write. Else
 //	    encode the object, then read config.json again: if it differs from
 //	    (3), another program wrote in between; start again at (3), at most
@@ -426,8 +429,10 @@ func (in *Injector) mergeRead(r configRead, man *manifest, wants []want, keep ma
 
 	// (5)
 	wanted := map[string]bool{}
+	outOf := map[string]int{} // key -> its outcome, for (6)'s mode switches
 	for _, w := range wants {
 		wanted[section+"\x00"+w.key] = true
+		outOf[w.key] = w.out
 		cur, err := p.doc.get(section, w.key)
 		if err != nil {
 			return nil, err
@@ -489,6 +494,21 @@ func (in *Injector) mergeRead(r configRead, man *manifest, wants []want, keep ma
 		cur, err := p.doc.get(rec.Section, rec.Key)
 		if err != nil {
 			return nil, err
+		}
+		if i, ok := outOf[rec.Key]; ok && rec.Section != section && (cur == nil || man.owns(rec, cur)) {
+			// The mode changed: the same host's entry moves to the other
+			// section. One outcome says so, not "created" and "removed".
+			if cur != nil {
+				if err := p.doc.del(rec.Section, rec.Key); err != nil {
+					return nil, err
+				}
+			}
+			if p.actions[i] == injectors.Created {
+				p.actions[i] = injectors.Updated
+			}
+			moved := fmt.Sprintf("moved from %s to %s (mode %s)", rec.Section, section, p.mode)
+			p.notes[i] = strings.TrimPrefix(p.notes[i]+"; "+moved, "; ")
+			continue
 		}
 		o := injectors.Outcome{Secret: rec.Secret, Target: rec.Key, Action: injectors.Removed}
 		switch {
