@@ -35,9 +35,9 @@ type Status struct {
 	LastError     string    `json:"lastError,omitempty"`
 	LastErrorTime time.Time `json:"lastErrorTime,omitzero"`
 	// DegradedSince is when the current degraded spell began.
-	DegradedSince  time.Time        `json:"degradedSince,omitzero"`
-	WatchConnected bool             `json:"watchConnected"`
-	Passes         int64            `json:"passes"`
+	DegradedSince  time.Time `json:"degradedSince,omitzero"`
+	WatchConnected bool      `json:"watchConnected"`
+	Passes         int64     `json:"passes"`
 	// LastChange is when the last pass that changed an output on disk ended
 	// and LastChangeWrites how many writes it made, so that a pass finding
 	// nothing to do (the one the watch stream asks for right after the
@@ -47,10 +47,10 @@ type Status struct {
 	// ConfigError is why the last config reload was refused, naming the key
 	// and line; the previous configuration stays in force. It is cleared when
 	// a good config is loaded; while it is set, State is Degraded.
-	ConfigError     string    `json:"configError,omitempty"`
-	ConfigErrorTime time.Time `json:"configErrorTime,omitzero"`
-	Injectors      []InjectorStatus `json:"injectors"`
-	Secrets        []SecretStatus   `json:"secrets"`
+	ConfigError     string           `json:"configError,omitempty"`
+	ConfigErrorTime time.Time        `json:"configErrorTime,omitzero"`
+	Injectors       []InjectorStatus `json:"injectors"`
+	Secrets         []SecretStatus   `json:"secrets"`
 }
 
 // InjectorStatus counts one injector's outcomes in the last pass.
