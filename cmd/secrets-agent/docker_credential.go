@@ -28,7 +28,8 @@ config.json, which the dockercfg injector writes in helper mode.
 
   get      read a registry's server URL on stdin, print
            {"ServerURL","Username","Secret"}; for a registry the agent does not
-           serve print "` + credentials.NewErrCredentialsNotFound().Error() + `" and exit 1
+           serve print "` + credentials.NewErrCredentialsNotFound().Error() + `" and exit 1 (when the agent is
+           in inline mode, and so serves no registry, it says that instead)
   list     print {"<host>": "<username>"} for every registry the agent serves
   store    refused: the control plane owns these credentials
   erase    refused, likewise
@@ -55,6 +56,9 @@ Errors are printed on stdout, as the protocol has it, with exit code 1.`,
 			if c, err = sock.client(); err == nil {
 				h := &dockerHelper{ctx: cmd.Context(), c: c}
 				err = credentials.HandleCommand(h, action, cmd.InOrStdin(), out)
+				if errors.Is(err, agent.ErrUnreachable) {
+					err = errors.New(unreachable(c.Path(), sock.from(), err))
+				}
 			}
 		}
 		if err != nil {
