@@ -56,8 +56,8 @@ Errors are printed on stdout, as the protocol has it, with exit code 1.`,
 			if c, err = sock.client(); err == nil {
 				h := &dockerHelper{ctx: cmd.Context(), c: c}
 				err = credentials.HandleCommand(h, action, cmd.InOrStdin(), out)
-				if errors.Is(err, agent.ErrUnreachable) {
-					err = errors.New(unreachable(c.Path(), sock.from(), err))
+				if errors.Is(err, agent.ErrUnreachable) || errors.Is(err, agent.ErrRefused) {
+					err = errors.New(sock.message(c, err))
 				}
 			}
 		}

@@ -147,13 +147,24 @@ func exists(p string) bool {
 // else 1. The message of an unreachable agent names the socket tried, where
 // that path came from, and how to point at another.
 func (f *socketFlags) clientExit(c *agent.Client, err error) error {
-	if errors.Is(err, agent.ErrUnreachable) {
-		return exitWith(exitUnreachable, unreachable(c.Path(), f.from(), err))
-	}
-	if errors.Is(err, agent.ErrRefused) {
-		return exitWith(exitUnreachable, err.Error())
+	if errors.Is(err, agent.ErrUnreachable) || errors.Is(err, agent.ErrRefused) {
+		return exitWith(exitUnreachable, f.message(c, err))
 	}
 	return exitWith(1, err.Error())
+}
+
+// message is what a client command prints for err from c: for an agent that
+// is unreachable or refuses this user, a sentence that names the socket
+// (main puts the program name before it, so it is not repeated here).
+func (f *socketFlags) message(c *agent.Client, err error) string {
+	switch {
+	case errors.Is(err, agent.ErrUnreachable):
+		return unreachable(c.Path(), f.from(), err)
+	case errors.Is(err, agent.ErrRefused):
+		why := strings.TrimPrefix(err.Error(), agent.ErrRefused.Error()+": ")
+		return fmt.Sprintf("the agent at %s does not serve uid %d (it serves root and its environment's user): %s", c.Path(), os.Getuid(), why)
+	}
+	return err.Error()
 }
 
 // unreachable is the message for no agent answering at path (found from
