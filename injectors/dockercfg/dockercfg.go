@@ -138,6 +138,12 @@ func (in *Injector) Kind() secrets.MountKind { return secrets.MountRegistry }
 // ConfigPath is the config.json the injector manages.
 func (in *Injector) ConfigPath() string { return filepath.Join(in.configDir, configName) }
 
+// Reserved returns ConfigPath: a file secret there and this injector would
+// rewrite the file back and forth for ever.
+func (in *Injector) Reserved() []injectors.Reserved {
+	return []injectors.Reserved{{Path: in.ConfigPath(), What: "the docker config dockercfg manages"}}
+}
+
 // Key returns the auths/credHelpers key for a registry host, the key docker
 // itself looks up: Docker Hub's names are "https://index.docker.io/v1/",
 // other hosts are lower-cased, without scheme or path, port kept.
