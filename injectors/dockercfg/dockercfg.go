@@ -190,7 +190,9 @@ type pass struct {
 //	    first Apply, remove the temp files a crashed agent left beside
 //	    config.json and the manifest (atomicfile.CleanTemps): they may hold
 //	    credentials.
-//	(3) Read config.json (no symlink followed) and parse it as a generic JSON
+//	(3) Read config.json (no symlink followed) once it has settled: empty
+//	    or not valid JSON while a program writes it is a user's edit in
+//	    flight, waited for (readSettled). Parse it as a generic JSON
 //	    object. Not valid JSON: the pass fails, the file is untouched.
 //	(4) Decide the mode: Auto is Helper when credsStore is set.
 //	(5) For each desired secret set auths[key] = {"auth": ...} (keeping
@@ -202,19 +204,27 @@ type pass struct {
 //	    (a later docker login): keep it and forget it.
 //	(7) Nothing changed (and the mode is right): stop, no write. Else
 //	    encode the object, then read config.json again: if it differs from
-//	    (3), another program wrote in between; start again at (3), at most
-//	    maxAttempts times.
+//	    (3), or a program holds it open for writing, another program writes
+//	    in between; start again at (3), at most maxAttempts times. Keep the
+//	    file read open, to look at after (9).
 //	(8) Write the manifest with both the old and the new HMACs, so that a
 //	    crash after (9) still knows the new entries as the injector's.
 //	(9) Write config.json through atomicfile (temp file, fsync, rename),
 //	    keeping its mode and owner (0600 and Owner when creating; group and
 //	    other bits cleared when it holds an inline credential).
+//	(9b) Look at the file (9) replaced: a program that had it open for
+//	    writing across the rename (an in-place edit) wrote into a file no
+//	    one will read again. Wait for it to finish (lateWrite), then merge
+//	    that write as in (5)-(6) and go back to (7), where config.json
+//	    must still hold what (9) wrote.
 //	(10) Write the manifest with the new HMACs only.
 //
-// The remaining window: a write by another program that lands between the
-// re-read of (7) and the rename of (9) — the time to write and fsync a temp
-// file — is lost. docker/cli takes no lock on config.json (it too writes a
-// temp file and renames it), so no cooperative lock could close it.
+// The remaining window: another program that renames its own file over
+// config.json between the re-read of (7) and the rename of (9) — the time
+// to write and fsync a temp file — loses its write. docker/cli takes no lock
+// on config.json (it too writes a temp file and renames it), so no
+// cooperative lock could close it. In-place writers lose nothing: (3) and
+// (9b) catch them.
 func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injectors.Result {
 	res := injectors.Result{Paths: []string{in.ConfigPath()}}
 	outs := make([]injectors.Outcome, len(desired))
@@ -292,17 +302,25 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 	}
 
 	var p *pass
+	// late is a write that landed in the config.json the last rename
+	// replaced (9b); written is what that rename put in its place.
+	var late *configRead
+	var written []byte
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return failAll(fmt.Errorf("dockercfg: %w", err))
 		}
 		// (3)-(6)
-		p, err = in.merge(cfgRoot, man, wants, keep)
+		if late != nil {
+			p, err = in.mergeRead(*late, man, wants, keep)
+		} else {
+			p, err = in.merge(ctx, cfgRoot, man, wants, keep)
+		}
 		if err != nil {
 			return failAll(fmt.Errorf("dockercfg: %s: %w", in.ConfigPath(), err))
 		}
 		// (7)
-		if !p.doc.changed && !p.fixMode {
+		if !p.doc.changed && !p.fixMode && late == nil {
 			break
 		}
 		data := p.before
@@ -318,11 +336,22 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 		if err != nil {
 			return failAll(fmt.Errorf("dockercfg: %s: %w", in.ConfigPath(), err))
 		}
-		if !sameRead(now, p.before) {
+		expect := p.before
+		if late != nil {
+			expect = written
+		}
+		writing, _ := writersAt(cfgRoot)
+		if !sameRead(now, expect) || writing {
 			if attempt == maxAttempts {
 				return failAll(fmt.Errorf("dockercfg: %s: changed by another program during each of %d attempts; try again later", in.ConfigPath(), maxAttempts))
 			}
+			late = nil
 			continue
+		}
+		held := holdConfig(cfgRoot, now)
+		if held == nil && now.info != nil {
+			late = nil
+			continue // replaced since the re-read
 		}
 		// (8)
 		wrote, err := man.union(p.recs).save(stateRoot)
@@ -335,12 +364,30 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 		// (9)
 		out, err := atomicfile.Write(cfgRoot, configName, data, atomicfile.Options{Mode: p.perm, UID: p.uid, GID: p.gid})
 		if err != nil {
+			if held != nil {
+				held.Close()
+			}
 			return failAll(fmt.Errorf("dockercfg: %w", err))
 		}
 		if out != atomicfile.Unchanged {
 			res.Writes++
 		}
-		break
+		// (9b)
+		if held == nil {
+			break
+		}
+		late, err = lateWrite(ctx, held, now.data)
+		held.Close()
+		if err != nil {
+			return failAll(fmt.Errorf("dockercfg: %s: %w", in.ConfigPath(), err))
+		}
+		if late == nil {
+			break
+		}
+		if attempt == maxAttempts {
+			return failAll(fmt.Errorf("dockercfg: %s: written by another program during each of %d attempts; try again later", in.ConfigPath(), maxAttempts))
+		}
+		written = data
 	}
 
 	// (10)
@@ -390,10 +437,10 @@ func (in *Injector) moveFrom(ctx context.Context, old string) ([]injectors.Outco
 	return res.Outcomes, res.Writes
 }
 
-// merge is steps (3) to (6) of Apply on one reading of config.json.
-func (in *Injector) merge(root *os.Root, man *manifest, wants []want, keep map[string]bool) (*pass, error) {
+// merge is steps (3) to (6) of Apply on one settled reading of config.json.
+func (in *Injector) merge(ctx context.Context, root *os.Root, man *manifest, wants []want, keep map[string]bool) (*pass, error) {
 	// (3)
-	r, err := readConfig(root)
+	r, err := readSettled(ctx, root)
 	if err != nil {
 		return nil, err
 	}
