@@ -195,6 +195,9 @@ type pass struct {
 //	    flight, waited for (readSettled). Parse it as a generic JSON
 //	    object. Not valid JSON: the pass fails, the file is untouched.
 //	(4) Decide the mode: Auto is Helper when credsStore is set.
+//	(4b) A config.json someone else owns is taken over (owned by Owner,
+//	    0600) when it holds no credentials but the injector's, else the
+//	    pass fails (takeOver).
 //	(5) For each desired secret set auths[key] = {"auth": ...} (keeping
 //	    any non-credential field of an entry already there) or
 //	    credHelpers[key] = HelperName. Note when docker may not read it
@@ -476,6 +479,13 @@ func (in *Injector) mergeRead(r configRead, man *manifest, wants []want, keep ma
 	if p.mode == Helper {
 		section = sectionCredHelpers
 	}
+	// (4b)
+	var ownerNote string
+	if len(wants) > 0 {
+		if ownerNote, err = in.takeOver(p, r, man); err != nil {
+			return nil, err
+		}
+	}
 
 	// (5)
 	wanted := map[string]bool{}
@@ -522,12 +532,15 @@ func (in *Injector) mergeRead(r configRead, man *manifest, wants []want, keep ma
 				notes = append(notes, fmt.Sprintf("credHelpers[%s] is set: docker asks that helper first and uses auths only when it has nothing for this host", w.key))
 			}
 		}
+		if ownerNote != "" {
+			notes = append(notes, ownerNote)
+		}
 		p.notes[w.out] = strings.Join(notes, "; ")
 	}
 	if p.mode == Inline && len(wants) > 0 {
 		// An inline credential is a secret: never in a file wider than 0600.
 		p.perm &^= 0o077
-		p.fixMode = r.info != nil && p.perm != r.info.Mode().Perm()
+		p.fixMode = p.fixMode || r.info != nil && p.perm != r.info.Mode().Perm()
 	}
 
 	// (6)
