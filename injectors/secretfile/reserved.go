@@ -27,11 +27,24 @@ func (in *Injector) Avoid(reserved []injectors.Reserved) {
 	}
 }
 
-// reservedID is a reserved path's file identity, for spotting a target that
-// reaches it through a symlink inside an allowed root.
+// reservedID is a reserved path's file identity, and its parent's with its
+// name (it may not exist yet), for spotting a target that reaches it
+// through a symlink inside an allowed root.
 type reservedID struct {
-	r        injectors.Reserved
-	dev, ino uint64
+	r    injectors.Reserved
+	self fileID // zero when it does not exist
+	dir  fileID // its parent; zero when that does not exist
+	base string
+}
+
+// fileID is a file's device and inode.
+type fileID struct{ dev, ino uint64 }
+
+func idOf(fi fs.FileInfo) fileID {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return fileID{uint64(st.Dev), st.Ino}
+	}
+	return fileID{}
 }
 
 // checkReserved refuses a target that is reserved. The rules, in order:
@@ -40,9 +53,10 @@ type reservedID struct {
 //	    directory path that holds one (compared as clean absolute paths,
 //	    "~" already expanded). A name ending in OrigSuffix is where the
 //	    injector keeps a user's file aside, so it is refused too.
-//	(b) By identity: the existing target, or any directory on its way
-//	    below the root (symlinks inside the root followed, as a write
-//	    would), is the same file as a reserved path. This catches
+//	(b) By identity, for the target and each directory on its way below
+//	    the root (symlinks inside the root followed, as a write would):
+//	    it is the same file as a reserved path, or it has the same name in
+//	    the same directory as one (which may not exist yet). This catches
 //	    ~/link/config.json with ~/link -> ~/.docker.
 func (p *pass) checkReserved(target string, root *os.Root, rel string) error {
 	// (a)
@@ -64,49 +78,44 @@ func (p *pass) checkReserved(target string, root *os.Root, rel string) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	check := func(fi fs.FileInfo, shown string) error {
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok {
-			return nil
+	rootPath := strings.TrimSuffix(target[:len(target)-len(rel)], "/")
+	for c := rel; c != "."; c = path.Dir(c) {
+		var self, dir fileID
+		if fi, err := root.Lstat(c); err == nil && c == rel {
+			self = idOf(fi)
+		} else if fi, err := root.Stat(c); err == nil {
+			self = idOf(fi)
+		}
+		if fi, err := root.Stat(path.Dir(c)); err == nil {
+			dir = idOf(fi)
 		}
 		for _, id := range ids {
-			if uint64(st.Dev) == id.dev && st.Ino == id.ino {
-				return fmt.Errorf("%s: %s is %s (reached through a symlink or another link); a file secret may not target it", target, shown, id.r.What)
+			if (self != fileID{} && self == id.self) || (dir != fileID{} && dir == id.dir && path.Base(c) == id.base) {
+				return fmt.Errorf("%s: %s is %s (reached through a symlink or another link); a file secret may not target it",
+					target, path.Join(rootPath, c), id.r.What)
 			}
-		}
-		return nil
-	}
-	if fi, err := root.Lstat(rel); err == nil {
-		if err := check(fi, target); err != nil {
-			return err
-		}
-	}
-	for d := path.Dir(rel); d != "."; d = path.Dir(d) {
-		fi, err := root.Stat(d)
-		if err != nil {
-			continue // missing (created later as a fresh dir) or unreachable (refused later)
-		}
-		if err := check(fi, path.Join(target[:len(target)-len(rel)], d)); err != nil {
-			return err
 		}
 	}
 	return nil
 }
 
-// reservedIDs returns the identity of every reserved path that exists,
-// looked up once per pass.
+// reservedIDs returns the identities of the reserved paths, looked up once
+// per pass.
 func (p *pass) reservedIDs() []reservedID {
 	if p.resIDs != nil {
 		return *p.resIDs
 	}
 	var ids []reservedID
 	for _, r := range p.in.reserved {
-		fi, err := os.Stat(r.Path)
-		if err != nil {
-			continue
+		id := reservedID{r: r, base: path.Base(r.Path)}
+		if fi, err := os.Stat(r.Path); err == nil {
+			id.self = idOf(fi)
 		}
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			ids = append(ids, reservedID{r: r, dev: uint64(st.Dev), ino: st.Ino})
+		if fi, err := os.Stat(path.Dir(r.Path)); err == nil {
+			id.dir = idOf(fi)
+		}
+		if id.self != (fileID{}) || id.dir != (fileID{}) {
+			ids = append(ids, id)
 		}
 	}
 	p.resIDs = &ids

@@ -81,3 +81,23 @@ func TestAvoidAgainReplacesTheReservedSet(t *testing.T) {
 	f.in.Avoid(nil)
 	wantAction(t, f.apply(sec("a", p, "v")), p, injectors.Created)
 }
+
+// TestReservedPathNotYetWrittenIsRefusedThroughASymlink: the docker config
+// does not exist yet (dockercfg runs after secretfile in a pass); a target
+// reaching its name through a planted link to its directory is still refused.
+func TestReservedPathNotYetWrittenIsRefusedThroughASymlink(t *testing.T) {
+	f := newFixture(t)
+	if err := os.MkdirAll(f.path(".docker"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(".docker", f.path("dlink")); err != nil {
+		t.Fatal(err)
+	}
+	f.in.Avoid([]injectors.Reserved{{Path: f.path(".docker/config.json"), What: "the docker config dockercfg manages"}})
+	target := f.path("dlink/config.json")
+	o := wantAction(t, f.in.Apply(t.Context(), []secrets.Secret{sec("a", target, "v")}), target, injectors.Failed)
+	if o.Err == nil || !strings.Contains(o.Err.Error(), "reached through a symlink") {
+		t.Errorf("error %v, want a refusal through the symlink", o.Err)
+	}
+	wantGone(t, f.path(".docker/config.json"))
+}
