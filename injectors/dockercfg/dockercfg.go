@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/secrets-agent/secrets-agent/injectors"
 	"github.com/secrets-agent/secrets-agent/internal/atomicfile"
@@ -192,7 +193,8 @@ type pass struct {
 //	    credentials.
 //	(3) Read config.json (no symlink followed) once it has settled: empty
 //	    or not valid JSON while a program writes it is a user's edit in
-//	    flight, waited for (readSettled). Parse it as a generic JSON
+//	    flight, waited for (readSettled; all waits of one Apply together
+//	    at most settleBudget). Parse it as a generic JSON
 //	    object. Not valid JSON: the pass fails, the file is untouched.
 //	(4) Decide the mode: Auto is Helper when credsStore is set.
 //	(4b) A config.json someone else owns is taken over (owned by Owner,
@@ -309,6 +311,7 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 	// replaced (9b); written is what that rename put in its place.
 	var late *configRead
 	var written []byte
+	until := time.Now().Add(settleBudget) // all waiting for config.json to settle
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return failAll(fmt.Errorf("dockercfg: %w", err))
@@ -317,7 +320,7 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 		if late != nil {
 			p, err = in.mergeRead(*late, man, wants, keep)
 		} else {
-			p, err = in.merge(ctx, cfgRoot, man, wants, keep)
+			p, err = in.merge(ctx, cfgRoot, until, man, wants, keep)
 		}
 		if err != nil {
 			return failAll(fmt.Errorf("dockercfg: %s: %w", in.ConfigPath(), err))
@@ -379,7 +382,7 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 		if held == nil {
 			break
 		}
-		late, err = lateWrite(ctx, held, now.data)
+		late, err = lateWrite(ctx, held, now.data, until)
 		held.Close()
 		if err != nil {
 			return failAll(fmt.Errorf("dockercfg: %s: %w", in.ConfigPath(), err))
@@ -441,9 +444,9 @@ func (in *Injector) moveFrom(ctx context.Context, old string) ([]injectors.Outco
 }
 
 // merge is steps (3) to (6) of Apply on one settled reading of config.json.
-func (in *Injector) merge(ctx context.Context, root *os.Root, man *manifest, wants []want, keep map[string]bool) (*pass, error) {
+func (in *Injector) merge(ctx context.Context, root *os.Root, until time.Time, man *manifest, wants []want, keep map[string]bool) (*pass, error) {
 	// (3)
-	r, err := readSettled(ctx, root)
+	r, err := readSettled(ctx, root, until)
 	if err != nil {
 		return nil, err
 	}

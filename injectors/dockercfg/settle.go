@@ -29,7 +29,19 @@ const (
 	settleQuiet = 150 * time.Millisecond
 	// settleMax bounds the wait for one file to settle.
 	settleMax = time.Second
+	// settleBudget bounds all the waiting of one Apply, however many
+	// attempts it makes.
+	settleBudget = 2 * time.Second
 )
+
+// waitUntil is when a wait that starts now must end: settleMax from now,
+// or until (the Apply's budget) if that is sooner.
+func waitUntil(until time.Time) time.Time {
+	if d := time.Now().Add(settleMax); d.Before(until) {
+		return d
+	}
+	return until
+}
 
 // errInFlux is why a pass leaves a config.json alone that stays in flux.
 var errInFlux = errors.New("is being written by another program (empty or not valid JSON and open for writing); left alone this pass, merged once the write ends")
@@ -46,14 +58,14 @@ func inFlux(data []byte) bool { return len(bytes.TrimSpace(data)) == 0 || !json.
 //	    settled when no writer holds it and it stayed the same (content,
 //	    size, mtime, inode) for settleQuiet: an empty file is then an empty
 //	    config and invalid JSON fails the pass, as before.
-//	(c) After settleMax: valid JSON is taken although a writer holds the
+//	(c) After settleMax (or at until): valid JSON is taken although a writer holds the
 //	    file open (what is there is whole); empty or invalid is errInFlux,
 //	    and the pass writes nothing. The writer's close is a change the
 //	    agent's drift watch sees, which brings the next pass.
 //
 // A cancelled ctx ends the wait with its error.
-func readSettled(ctx context.Context, root *os.Root) (configRead, error) {
-	deadline := time.Now().Add(settleMax)
+func readSettled(ctx context.Context, root *os.Root, until time.Time) (configRead, error) {
+	deadline := waitUntil(until)
 	var last configRead
 	var since time.Time
 	for {
@@ -119,11 +131,11 @@ func holdConfig(root *os.Root, r configRead) *os.File {
 // lateWrite looks at held, the config.json a rename just replaced, for a
 // write that landed in it after it was read as read: a writer that had it
 // open across the rename. Such a write is in no file anyone will read again,
-// so the caller merges it again. It waits, up to settleMax, for the writers
+// so the caller merges it again. It waits, up to settleMax (or until), for the writers
 // of held to close it (where the kernel cannot say, it waits settleQuiet
 // once), then returns held's content when that differs from read, or nil.
-func lateWrite(ctx context.Context, held *os.File, read []byte) (*configRead, error) {
-	deadline := time.Now().Add(settleMax)
+func lateWrite(ctx context.Context, held *os.File, read []byte, until time.Time) (*configRead, error) {
+	deadline := waitUntil(until)
 	for {
 		writing, known := writers(held)
 		if !writing {

@@ -127,7 +127,7 @@ func TestLateWriteIntoTheReplacedFileIsFound(t *testing.T) {
 	if err := os.Rename(filepath.Join(f.cfgDir, "new"), f.path()); err != nil {
 		t.Fatal(err)
 	}
-	late, err := lateWrite(context.Background(), held, r.data)
+	late, err := lateWrite(context.Background(), held, r.data, time.Now().Add(settleMax))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestLateWriteIntoTheReplacedFileIsFound(t *testing.T) {
 	r2, _ := readConfig(root)
 	held2 := holdConfig(root, r2)
 	defer held2.Close()
-	if late, err := lateWrite(context.Background(), held2, r2.data); late != nil || err != nil {
+	if late, err := lateWrite(context.Background(), held2, r2.data, time.Now().Add(settleMax)); late != nil || err != nil {
 		t.Errorf("lateWrite with no writer = %+v, %v; want nil", late, err)
 	}
 }
