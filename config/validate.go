@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -90,18 +89,17 @@ func (c *Config) Validate() error {
 // is (or leads to) /, which would make "~" and an allowed root of "~" the
 // whole filesystem, or it exists and is not a directory the user owns, which
 // would let the agent write the user's secrets into someone else's tree. A
-// home that does not exist yet is accepted: nothing is written below it until
-// it does, and then only through an os.Root at it.
+// home that does not exist yet (or that this process cannot stat) is
+// accepted: nothing is written below it until it does, and then only
+// through an os.Root at it.
 func checkHome(home, name string, uid int) error {
 	if isFilesystemRoot(home) {
 		return fmt.Errorf("%q is (or leads to) /: \"~\" would be the whole filesystem", home)
 	}
 	fi, err := os.Stat(home)
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil
 	case err != nil:
-		return fmt.Errorf("%q: %w", home, err)
+		return nil // missing, or not for this process to see (a CLI run by another user): nothing to judge
 	case !fi.IsDir():
 		return fmt.Errorf("%q is not a directory", home)
 	}
