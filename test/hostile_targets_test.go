@@ -136,6 +136,20 @@ func TestAgentsOwnFilesAreNotTargets(t *testing.T) {
 	if strings.Contains(a.Log(), "sekret-") {
 		t.Errorf("a value shows in the log")
 	}
+	stopWithin(t, a, time.Second)
+}
+
+// stopWithin sends SIGTERM and fails the test when the agent takes longer
+// than limit to exit.
+func stopWithin(t *testing.T, a *testutil.Agent, limit time.Duration) {
+	t.Helper()
+	start := time.Now()
+	if err := a.Stop(t); err != nil {
+		t.Errorf("agent exited with %v after SIGTERM", err)
+	}
+	if took := time.Since(start); took > limit {
+		t.Errorf("agent took %v to stop after SIGTERM, want under %v", took, limit)
+	}
 }
 
 // TestTooWideHomesAndRootsRefuseToStart: a home of / (or one the user does
@@ -221,7 +235,7 @@ func TestInPlaceDockerConfigEditsAreNeverLost(t *testing.T) {
 	cp := startHostileCP(t)
 	cp.set([]string{spec("reg", "REG", regMount("reg.edit.test"))}, map[string]string{"reg": valueBody(b64("bot:edit-password"))})
 	cfg := targetsConfig(t, dir, cp.srv.URL, testutil.AgentConfig{AllowedRoots: []string{"~"}})
-	testutil.StartAgent(t, cfg)
+	a := testutil.StartAgent(t, cfg)
 	daemonStatus(t, filepath.Join(dir, "agent.sock"))
 	auth := string(b64("bot:edit-password"))
 	testutil.Eventually(t, deadline, "the agent's login is in config.json", func() bool {
@@ -255,6 +269,10 @@ func TestInPlaceDockerConfigEditsAreNeverLost(t *testing.T) {
 	if fi, err := os.Stat(docker); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("config.json mode %v (%v), want 0600", fi.Mode(), err)
 	}
+	if _, _, code := testutil.RunAgent(t, nil, "status", "--socket", filepath.Join(dir, "agent.sock")); code != 0 {
+		t.Errorf("status exits %d after the edits, want 0 (ready)", code)
+	}
+	stopWithin(t, a, time.Second)
 }
 
 // TestForeignDockerConfigIsTakenOverOrRefused runs the real daemon as root
