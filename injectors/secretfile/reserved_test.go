@@ -101,3 +101,14 @@ func TestReservedPathNotYetWrittenIsRefusedThroughASymlink(t *testing.T) {
 	}
 	wantGone(t, f.path(".docker/config.json"))
 }
+
+// TestNamesThatOnlyLookLikeReservedOnesAreTargets: a shared prefix is not
+// "below": ~/token2 and ~/tokendir/x are fine when ~/token is reserved.
+func TestNamesThatOnlyLookLikeReservedOnesAreTargets(t *testing.T) {
+	f := newFixture(t)
+	f.in.Avoid([]injectors.Reserved{{Path: f.path("token"), What: "the agent's token file"}})
+	res := f.apply(sec("a", f.path("token2"), "a"), sec("b", f.path("tokendir/x"), "b"), sec("c", f.path("toke"), "c"))
+	for _, p := range []string{"token2", "tokendir/x", "toke"} {
+		wantAction(t, res, f.path(p), injectors.Created)
+	}
+}
