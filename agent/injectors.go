@@ -44,9 +44,9 @@ func buildDockerCfg(cfg *config.Config, owner injectors.Owner) (injectors.Inject
 
 // ownPaths are the agent's own files, which no secret may target: the config
 // file (configPath, "" when there is none) and the default one, which the
-// next start would read, the token file, the state dir,
-// the status socket and the env fragment dir (reserved even with envprofile
-// disabled: the shell hooks still source what is there).
+// next start would read; the token file, the state dir, the status socket,
+// and the env fragment dir (reserved even with envprofile disabled: the
+// shell hooks still source what is there).
 func ownPaths(cfg *config.Config, configPath string) []injectors.Reserved {
 	own := []injectors.Reserved{
 		{Path: configPath, What: "the agent's config file"},

@@ -229,7 +229,9 @@ type pass struct {
 // to write and fsync a temp file — loses its write. docker/cli takes no lock
 // on config.json (it too writes a temp file and renames it), so no
 // cooperative lock could close it. In-place writers lose nothing: (3) and
-// (9b) catch them.
+// (9b) catch them; one that is still writing when the waits are over (or
+// through every attempt) fails the pass instead, and the merge happens in
+// the pass its last write brings.
 func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injectors.Result {
 	res := injectors.Result{Paths: []string{in.ConfigPath()}}
 	outs := make([]injectors.Outcome, len(desired))
