@@ -187,7 +187,9 @@ type pass struct {
 //	    earlier entry, if any, is left as it is.
 //	(2) Load the manifest (which entries the injector wrote and the HMAC of
 //	    each); open the state dir and the config dir with os.Root, creating
-//	    them 0700 (the config dir owned by Owner) where missing. On the
+//	    them 0700 (the config dir owned by Owner) where missing; a config
+//	    dir in the home that someone else owns is given to Owner
+//	    (takeOverDir), so the user can reach config.json. On the
 //	    first Apply, remove the temp files a crashed agent left beside
 //	    config.json and the manifest (atomicfile.CleanTemps): they may hold
 //	    credentials.
@@ -300,6 +302,11 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 		return failAll(fmt.Errorf("dockercfg: config dir: %w", err))
 	}
 	defer cfgRoot.Close()
+	if len(wants) > 0 {
+		if err := in.takeOverDir(cfgRoot); err != nil {
+			return failAll(fmt.Errorf("dockercfg: config dir: %w", err))
+		}
+	}
 	if !in.cleaned {
 		// A failure is not reported: a temp file that stays does not hinder
 		// a write.

@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"syscall"
+
+	"github.com/secrets-agent/secrets-agent/internal/atomicfile"
 )
 
 // takeOver is step (4b) of Apply, for a pass that writes entries: it makes
@@ -59,4 +62,28 @@ func holdsCredential(entry json.RawMessage) bool {
 		}
 	}
 	return false
+}
+
+// takeOverDir gives the config dir to Owner when it lies in Owner's home
+// (reached through an os.Root at the home, no symlink followed) and someone
+// else owns it, as `sudo docker ...` leaves a root-owned ~/.docker: the user
+// could not otherwise reach the config.json the agent writes for them. The
+// files inside keep their owners. Outside the home ($DOCKER_CONFIG set by the
+// admin), or when the agent cannot chown (UID -1), it does nothing.
+func (in *Injector) takeOverDir(root *os.Root) error {
+	uid, gid := in.o.Owner.UID, in.o.Owner.GID
+	if uid < 0 || in.o.Owner.Home == "" || in.configDir == in.o.Owner.Home || !atomicfile.Below(in.o.Owner.Home, in.configDir) {
+		return nil
+	}
+	fi, err := root.Stat(".")
+	if err != nil {
+		return err
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || int(st.Uid) == uid {
+		return nil
+	}
+	if err := root.Chown(".", uid, gid); err != nil {
+		return fmt.Errorf("give %s to uid %d: %w", in.configDir, uid, err)
+	}
+	return nil
 }

@@ -115,3 +115,23 @@ func stat(t *testing.T, p string) *syscall.Stat_t {
 	}
 	return fi.Sys().(*syscall.Stat_t)
 }
+
+// TestRootOwnedDockerDirIsGivenToTheUser: `sudo docker ...` leaves a
+// root-owned 0700 ~/.docker; the agent gives the dir to the user, so the
+// user (a real second user) can read the config.json it writes for them.
+func TestRootOwnedDockerDirIsGivenToTheUser(t *testing.T) {
+	f, uid, gid := nobodyFixture(t)
+	if err := os.Chown(f.cfgDir, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(f.cfgDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	f.apply(t, registrySecret("s", "r.example.com", "u", "p"))
+	if st := stat(t, f.cfgDir); int(st.Uid) != uid || int(st.Gid) != gid {
+		t.Errorf("~/.docker owned by %d:%d, want %d:%d", st.Uid, st.Gid, uid, gid)
+	}
+	if out, err := readAs(t, f.path(), uid, gid); err != nil || !strings.Contains(out, b64("u:p")) {
+		t.Errorf("the user reads %q (%v); want their login", out, err)
+	}
+}
