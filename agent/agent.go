@@ -201,13 +201,15 @@ func (a *Agent) buildControlPlane(cfg *config.Config) (ControlPlane, error) {
 }
 
 // buildSlots makes the injector list: the ones given with WithInjectors, or
-// the built-ins enabled by cfg.
+// the built-ins enabled by cfg; then it tells each injector the paths it may
+// not write (avoidReserved).
 func (a *Agent) buildSlots(cfg *config.Config) []slot {
 	if a.opts.injectors != nil {
 		var out []slot
 		for _, inj := range a.opts.injectors {
 			out = append(out, slot{name: inj.Name(), kind: inj.Kind(), enabled: true, inj: inj})
 		}
+		avoidReserved(out, ownPaths(cfg, a.opts.configPath))
 		return out
 	}
 	owner, ownerErr := ownerOf(cfg)
@@ -226,6 +228,7 @@ func (a *Agent) buildSlots(cfg *config.Config) []slot {
 		}
 		out = append(out, s)
 	}
+	avoidReserved(out, ownPaths(cfg, a.opts.configPath))
 	return out
 }
 

@@ -424,5 +424,6 @@ func (a *Agent) setConfigError(err error) {
 // injectorConfigChanged reports whether the injectors must be built again.
 func injectorConfigChanged(old, cfg *config.Config) bool {
 	return !reflect.DeepEqual(old.Injectors, cfg.Injectors) || old.User != cfg.User ||
-		old.Home != cfg.Home || old.StateDir != cfg.StateDir || old.UID != cfg.UID || old.GID != cfg.GID
+		old.Home != cfg.Home || old.StateDir != cfg.StateDir || old.UID != cfg.UID || old.GID != cfg.GID ||
+		old.Socket != cfg.Socket || old.ControlPlane.TokenFile != cfg.ControlPlane.TokenFile // reserved paths
 }

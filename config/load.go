@@ -92,13 +92,8 @@ func (c *Config) Owner() (uid, gid int, home string, err error) {
 func (c *Config) readFile(path string) (missing string, err error) {
 	explicit := path != ""
 	if !explicit {
-		path = DefaultPath()
-		if strings.HasPrefix(path, "~/") {
-			home, err := os.UserHomeDir()
-			if err != nil {
-				return path, nil // no home, no per-user config file
-			}
-			path = filepath.Join(home, path[2:])
+		if path = DefaultFile(); path == "" {
+			return DefaultPath(), nil // no home, no per-user config file
 		}
 	}
 	f, err := os.Open(path)
