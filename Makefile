@@ -16,10 +16,12 @@ build:
 # without it and says so (CI has gcc: there it always runs with -race).
 RACE := $(shell command -v $${CC:-gcc} >/dev/null 2>&1 && echo -race)
 
-# The whole suite, with the race detector, plus the lint checks.
+# The whole suite, with the race detector, plus the lint checks. It prints
+# what go test prints (each package's ok/FAIL line, failing tests' output) and
+# ends with the tests skipped for a missing tool (internal/testsummary).
 test: lint
 	@[ -n "$(RACE)" ] || echo "make test: no C compiler (gcc), so running without -race"
-	CGO_ENABLED=$(if $(RACE),1,0) $(GO) test $(RACE) -count=1 -timeout 15m ./...
+	CGO_ENABLED=$(if $(RACE),1,0) GO=$(GO) $(GO) run ./internal/testsummary $(RACE) -count=1 -timeout 15m ./...
 
 # The live tests (build tag "live"): the agent under real systemd as PID 1
 # (systemd-nspawn), a real dockerd and registry, a real dev container. They

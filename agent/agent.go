@@ -109,7 +109,7 @@ type Agent struct {
 	cache       map[string]cachedValue               // secret id -> last fetched value
 	lastApplied map[string]map[string]secrets.Secret // injector name -> mount key -> what its output holds
 	lastPlan    *plan                                // what the last full pass decided, for repairs
-	lastChanged map[string]time.Time                 // secret id -> when its output last changed
+	lastChanged map[string]change                    // secret id -> when and how its output last changed
 	paths       map[string][]string                  // injector name -> paths it manages
 
 	// handedMu guards handed, which passes write (holding passMu too) and
@@ -153,7 +153,7 @@ func New(cfg *config.Config, log *zap.Logger, opts ...Option) (*Agent, error) {
 		cfg:         cfg,
 		cache:       map[string]cachedValue{},
 		lastApplied: map[string]map[string]secrets.Secret{},
-		lastChanged: map[string]time.Time{},
+		lastChanged: map[string]change{},
 		paths:       map[string][]string{},
 		handed:      map[string][]secrets.Secret{},
 		applied:     make(chan struct{}),
@@ -204,13 +204,15 @@ func (a *Agent) buildControlPlane(cfg *config.Config) (ControlPlane, error) {
 }
 
 // buildSlots makes the injector list: the ones given with WithInjectors, or
-// the built-ins enabled by cfg.
+// the built-ins enabled by cfg; then it tells each injector the paths it may
+// not write (avoidReserved).
 func (a *Agent) buildSlots(cfg *config.Config) []slot {
 	if a.opts.injectors != nil {
 		var out []slot
 		for _, inj := range a.opts.injectors {
 			out = append(out, slot{name: inj.Name(), kind: inj.Kind(), enabled: true, inj: inj})
 		}
+		avoidReserved(out, ownPaths(cfg, a.opts.configPath))
 		return out
 	}
 	owner, ownerErr := ownerOf(cfg)
@@ -229,6 +231,7 @@ func (a *Agent) buildSlots(cfg *config.Config) []slot {
 		}
 		out = append(out, s)
 	}
+	avoidReserved(out, ownPaths(cfg, a.opts.configPath))
 	return out
 }
 
@@ -250,14 +253,17 @@ func (a *Agent) injectorSlots() []slot {
 	return append([]slot(nil), a.slots...)
 }
 
+// change is when the agent last changed a secret's output, and how.
+type change struct {
+	at     time.Time
+	action injectors.Action
+}
+
 // Status returns a copy of the agent's current status.
 func (a *Agent) Status() Status {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	s := a.status
-	s.Injectors = append([]InjectorStatus(nil), s.Injectors...)
-	s.Secrets = append([]SecretStatus(nil), s.Secrets...)
-	return s
+	return a.statusLocked()
 }
 
 // Sync runs a full pass now and returns its report. When a pass is in

@@ -256,7 +256,9 @@ func (a *Agent) statusLine(st Status) string {
 		}
 	}
 	line := fmt.Sprintf("%s: %d secrets applied", st.State, applied)
-	if st.State == Degraded && st.LastError != "" {
+	if st.ConfigError != "" {
+		line += "; config reload refused: " + st.ConfigError
+	} else if st.State == Degraded && st.LastError != "" {
 		line += "; " + st.LastError
 	}
 	if a.config().ControlPlane.Watch && !st.WatchConnected && st.State != Starting && a.waitingFor() == nil {
@@ -391,6 +393,7 @@ func (a *Agent) reloadNow() (restartStream bool) {
 	if err != nil {
 		a.log.Error("config reload rejected; the old configuration stays in force",
 			zap.String("config", path), zap.Error(err))
+		a.setConfigError(err)
 		return false
 	}
 	a.passMu.Lock()
@@ -402,6 +405,7 @@ func (a *Agent) reloadNow() (restartStream bool) {
 		if newCP, waiting, err = a.connect(cfg); err != nil {
 			a.log.Error("config reload rejected; the old configuration stays in force",
 				zap.String("config", path), zap.Error(err))
+			a.setConfigError(err)
 			return false
 		}
 	} else if err := cp.ReloadToken(); err != nil {
@@ -414,6 +418,7 @@ func (a *Agent) reloadNow() (restartStream bool) {
 	a.mu.Lock()
 	a.cfg, a.cp, a.slots = cfg, newCP, slots
 	a.status.ControlPlane, a.status.EnvironmentID = cfg.ControlPlane.URL, cfg.ControlPlane.EnvironmentID
+	a.status.ConfigError, a.status.ConfigErrorTime = "", time.Time{}
 	a.mu.Unlock()
 	a.setWaiting(waiting)
 	a.log.Info("configuration reloaded", zap.String("config", path))
@@ -421,8 +426,17 @@ func (a *Agent) reloadNow() (restartStream bool) {
 		old.ControlPlane.Watch != cfg.ControlPlane.Watch
 }
 
+// setConfigError records in Status why a config reload was refused; it
+// stays there (and the agent degraded) until a good config is loaded.
+func (a *Agent) setConfigError(err error) {
+	a.mu.Lock()
+	a.status.ConfigError, a.status.ConfigErrorTime = err.Error(), time.Now()
+	a.mu.Unlock()
+}
+
 // injectorConfigChanged reports whether the injectors must be built again.
 func injectorConfigChanged(old, cfg *config.Config) bool {
 	return !reflect.DeepEqual(old.Injectors, cfg.Injectors) || old.User != cfg.User ||
-		old.Home != cfg.Home || old.StateDir != cfg.StateDir || old.UID != cfg.UID || old.GID != cfg.GID
+		old.Home != cfg.Home || old.StateDir != cfg.StateDir || old.UID != cfg.UID || old.GID != cfg.GID ||
+		old.Socket != cfg.Socket || old.ControlPlane.TokenFile != cfg.ControlPlane.TokenFile // reserved paths
 }

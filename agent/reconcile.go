@@ -94,7 +94,7 @@ func (a *Agent) fullPass(ctx context.Context) (rep PassReport, retry bool) {
 	rep.Status = a.record(p, rep.Results, nil)
 	rep.Duration = time.Since(rep.Started)
 	a.log.Info("pass done", zap.String("state", string(rep.Status.State)),
-		zap.Int("secrets", len(p.rowOf)), zap.Int("writes", writes(rep.Results)),
+		zap.Int("secrets", len(rep.Status.Secrets)), zap.Int("delivered", len(p.rowOf)), zap.Int("writes", writes(rep.Results)),
 		zap.Duration("took", rep.Duration))
 	a.appliedOnce.Do(func() { close(a.applied) })
 	return rep, p.transient || len(p.held) > 0
@@ -404,7 +404,7 @@ func (a *Agent) record(p *plan, results map[string]injectors.Result, fetchErr er
 			}
 			switch o.Action {
 			case injectors.Created, injectors.Updated, injectors.Repaired:
-				a.lastChanged[rows[idx].ID] = now
+				a.lastChanged[rows[idx].ID] = change{at: now, action: o.Action}
 			}
 			if rows[idx].Outcome == string(injectors.Failed) {
 				continue // step (5) already failed it; its old value was kept
@@ -418,7 +418,9 @@ func (a *Agent) record(p *plan, results map[string]injectors.Result, fetchErr er
 	var firstErr string
 	failed := 0
 	for i := range rows {
-		rows[i].LastChanged = a.lastChanged[rows[i].ID]
+		if c, ok := a.lastChanged[rows[i].ID]; ok {
+			rows[i].LastChanged, rows[i].LastAction = c.at, string(c.action)
+		}
 		if rows[i].Outcome == "" {
 			rows[i].Outcome, rows[i].Error = string(injectors.Failed), "no outcome reported by its injector"
 		}
@@ -445,6 +447,9 @@ func (a *Agent) record(p *plan, results map[string]injectors.Result, fetchErr er
 	s := &a.status
 	s.Passes++
 	s.Secrets, s.Injectors = rows, inj
+	if w := writes(results); w > 0 {
+		s.LastChange, s.LastChangeWrites = now, w
+	}
 	var problem string
 	switch {
 	case fetchErr != nil:
@@ -472,11 +477,21 @@ func (a *Agent) record(p *plan, results map[string]injectors.Result, fetchErr er
 	return a.statusLocked()
 }
 
-// statusLocked copies the status; the caller holds mu.
+// statusLocked copies the status; the caller holds mu. A refused config
+// reload makes a ready agent degraded (since the refusal) until a good
+// config is loaded, and the docker injector's row carries its mode.
 func (a *Agent) statusLocked() Status {
 	s := a.status
 	s.Injectors = append([]InjectorStatus(nil), s.Injectors...)
 	s.Secrets = append([]SecretStatus(nil), s.Secrets...)
+	if s.ConfigError != "" && s.State != Degraded {
+		s.State, s.DegradedSince = Degraded, s.ConfigErrorTime
+	}
+	for i, sl := range a.slots {
+		if i < len(s.Injectors) && sl.kind == secrets.MountRegistry && s.Injectors[i].Name == sl.name {
+			s.Injectors[i].Mode = a.cfg.Injectors.DockerCfg.Mode
+		}
+	}
 	return s
 }
 

@@ -107,10 +107,11 @@ func fullStatus(state State) Status {
 		SchemaVersion: 1, State: state, Version: "test", ControlPlane: "http://127.0.0.1:1",
 		EnvironmentID: "env-1", FirstApplied: t, LastSuccess: t, LastError: "fetch environment: unavailable",
 		LastErrorTime: t, DegradedSince: t, WatchConnected: true, Passes: 3,
-		Injectors: []InjectorStatus{{Name: "envprofile", Enabled: true, Applied: 1, Failed: 1, Writes: 2, Error: "dir gone"}},
+		LastChange: t, LastChangeWrites: 2, ConfigError: "config c.yaml: no_such_key: line 9: unknown key", ConfigErrorTime: t,
+		Injectors: []InjectorStatus{{Name: "envprofile", Enabled: true, Applied: 1, Failed: 1, Writes: 2, Error: "dir gone", Mode: "helper"}},
 		Secrets: []SecretStatus{{
 			ID: "s-2", Name: "API_TOKEN", Scope: "user", Mount: "env", Target: "API_TOKEN",
-			Outcome: "created", Note: "n", Error: "e", LastChanged: t,
+			Outcome: "created", Note: "n", Error: "e", LastChanged: t, LastAction: "created",
 			Shadows: []ShadowedSecret{{ID: "s-1", Name: "API_TOKEN", Scope: "project"}},
 		}},
 	}

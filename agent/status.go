@@ -35,11 +35,22 @@ type Status struct {
 	LastError     string    `json:"lastError,omitempty"`
 	LastErrorTime time.Time `json:"lastErrorTime,omitzero"`
 	// DegradedSince is when the current degraded spell began.
-	DegradedSince  time.Time        `json:"degradedSince,omitzero"`
-	WatchConnected bool             `json:"watchConnected"`
-	Passes         int64            `json:"passes"`
-	Injectors      []InjectorStatus `json:"injectors"`
-	Secrets        []SecretStatus   `json:"secrets"`
+	DegradedSince  time.Time `json:"degradedSince,omitzero"`
+	WatchConnected bool      `json:"watchConnected"`
+	Passes         int64     `json:"passes"`
+	// LastChange is when the last pass that changed an output on disk ended
+	// and LastChangeWrites how many writes it made, so that a pass finding
+	// nothing to do (the one the watch stream asks for right after the
+	// first, say) does not hide what the agent last did.
+	LastChange       time.Time `json:"lastChange,omitzero"`
+	LastChangeWrites int       `json:"lastChangeWrites,omitempty"`
+	// ConfigError is why the last config reload was refused, naming the key
+	// and line; the previous configuration stays in force. It is cleared when
+	// a good config is loaded; while it is set, State is Degraded.
+	ConfigError     string           `json:"configError,omitempty"`
+	ConfigErrorTime time.Time        `json:"configErrorTime,omitzero"`
+	Injectors       []InjectorStatus `json:"injectors"`
+	Secrets         []SecretStatus   `json:"secrets"`
 }
 
 // InjectorStatus counts one injector's outcomes in the last pass.
@@ -50,6 +61,9 @@ type InjectorStatus struct {
 	Failed  int    `json:"failed"`
 	Writes  int    `json:"writes"` // in the last pass
 	Error   string `json:"error,omitempty"`
+	// Mode is the docker injector's configured mode (inline, helper or
+	// auto); empty for the other injectors.
+	Mode string `json:"mode,omitempty"`
 }
 
 // SecretStatus is one row of the secrets table: a winner, a rejected secret or
@@ -64,6 +78,7 @@ type SecretStatus struct {
 	Note        string           `json:"note,omitempty"`
 	Error       string           `json:"error,omitempty"`
 	LastChanged time.Time        `json:"lastChanged,omitzero"`
+	LastAction  string           `json:"lastAction,omitempty"` // what the agent did at LastChanged: created, updated or repaired
 	Shadows     []ShadowedSecret `json:"shadows,omitempty"`
 }
 

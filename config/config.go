@@ -1,6 +1,6 @@
-// Package config is the agent's configuration: the schema (DESIGN §9), its
-// defaults, loading from one strict YAML file with SECRETS_AGENT_* environment
-// overrides, and validation. Every default is set in Default and nowhere else.
+// Package config is the agent's configuration: the schema (docs/ARCHITECTURE.md,
+// "Configuration"), its defaults, loading from one strict YAML file with
+// SECRETS_AGENT_* environment overrides, and validation. Every default is set in Default and nowhere else.
 package config
 
 import "time"

@@ -124,7 +124,9 @@ func TestOwnerOfUnloadedConfigIsError(t *testing.T) {
 
 func TestEnvironmentOverridesEveryKey(t *testing.T) {
 	cleanEnv(t)
-	home := t.TempDir()
+	// Not created: a home that exists must be the user's, and the cases
+	// change the user.
+	home := filepath.Join(t.TempDir(), "home")
 	// One entry per key; the test fails when a key is added without one.
 	cases := map[string]struct {
 		env  string
@@ -425,5 +427,41 @@ func TestExampleConfigLoadsAndDocumentsEveryKey(t *testing.T) {
 		if !present[k] {
 			t.Errorf("config.example.yaml does not document %s", k)
 		}
+	}
+}
+
+func TestMissingDefaultFileIsNamedWhenTheConfigIsIncomplete(t *testing.T) {
+	cleanEnv(t)
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
+	want := DefaultPath()
+	if _, err := os.Stat(want); err == nil {
+		t.Skipf("%s exists on this machine", want)
+	}
+	_, err := Load("")
+	if err == nil || !strings.Contains(err.Error(), "config file "+want+" not found") ||
+		!strings.Contains(err.Error(), "controlplane.environment_id: required") {
+		t.Errorf("Load(\"\") without a file or environment: %v; want it to name %s as not found and the missing key", err, want)
+	}
+}
+
+func TestUserAgentWithoutRuntimeDirIsToldWhichKeysToSet(t *testing.T) {
+	if systemMode() {
+		t.Skip("skipping: as root the defaults are the system service's, which need no runtime dir (test/ runs this as nobody)")
+	}
+	cleanEnv(t)
+	if _, err := os.Stat(runtimeDir()); err == nil {
+		t.Skipf("skipping: %s exists", runtimeDir())
+	}
+	t.Setenv("SECRETS_AGENT_CONTROLPLANE_ENVIRONMENT_ID", "env-1")
+	_, err := Load(writeConfig(t, "state_dir: /tmp/x\n"))
+	if err == nil || !strings.Contains(err.Error(), "XDG_RUNTIME_DIR is unset") || !strings.Contains(err.Error(), "socket") {
+		t.Errorf("Load without a runtime dir: %v", err)
+	}
+	t.Setenv("SECRETS_AGENT_SOCKET", "/tmp/x/agent.sock")
+	t.Setenv("SECRETS_AGENT_CONTROLPLANE_TOKEN_FILE", "/tmp/x/token")
+	t.Setenv("SECRETS_AGENT_INJECTORS_ENVPROFILE_DIR", "/tmp/x/env")
+	if _, err := Load(writeConfig(t, "state_dir: /tmp/x\n")); err != nil {
+		t.Errorf("Load with the keys set: %v", err)
 	}
 }

@@ -4,11 +4,16 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
 // SystemPath is the config file of the system service.
 const SystemPath = "/etc/secrets-agent/config.yaml"
+
+// SystemSocket is the status socket of the system service (the default of
+// socket when running as root).
+const SystemSocket = "/run/secrets-agent/agent.sock"
 
 // DefaultPath is the config file Load reads when given "": SystemPath when
 // running as root, else $XDG_CONFIG_HOME/secrets-agent/config.yaml (default
@@ -21,6 +26,20 @@ func DefaultPath() string {
 		return filepath.Join(d, "secrets-agent", "config.yaml")
 	}
 	return "~/.config/secrets-agent/config.yaml"
+}
+
+// DefaultFile is DefaultPath with a leading "~/" expanded to the home of the
+// user running the process; "" when that user has no home.
+func DefaultFile() string {
+	p := DefaultPath()
+	if rest, ok := strings.CutPrefix(p, "~/"); ok {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return ""
+		}
+		p = filepath.Join(home, rest)
+	}
+	return p
 }
 
 // Default returns the configuration with every default set; it is the one
@@ -60,7 +79,7 @@ func defaults(system bool) *Config {
 	if system {
 		c.ControlPlane.TokenFile = "/run/secrets-agent/token"
 		c.StateDir = "/var/lib/secrets-agent"
-		c.Socket = "/run/secrets-agent/agent.sock"
+		c.Socket = SystemSocket
 	} else {
 		run := runtimeDir()
 		c.ControlPlane.TokenFile = filepath.Join(run, "secrets-agent", "token")
@@ -99,4 +118,23 @@ func runtimeDir() string {
 		return d
 	}
 	return filepath.Join("/run/user", strconv.Itoa(os.Geteuid()))
+}
+
+// missingRuntimeDir returns the runtime dir a user's agent would default
+// paths into when it cannot be there: XDG_RUNTIME_DIR is unset (common under
+// `docker exec` and `su`) and /run/user/<uid> does not exist. It returns ""
+// when the defaults can be used: as root, with XDG_RUNTIME_DIR set, or when
+// /run/user/<uid> exists.
+func missingRuntimeDir() string {
+	if systemMode() {
+		return ""
+	}
+	if d := os.Getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(d) {
+		return ""
+	}
+	d := runtimeDir()
+	if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+		return ""
+	}
+	return d
 }

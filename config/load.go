@@ -48,20 +48,26 @@ const maxFileSize = 1 << 20
 //     (token_file, state_dir, socket, injectors.envprofile.dir,
 //     injectors.dockercfg.config_dir) by its default, which may depend on
 //     the user; and expand "~" to Home in every path.
-//  5. Validate.
+//     A default inside a runtime dir that does not exist (a user's agent
+//     without XDG_RUNTIME_DIR and without /run/user/<uid>) is an error
+//     naming the keys to set.
+//  5. Validate. When that fails and the default file was missing, the error
+//     says which file was looked for and not found.
 //
 // Every error names the key or variable it is about.
 func Load(path string) (*Config, error) { return load(path, true) }
 
 // LoadUnconfigured is Load for the daemon, which may start before the
-// platform has configured it: an empty controlplane.environment_id (as in the
-// config install.sh writes) is no error here, and the agent reports "not
-// configured" until a reload brings one. Every other problem is an error.
+// platform has configured it: an empty controlplane.environment_id in a config
+// file that was read (as in the one install.sh writes) is no error here, and
+// the agent reports "not configured" until a reload brings one. Every other
+// problem is an error, and so is a missing default file.
 func LoadUnconfigured(path string) (*Config, error) { return load(path, false) }
 
 func load(path string, requireEnvironment bool) (*Config, error) {
 	c := Default()
-	if err := c.readFile(path); err != nil {
+	missing, err := c.readFile(path)
+	if err != nil {
 		return nil, err
 	}
 	if err := c.applyEnv(os.Environ()); err != nil {
@@ -70,7 +76,12 @@ func load(path string, requireEnvironment bool) (*Config, error) {
 	if err := c.resolve(); err != nil {
 		return nil, err
 	}
-	if err := c.validate(requireEnvironment); err != nil {
+	// Waiting for an environment_id makes sense only with a file to watch.
+	if err := c.validate(requireEnvironment || missing != ""); err != nil {
+		if missing != "" {
+			// The usual cause of a required key missing: no file was read.
+			return nil, fmt.Errorf("config file %s not found, and the environment does not complete the config: %w", missing, err)
+		}
 		return nil, err
 	}
 	return c, nil
@@ -85,38 +96,35 @@ func (c *Config) Owner() (uid, gid int, home string, err error) {
 	return c.UID, c.GID, c.Home, nil
 }
 
-// readFile decodes the YAML file at path over c (step 2 of Load).
-func (c *Config) readFile(path string) error {
+// readFile decodes the YAML file at path over c (step 2 of Load). When path
+// is "" and the default file does not exist it returns that file's path as
+// missing, and nil.
+func (c *Config) readFile(path string) (missing string, err error) {
 	explicit := path != ""
 	if !explicit {
-		path = DefaultPath()
-		if strings.HasPrefix(path, "~/") {
-			home, err := os.UserHomeDir()
-			if err != nil {
-				return nil // no home, no per-user config file
-			}
-			path = filepath.Join(home, path[2:])
+		if path = DefaultFile(); path == "" {
+			return DefaultPath(), nil // no home, no per-user config file
 		}
 	}
 	f, err := os.Open(path)
 	if err != nil {
 		if !explicit && errors.Is(err, fs.ErrNotExist) {
-			return nil
+			return path, nil
 		}
-		return fmt.Errorf("config: %w", err)
+		return "", fmt.Errorf("config: %w", err)
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
-		return fmt.Errorf("config: read %s: %w", path, err)
+		return "", fmt.Errorf("config: read %s: %w", path, err)
 	}
 	if len(data) > maxFileSize {
-		return fmt.Errorf("config %s: larger than %d bytes", path, maxFileSize)
+		return "", fmt.Errorf("config %s: larger than %d bytes", path, maxFileSize)
 	}
 	if err := c.decode(data); err != nil {
-		return fmt.Errorf("config %s: %w", path, err)
+		return "", fmt.Errorf("config %s: %w", path, err)
 	}
-	return nil
+	return "", nil
 }
 
 // decode decodes one strict YAML document over c. An empty document leaves
@@ -355,20 +363,33 @@ func (c *Config) resolve() error {
 	c.Home = filepath.Clean(c.Home)
 	// An empty path means its default, so that one file can serve both the
 	// system service and a user's agent.
+	// A default inside a runtime dir that does not exist cannot be used:
+	// say which keys need one rather than fail later on a mkdir.
 	d := Default()
+	noRun := missingRuntimeDir()
+	var needRun []string
 	for _, f := range []struct {
+		key string
 		p   *string
 		def string
 	}{
-		{&c.ControlPlane.TokenFile, d.ControlPlane.TokenFile},
-		{&c.StateDir, d.StateDir},
-		{&c.Socket, d.Socket},
-		{&c.Injectors.EnvProfile.Dir, envProfileDir(c.User)},
-		{&c.Injectors.DockerCfg.ConfigDir, dockerConfigDir()},
+		{"controlplane.token_file", &c.ControlPlane.TokenFile, d.ControlPlane.TokenFile},
+		{"state_dir", &c.StateDir, d.StateDir},
+		{"socket", &c.Socket, d.Socket},
+		{"injectors.envprofile.dir", &c.Injectors.EnvProfile.Dir, envProfileDir(c.User)},
+		{"injectors.dockercfg.config_dir", &c.Injectors.DockerCfg.ConfigDir, dockerConfigDir()},
 	} {
 		if *f.p == "" {
 			*f.p = f.def
 		}
+		if noRun != "" && strings.HasPrefix(*f.p, noRun+"/") {
+			needRun = append(needRun, f.key)
+		}
+	}
+	if len(needRun) > 0 {
+		return fmt.Errorf("%s: no usable default: XDG_RUNTIME_DIR is unset and %s does not exist; "+
+			"set XDG_RUNTIME_DIR to a directory of yours (mode 0700), or set each of these keys",
+			strings.Join(needRun, ", "), noRun)
 	}
 	for _, p := range c.paths() {
 		if *p.value == "" {

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 )
 
 // The allowed values of the enumerated keys.
@@ -56,9 +58,19 @@ func (c *Config) validate(requireEnvironment bool) error {
 		}
 	}
 
+	if c.resolved {
+		if err := checkHome(c.Home, c.User, c.UID); err != nil {
+			bad("home", "%v", err)
+		}
+	}
 	sf := c.Injectors.SecretFile
 	if sf.Enabled && len(sf.AllowedRoots) == 0 {
 		bad("injectors.secretfile.allowed_roots", "at least one root is required")
+	}
+	for i, r := range sf.AllowedRoots {
+		if isFilesystemRoot(r) {
+			bad(fmt.Sprintf("injectors.secretfile.allowed_roots[%d]", i), "%q is (or leads to) /: the whole filesystem cannot be an allowed root", r)
+		}
 	}
 	if sf.Mode&^0o600 != 0 {
 		bad("injectors.secretfile.mode", "%s is wider than 0600", sf.Mode)
@@ -75,4 +87,38 @@ func (c *Config) validate(requireEnvironment bool) error {
 		bad("log.format", "%q must be one of %v", c.Log.Format, LogFormats)
 	}
 	return errors.Join(errs...)
+}
+
+// checkHome returns why home cannot stand for "~" of the user name (uid): it
+// is (or leads to) /, which would make "~" and an allowed root of "~" the
+// whole filesystem, or it exists and is not a directory the user owns, which
+// would let the agent write the user's secrets into someone else's tree. A
+// home that does not exist yet (or that this process cannot stat) is
+// accepted: nothing is written below it until it does, and then only
+// through an os.Root at it.
+func checkHome(home, name string, uid int) error {
+	if isFilesystemRoot(home) {
+		return fmt.Errorf("%q is (or leads to) /: \"~\" would be the whole filesystem", home)
+	}
+	fi, err := os.Stat(home)
+	switch {
+	case err != nil:
+		return nil // missing, or not for this process to see (a CLI run by another user): nothing to judge
+	case !fi.IsDir():
+		return fmt.Errorf("%q is not a directory", home)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != uid {
+		return fmt.Errorf("%q is owned by uid %d, not by user %s (uid %d): the agent writes only into a home its user owns", home, st.Uid, name, uid)
+	}
+	return nil
+}
+
+// isFilesystemRoot reports whether the absolute path p is / or, through
+// symlinks, leads to it.
+func isFilesystemRoot(p string) bool {
+	if filepath.Clean(p) == "/" {
+		return true
+	}
+	real, err := filepath.EvalSymlinks(p)
+	return err == nil && real == "/"
 }

@@ -91,8 +91,8 @@ type Options struct {
 // no token. A daemon started before the platform wrote the token waits for it.
 var ErrNoToken = errors.New("no token")
 
-// Client calls the control plane's environment API (DESIGN §4). It is safe
-// for concurrent use.
+// Client calls the control plane's environment API (docs/ARCHITECTURE.md,
+// "The control-plane contract"). It is safe for concurrent use.
 //
 // Unary calls (GetEnvironment, GetSecretValue) are retried, with backoff, on
 // connection errors, 429 and 5xx, never on another 4xx and never once the

@@ -1,6 +1,7 @@
 // Package controlplane speaks the part of the control plane's API that an
-// environment uses (DESIGN §4): Connect-protocol JSON over HTTP, one POST per
-// call to {base}/{service}/{method}. This file holds the wire types, shared by
+// environment uses (docs/ARCHITECTURE.md, "The control-plane contract"):
+// Connect-protocol JSON over HTTP, one POST per call to
+// {base}/{service}/{method}. This file holds the wire types, shared by
 // the client and the reference server; client.go holds the client.
 package controlplane
 

@@ -84,18 +84,39 @@ func TestInteractiveShellsFollowTheControlPlane(t *testing.T) {
 			if got := ts.show(t, 1); got != "v1" {
 				t.Fatalf("at start the shell sees %q, want v1\n%s", got, ts.screen(t))
 			}
+			// Wait for the fragment this shell sources, not just env.sh: the
+			// agent writes env.sh, env.fish and env one after the other, so a
+			// prompt that comes as env.sh changes can still find the old
+			// env.fish (fish then catches up one prompt later, which this test
+			// would read as a failure).
 			l.dev.UpdateSecret(t, ids["env"], []byte("v2 rotated"))
-			testutil.Eventually(t, deadline, "env.sh holds the rotated value", func() bool { return l.envValue(t) == "v2 rotated" })
+			testutil.Eventually(t, deadline, "the shell's fragment holds the rotated value", func() bool { return fragmentValue(t, l, shell) == "v2 rotated" })
 			ts.send(t, "Enter") // the next prompt
 			if got := ts.show(t, 2); got != "v2 rotated" {
 				t.Fatalf("after rotation the shell sees %q, want \"v2 rotated\"\n%s", got, ts.screen(t))
 			}
 			l.dev.DeleteSecret(t, ids["env"])
-			testutil.Eventually(t, deadline, "env.sh drops the variable", func() bool { return l.envValue(t) == "<unset>" })
+			testutil.Eventually(t, deadline, "the shell's fragment drops the variable", func() bool { return fragmentValue(t, l, shell) == "<unset>" })
 			ts.send(t, "Enter")
 			if got := ts.show(t, 3); got != "" {
 				t.Fatalf("after deletion the shell still sees %q\n%s", got, ts.screen(t))
 			}
 		})
 	}
+}
+
+// fragmentValue is APP_TOKEN as shell reads it from the fragment it sources
+// (fish: env.fish; bash and zsh: env.sh), "<unset>" when the fragment does not
+// set it.
+func fragmentValue(t *testing.T, l *live, shell string) string {
+	t.Helper()
+	if shell != "fish" {
+		return l.envValue(t)
+	}
+	out, err := exec.Command("fish", "--no-config", "-c", `source $argv[1] 2>/dev/null; set -q APP_TOKEN; and printf '%s' "$APP_TOKEN"; or printf '<unset>'`,
+		filepath.Join(l.envDir(), "env.fish")).Output()
+	if err != nil {
+		return "<error>"
+	}
+	return string(out)
 }

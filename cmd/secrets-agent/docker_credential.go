@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/secrets-agent/secrets-agent/agent"
+	"github.com/secrets-agent/secrets-agent/injectors/dockercfg"
 )
 
 // errManaged is the answer to store and erase.
@@ -27,7 +28,8 @@ config.json, which the dockercfg injector writes in helper mode.
 
   get      read a registry's server URL on stdin, print
            {"ServerURL","Username","Secret"}; for a registry the agent does not
-           serve print "` + credentials.NewErrCredentialsNotFound().Error() + `" and exit 1
+           serve print "` + credentials.NewErrCredentialsNotFound().Error() + `" and exit 1 (when the agent is
+           in inline mode, and so serves no registry, it says that instead)
   list     print {"<host>": "<username>"} for every registry the agent serves
   store    refused: the control plane owns these credentials
   erase    refused, likewise
@@ -39,6 +41,7 @@ Errors are printed on stdout, as the protocol has it, with exit code 1.`,
 	}
 	sock := addSocketFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		credentials.Name = helperName // the library's messages start with it
 		out := cmd.OutOrStdout()
 		action := args[0]
 		var err error
@@ -53,6 +56,9 @@ Errors are printed on stdout, as the protocol has it, with exit code 1.`,
 			if c, err = sock.client(); err == nil {
 				h := &dockerHelper{ctx: cmd.Context(), c: c}
 				err = credentials.HandleCommand(h, action, cmd.InOrStdin(), out)
+				if errors.Is(err, agent.ErrUnreachable) || errors.Is(err, agent.ErrRefused) {
+					err = errors.New(sock.message(c, err))
+				}
 			}
 		}
 		if err != nil {
@@ -80,9 +86,32 @@ func (h *dockerHelper) Get(serverURL string) (string, string, error) {
 	u, p, err := h.c.Credential(ctx, serverURL)
 	var nf *agent.NotFoundError
 	if errors.As(err, &nf) {
+		if ierr := h.inlineMode(ctx); ierr != nil {
+			return "", "", ierr
+		}
 		return "", "", credentials.NewErrCredentialsNotFound()
 	}
 	return u, p, err
+}
+
+// errInline is the helper's answer when the agent keeps registry logins in
+// config.json itself (dockercfg mode inline) and so serves none.
+var errInline = errors.New("secrets-agent is in inline mode: it writes registry logins into config.json's auths and serves none " +
+	"through this helper; set injectors.dockercfg.mode to helper (or auto) to use it, or remove the credHelpers entry")
+
+// inlineMode returns errInline when the agent's docker injector is in inline
+// mode, and nil otherwise (or when the status cannot tell).
+func (h *dockerHelper) inlineMode(ctx context.Context) error {
+	st, err := h.c.Status(ctx)
+	if err != nil {
+		return nil
+	}
+	for _, in := range st.Injectors {
+		if in.Mode == string(dockercfg.Inline) {
+			return errInline
+		}
+	}
+	return nil
 }
 
 // List maps every registry host the agent serves to its user name.
@@ -92,6 +121,11 @@ func (h *dockerHelper) List() (map[string]string, error) {
 	hosts, err := h.c.Hosts(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if len(hosts) == 0 {
+		if ierr := h.inlineMode(ctx); ierr != nil {
+			return nil, ierr
+		}
 	}
 	sort.Strings(hosts)
 	out := make(map[string]string, len(hosts))

@@ -39,7 +39,7 @@ user. Exit code 2 when the agent could not be reached (or refused this user).`,
 		defer cancel()
 		frag, err := c.Env(ctx, format)
 		if err != nil {
-			return clientExit(err)
+			return sock.clientExit(c, err)
 		}
 		_, err = cmd.OutOrStdout().Write(frag)
 		return err

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/secrets-agent/secrets-agent/injectors/envprofile"
 	"github.com/spf13/cobra"
@@ -49,6 +50,13 @@ In both, SECRETS_AGENT_ENV_DIR overrides the fragment directory.`,
 			do := envprofile.InstallHooks
 			if uninstall {
 				do = envprofile.UninstallHooks
+			} else if root != "" {
+				// A packaging prefix is usually a fresh, empty tree: make it
+				// (and the home inside it, for --user) rather than fail.
+				dir := filepath.Join(root, o.Home)
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					return fmt.Errorf("install-hooks: --root: %w", err)
+				}
 			}
 			changes, err := do(o)
 			for _, c := range changes {
@@ -64,6 +72,6 @@ In both, SECRETS_AGENT_ENV_DIR overrides the fragment directory.`,
 	f.BoolVar(&system, "system", false, "install for every user (the default when run as root)")
 	f.BoolVar(&user, "user", false, "install for the invoking user (the default otherwise)")
 	f.BoolVar(&uninstall, "uninstall", false, "remove the hooks, leaving the rest of every file as it was")
-	f.StringVar(&root, "root", "", "prefix every path with `DIR` (for tests and packaging)")
+	f.StringVar(&root, "root", "", "prefix every path with `DIR` (for tests and packaging), created when missing")
 	return cmd
 }

@@ -50,7 +50,8 @@ never a value).`,
 //	    process of the same user can ptrace it or read its memory).
 //	(2) Take SIGTERM, SIGINT and SIGHUP before anything else, so that a
 //	    stop that comes while the agent starts is a clean stop, not a kill.
-//	(3) Load the config, build the logger and the agent.
+//	(3) Load the config, build the logger and the agent; warn (once, at
+//	    start) when the token file is readable by group or others.
 //	(4) --once: one pass; a summary on stderr and exit 1 unless it all
 //	    applied.
 //	(5) Otherwise run until SIGTERM/SIGINT (exit 0, outputs kept); SIGHUP
@@ -83,6 +84,7 @@ func runAgent(ctx context.Context, configPath string, once bool, stderr *os.File
 	}
 
 	if once { // (4)
+		warnWideToken(log, cfg.ControlPlane.TokenFile)
 		rep := a.RunOnce(ctx)
 		if rep.OK() {
 			return nil
@@ -104,6 +106,7 @@ func runAgent(ctx context.Context, configPath string, once bool, stderr *os.File
 	}()
 	log.Info("secrets-agent running", zap.String("version", version), zap.String("controlplane", cfg.ControlPlane.URL),
 		zap.String("environment", cfg.ControlPlane.EnvironmentID))
+	warnWideToken(log, cfg.ControlPlane.TokenFile)
 	return a.Run(ctx)
 }
 
@@ -168,4 +171,18 @@ func printPassSummary(w io.Writer, rep agent.PassReport) {
 		}
 		fmt.Fprintln(w, line)
 	}
+}
+
+// warnWideToken logs one warning, naming the file and its mode, when the
+// token file at path is readable or writable by group or others: the agent
+// uses it all the same (refusing would stop every environment whose image
+// got the mode wrong), but whoever can read it can read every secret of the
+// environment. A missing or unreadable file is left to the agent to report.
+func warnWideToken(log *zap.Logger, path string) {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm()&0o077 == 0 {
+		return
+	}
+	log.Warn("token file is open to other users: every secret of the environment is readable with it; chmod 600 it",
+		zap.String("file", path), zap.String("mode", fmt.Sprintf("%04o", fi.Mode().Perm())))
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
@@ -16,9 +17,6 @@ import (
 
 // socketEnv names the status socket for every client command.
 const socketEnv = "SECRETS_AGENT_SOCKET"
-
-// systemSocket is where the system service listens (config's default as root).
-const systemSocket = "/run/secrets-agent/agent.sock"
 
 // socketFlags are the flags every client command (status, sync, wait, env,
 // docker-credential) uses to find the agent's status socket.
@@ -31,8 +29,8 @@ type socketFlags struct {
 func addSocketFlags(cmd *cobra.Command) *socketFlags {
 	f := &socketFlags{}
 	cmd.Flags().StringVar(&f.socket, "socket", "",
-		"the agent's status socket (default: $"+socketEnv+", else the config file's socket, else "+systemSocket+
-			" as root and $XDG_RUNTIME_DIR/secrets-agent.sock otherwise, falling back to "+systemSocket+" when only that exists)")
+		"the agent's status socket (default: $"+socketEnv+", else the config file's socket, else "+config.SystemSocket+
+			" as root and $XDG_RUNTIME_DIR/secrets-agent.sock otherwise, falling back to "+config.SystemSocket+" when only that exists)")
 	cmd.Flags().StringVar(&f.config, "config", "",
 		"config file to read the socket path from (default: "+config.SystemPath+", and for a non-root user first ~/.config/secrets-agent/config.yaml)")
 	return f
@@ -45,6 +43,20 @@ func (f *socketFlags) client() (*agent.Client, error) {
 		return nil, err
 	}
 	return agent.NewClient(p), nil
+}
+
+// from says where path found the socket, for the message of an agent that
+// is not reachable.
+func (f *socketFlags) from() string {
+	switch {
+	case f.socket != "":
+		return "--socket"
+	case os.Getenv(socketEnv) != "":
+		return "$" + socketEnv
+	case f.config != "":
+		return "--config " + f.config
+	}
+	return "the default"
 }
 
 // path finds the status socket, first match wins:
@@ -85,8 +97,8 @@ func (f *socketFlags) path() (string, error) {
 		}
 	}
 	p := config.Default().Socket
-	if os.Geteuid() != 0 && !exists(p) && exists(systemSocket) {
-		return systemSocket, nil
+	if os.Geteuid() != 0 && !exists(p) && exists(config.SystemSocket) {
+		return config.SystemSocket, nil
 	}
 	return p, nil
 }
@@ -132,12 +144,40 @@ func exists(p string) bool {
 
 // clientExit turns a client error into the exit codes every client command
 // shares: 2 when the agent is unreachable or refuses us (exitUnreachable),
-// else 1.
-func clientExit(err error) error {
+// else 1. The message of an unreachable agent names the socket tried, where
+// that path came from, and how to point at another.
+func (f *socketFlags) clientExit(c *agent.Client, err error) error {
 	if errors.Is(err, agent.ErrUnreachable) || errors.Is(err, agent.ErrRefused) {
-		return exitWith(exitUnreachable, err.Error())
+		return exitWith(exitUnreachable, f.message(c, err))
 	}
 	return exitWith(1, err.Error())
+}
+
+// message is what a client command prints for err from c: for an agent that
+// is unreachable or refuses this user, a sentence that names the socket
+// (main puts the program name before it, so it is not repeated here).
+func (f *socketFlags) message(c *agent.Client, err error) string {
+	switch {
+	case errors.Is(err, agent.ErrUnreachable):
+		return unreachable(c.Path(), f.from(), err)
+	case errors.Is(err, agent.ErrRefused):
+		why := strings.TrimPrefix(err.Error(), agent.ErrRefused.Error()+": ")
+		return fmt.Sprintf("the agent at %s does not serve uid %d (it serves root and its environment's user): %s", c.Path(), os.Getuid(), why)
+	}
+	return err.Error()
+}
+
+// unreachable is the message for no agent answering at path (found from
+// from): why, in the system's words, and the three ways to name another.
+func unreachable(path, from string, err error) string {
+	why := err.Error()
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		why = errno.Error()
+	}
+	return fmt.Sprintf("the agent is not reachable at %s (%s): %s\n"+
+		"  point at the agent you mean with --config FILE (the socket key of the config it runs with), --socket PATH, or %s=PATH",
+		path, from, why, socketEnv)
 }
 
 // The exit codes of the client commands.

@@ -47,7 +47,7 @@ Exit codes, so that it works as a health check:
 		defer cancel()
 		st, err := c.Status(ctx)
 		if err != nil {
-			return clientExit(err)
+			return sock.clientExit(c, err)
 		}
 		out := cmd.OutOrStdout()
 		if asJSON {
@@ -90,6 +90,14 @@ func printStatus(w io.Writer, st agent.Status, now time.Time) {
 	}
 	fmt.Fprintf(tw, "Watch stream:\t%s\n", watch)
 	fmt.Fprintf(tw, "Passes:\t%d\n", st.Passes)
+	if !st.LastChange.IsZero() {
+		fmt.Fprintf(tw, "Last change:\t%s, %d writes (the counts below are the last pass's)\n", when(st.LastChange, now), st.LastChangeWrites)
+	} else {
+		fmt.Fprintf(tw, "Last change:\tnever\n")
+	}
+	if st.ConfigError != "" {
+		fmt.Fprintf(tw, "Config:\treload refused at %s, the previous config stays in force: %s\n", when(st.ConfigErrorTime, now), clean(st.ConfigError))
+	}
 	tw.Flush()
 
 	if len(st.Injectors) > 0 {
@@ -102,7 +110,7 @@ func printStatus(w io.Writer, st agent.Status, now time.Time) {
 		tw.Flush()
 	}
 
-	fmt.Fprintf(w, "\nSecrets (%d):\n", len(st.Secrets))
+	fmt.Fprintf(w, "\nSecrets (%s):\n", secretCounts(st.Secrets))
 	if len(st.Secrets) == 0 {
 		fmt.Fprintln(w, "  none")
 		return
@@ -122,12 +130,34 @@ func printStatus(w io.Writer, st agent.Status, now time.Time) {
 		}
 		last := "-"
 		if !s.LastChanged.IsZero() {
-			last = ago(s.LastChanged, now)
+			last = strings.TrimSpace(s.LastAction + " " + ago(s.LastChanged, now))
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", clean(s.Name), clean(s.Scope), clean(s.Mount),
 			clean(dash(s.Target)), clean(outcome), last, clean(dash(strings.Join(shadows, ", "))))
 	}
 	tw.Flush()
+}
+
+// secretCounts is the header count of the secrets table: how many rows, and
+// how many of them ended each way in the last pass ("8: 7 unchanged, 1
+// skipped"), in the order the outcomes first appear.
+func secretCounts(rows []agent.SecretStatus) string {
+	if len(rows) == 0 {
+		return "0"
+	}
+	n := map[string]int{}
+	var order []string
+	for _, r := range rows {
+		if n[r.Outcome] == 0 {
+			order = append(order, r.Outcome)
+		}
+		n[r.Outcome]++
+	}
+	parts := make([]string, 0, len(order))
+	for _, o := range order {
+		parts = append(parts, fmt.Sprintf("%d %s", n[o], clean(o)))
+	}
+	return fmt.Sprintf("%d: %s", len(rows), strings.Join(parts, ", "))
 }
 
 // when formats t as local time with how long ago it was; "never" for zero.

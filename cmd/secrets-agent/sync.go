@@ -38,7 +38,7 @@ reasons are printed); 2 the agent could not be reached (or refused this user).`,
 		defer cancel()
 		rep, err := c.Sync(ctx)
 		if err != nil {
-			return clientExit(err)
+			return sock.clientExit(c, err)
 		}
 		out := cmd.OutOrStdout()
 		if asJSON {
@@ -66,6 +66,13 @@ func printReport(w io.Writer, rep agent.PassReport) {
 		verdict = "failed: " + clean(rep.Error)
 	case !rep.OK():
 		verdict = string(st.State)
+	}
+	if rep.Error != "" {
+		// The pass stopped at the fetch: it applied and removed nothing, and
+		// st's counts are an earlier pass's. Say so rather than print them.
+		fmt.Fprintf(w, "sync %s (%s)\n  nothing applied or removed: every output keeps what the last good pass put there\n",
+			verdict, rep.Duration.Round(time.Millisecond))
+		return
 	}
 	fmt.Fprintf(w, "sync %s (%d secrets, %s)\n", verdict, len(st.Secrets), rep.Duration.Round(time.Millisecond))
 	for _, in := range st.Injectors {

@@ -34,15 +34,15 @@ Exit codes: 0 the first pass has been applied; 1 the timeout passed first;
 		if err != nil {
 			return err
 		}
-		return waitApplied(cmd.Context(), c, timeout)
+		return waitApplied(cmd.Context(), sock, c, timeout)
 	}
 	return cmd
 }
 
-// waitApplied asks c to wait for the first pass, retrying while no agent
+// waitApplied asks c (found by sock) to wait for the first pass, retrying while no agent
 // answers, until timeout. It returns nil once applied, else an exit error:
 // exitNotReady on a timeout, exitUnreachable when no agent ever answered.
-func waitApplied(ctx context.Context, c *agent.Client, timeout time.Duration) error {
+func waitApplied(ctx context.Context, sock *socketFlags, c *agent.Client, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	ctx, cancel := context.WithDeadline(ctx, deadline.Add(clientTimeout))
 	defer cancel()
@@ -58,16 +58,16 @@ func waitApplied(ctx context.Context, c *agent.Client, timeout time.Duration) er
 		case errors.Is(err, agent.ErrWaitTimeout):
 			return exitWith(exitNotReady, "timed out after "+timeout.String()+" waiting for the first pass")
 		case !errors.Is(err, agent.ErrUnreachable):
-			return clientExit(err)
+			return sock.clientExit(c, err)
 		case !time.Now().Before(deadline):
-			return clientExit(err)
+			return sock.clientExit(c, err)
 		}
 		t := time.NewTimer(min(waitRetry, time.Until(deadline)))
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return clientExit(err)
+			return sock.clientExit(c, err)
 		}
 	}
 }

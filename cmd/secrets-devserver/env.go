@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -19,13 +20,18 @@ func newEnvCmd() *cobra.Command {
 }
 
 func newEnvCreateCmd() *cobra.Command {
-	var dir, org, project, user string
+	var dir, org, project, user, writeConfig string
 	cmd := &cobra.Command{
-		Use:   "create --data DIR --org O [--project P] --user U",
+		Use:   "create --data DIR --org O [--project P] --user U [--write-config DIR]",
 		Short: "Create an environment and print its id and token as JSON",
 		Long: `create makes an environment of organization O, project P and user U: it sees
 the secrets those three own. It prints {"environmentId": "...", "token": "..."};
-the token is what the environment's agent reads from its token file.`,
+the token is what the environment's agent reads from its token file.
+
+--write-config DIR also writes DIR/config.yaml (this server's URL, the
+environment id, token_file DIR/token, and state_dir, socket and the env
+fragment dir under DIR) and DIR/token, both 0600, so that
+'secrets-agent run --config DIR/config.yaml' needs nothing else.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := devserver.DialDir(dir)
@@ -36,14 +42,25 @@ the token is what the environment's agent reads from its token file.`,
 			if err != nil {
 				return err
 			}
-			enc := json.NewEncoder(os.Stdout)
-			return enc.Encode(resp)
+			if err := json.NewEncoder(os.Stdout).Encode(resp); err != nil {
+				return err
+			}
+			if writeConfig == "" {
+				return nil
+			}
+			path, err := writeAgentConfig(writeConfig, c.BaseURL, resp.EnvironmentID, resp.Token)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "wrote %s and its token file (0600); start the agent with:\n  secrets-agent run --config %s\n", path, path)
+			return nil
 		},
 	}
 	addDataFlag(cmd, &dir)
 	cmd.Flags().StringVar(&org, "org", "", "organization id (required)")
 	cmd.Flags().StringVar(&project, "project", "", "project id")
 	cmd.Flags().StringVar(&user, "user", "", "user id (required)")
+	cmd.Flags().StringVar(&writeConfig, "write-config", "", "also write an agent config and the token into `DIR` (0600)")
 	_ = cmd.MarkFlagRequired("org")
 	_ = cmd.MarkFlagRequired("user")
 	return cmd

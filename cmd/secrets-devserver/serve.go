@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/secrets-agent/secrets-agent/controlplane/devserver"
 )
@@ -42,7 +43,7 @@ at a time: a second one fails after a second.`,
 	addDataFlag(cmd, &o.dir)
 	cmd.Flags().StringVar(&o.listen, "listen", "127.0.0.1:7878", "host:port to listen on (port 0 picks a free one)")
 	cmd.Flags().DurationVar(&o.keepalive, "keepalive", devserver.DefaultKeepalive, "interval of keepalive lines on watch streams")
-	cmd.Flags().StringVar(&o.logLevel, "log-level", "info", "debug | info | warn | error (logs go to stderr as JSON)")
+	cmd.Flags().StringVar(&o.logLevel, "log-level", "info", "debug | info | warn | error (logs go to stderr as JSON, times in ISO 8601 as the agent's)")
 	return cmd
 }
 
@@ -60,6 +61,7 @@ func serve(ctx context.Context, o serveOptions) (err error) {
 	}
 	cfg := zap.NewProductionConfig()
 	cfg.Level = lvl
+	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder // as the agent logs
 	log, err := cfg.Build()
 	if err != nil {
 		return fmt.Errorf("logger: %w", err)

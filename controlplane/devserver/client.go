@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/secrets-agent/secrets-agent/controlplane"
@@ -19,6 +22,10 @@ type AdminClient struct {
 	BaseURL string // http://host:port
 	Token   string // the admin token
 	HTTP    *http.Client
+
+	// staleHint ends the error of a refused connection: DialDir sets it to
+	// say the address came from a data dir whose server may have died.
+	staleHint string
 }
 
 // NewAdminClient returns a client of the devserver at baseURL.
@@ -37,7 +44,10 @@ func DialDir(dir string) (*AdminClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	return NewAdminClient("http://"+addr, tok), nil
+	c := NewAdminClient("http://"+addr, tok)
+	c.staleHint = fmt.Sprintf("; %s is left from a server that stopped without removing it: start one with `secrets-devserver serve --data %s`",
+		filepath.Join(dir, AddressFile), dir)
+	return c, nil
 }
 
 // call posts req to proc and decodes the answer into resp. A Connect error
@@ -55,6 +65,9 @@ func (c *AdminClient) call(ctx context.Context, proc string, req, resp any) erro
 	hr.Header.Set("Content-Type", controlplane.ContentTypeJSON)
 	hr.Header.Set("Authorization", "Bearer "+c.Token)
 	res, err := c.HTTP.Do(hr)
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		err = fmt.Errorf("the server at %s is not running (%w)%s", strings.TrimPrefix(c.BaseURL, "http://"), syscall.ECONNREFUSED, c.staleHint)
+	}
 	if err != nil {
 		return &controlplane.Error{Procedure: proc, Code: controlplane.CodeUnavailable, Err: err}
 	}

@@ -1,8 +1,8 @@
 // Package devserver is the reference control plane: it keeps organization,
 // project and user secrets and the environments that see them in one bbolt
 // file, values sealed with AES-256-GCM, and serves the three environment
-// calls of DESIGN §4 plus the admin calls a platform has, as Connect JSON
-// over HTTP, under Ona's names.
+// calls of docs/ARCHITECTURE.md ("The control-plane contract") plus the admin
+// calls a platform has, as Connect JSON over HTTP, under Ona's names.
 package devserver
 
 import (

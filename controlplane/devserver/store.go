@@ -98,7 +98,8 @@ type Store struct {
 
 // OpenStore opens the store in dir, creating dir (0700), the key file and the
 // database (both 0600) on first use. It fails after a second when another
-// process holds the database.
+// process holds the database, with an error saying so and naming the address
+// that server serves (see heldError).
 func OpenStore(dir string) (*Store, error) {
 	root, err := openDataDir(dir)
 	if err != nil {
@@ -126,6 +127,9 @@ func OpenStore(dir string) (*Store, error) {
 	}
 	path := filepath.Join(dir, DBFile)
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, heldError(dir, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -466,4 +470,14 @@ func (s *Store) EnvironmentsSeeing(r Record) ([]string, error) {
 		})
 	})
 	return ids, err
+}
+
+// heldError is OpenStore's error when another process holds dir's database
+// (bbolt's file lock timed out, err): it says so and, when dir's address file
+// names one, which address that server serves.
+func heldError(dir string, err error) error {
+	if addr, aerr := ReadAddress(dir); aerr == nil && addr != "" {
+		return fmt.Errorf("another secrets-devserver holds the data dir %s (it serves http://%s): %w", dir, addr, err)
+	}
+	return fmt.Errorf("another process holds the data dir %s (its %s is locked): %w", dir, DBFile, err)
 }
