@@ -31,7 +31,8 @@ test: lint
 # missing.
 test-live:
 	$(GO) vet -tags live ./test/
-	CGO_ENABLED=$(if $(RACE),1,0) $(GO) test $(RACE) -tags live -count=1 -timeout 15m -run '^TestLive' ./test/
+	CGO_ENABLED=$(if $(RACE),1,0) GO=$(GO) $(GO) run ./internal/testsummary $(RACE) -tags live -count=1 -timeout 15m \
+	  -run '^TestLive' ./test/
 
 test-short:
 	$(GO) test -short -count=1 ./...
