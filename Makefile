@@ -27,7 +27,7 @@ test: lint
 # (systemd-nspawn), a real dockerd and registry, a real dev container. They
 # need root and the tools .ci/run installs; what is slow to make (a Debian
 # rootfs, docker images, the devcontainer CLI) is cached in
-# /var/cache/secrets-agent-test ($SECRETS_AGENT_TEST_CACHE) and rebuilt when
+# /var/cache/secrets-agent-test ($LIVE_TEST_CACHE) and rebuilt when
 # missing.
 test-live:
 	$(GO) vet -tags live ./test/

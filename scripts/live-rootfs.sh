@@ -5,14 +5,14 @@
 #
 #   scripts/live-rootfs.sh            build if missing, print the directory
 #
-# It lives outside the repository, in $SECRETS_AGENT_TEST_CACHE (default
+# It lives outside the repository, in $LIVE_TEST_CACHE (default
 # /var/cache/secrets-agent-test), and is rebuilt when the package list below
 # changes (the stamp file records it) or the directory is gone. Needs root,
 # debootstrap and Debian's mirror (MIRROR, default http://deb.debian.org/debian).
 # The build takes about a minute; the tests never boot the host's own root.
 set -eu
 
-cache=${SECRETS_AGENT_TEST_CACHE:-/var/cache/secrets-agent-test}
+cache=${LIVE_TEST_CACHE:-/var/cache/secrets-agent-test}
 suite=${SUITE:-bookworm}
 mirror=${MIRROR:-http://deb.debian.org/debian}
 # systemd as PID 1, dbus for systemctl, bash for the shell hooks; nothing else

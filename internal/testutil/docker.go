@@ -23,10 +23,11 @@ type Dockerd struct {
 }
 
 // CacheDir is where the live tests keep what is slow to make: the Debian
-// rootfs, docker's images, the devcontainer CLI. $SECRETS_AGENT_TEST_CACHE,
+// rootfs, docker's images, the devcontainer CLI. $LIVE_TEST_CACHE (not
+// SECRETS_AGENT_*: the agent the tests start would refuse an unknown key),
 // default /var/cache/secrets-agent-test, as scripts/live-rootfs.sh uses.
 func CacheDir() string {
-	if d := os.Getenv("SECRETS_AGENT_TEST_CACHE"); d != "" {
+	if d := os.Getenv("LIVE_TEST_CACHE"); d != "" {
 		return d
 	}
 	return "/var/cache/secrets-agent-test"
