@@ -98,6 +98,9 @@ func ValidateMeta(s Secret) error {
 		if !ValidEnvName(t) {
 			return invalid(s, "environmentVariable", "%q is not a POSIX variable name", printable(t))
 		}
+		if why := EnvNameRefusal(t); why != "" {
+			return invalid(s, "environmentVariable", "%s %s", t, why)
+		}
 	case MountFile:
 		switch {
 		case strings.IndexByte(t, 0) >= 0:

@@ -56,25 +56,6 @@ const (
 	varsPrefix = "# secrets-agent vars"
 )
 
-// reservedNames are variables that bash, zsh or fish treat as read-only or
-// magic (assigning them fails, aborts a POSIX-mode sourcing, or changes the
-// shell's own state, e.g. zsh's UID calls setuid). A secret may not set them.
-var reservedNames = map[string]bool{}
-
-func init() {
-	for _, n := range strings.Fields(`
-		BASHOPTS BASHPID BASH_ALIASES BASH_ARGC BASH_ARGV BASH_ARGV0 BASH_CMDS BASH_LINENO
-		BASH_REMATCH BASH_SOURCE BASH_SUBSHELL BASH_VERSINFO DIRSTACK EUID FUNCNAME GROUPS
-		PPID SHELLOPTS UID
-		ARGC EGID ERRNO GID HISTCMD LINENO TTYIDLE USERNAME ZSH_ARGZERO ZSH_SUBSHELL
-		aliases argv builtins commands dirstack funcfiletrace funcsourcetrace funcstack
-		functions functrace history historywords jobdirs jobstates jobtexts modules options
-		parameters pipestatus reswords signals status
-		CMD_DURATION FISH_VERSION PWD SHLVL _ fish_pid hostname last_pid umask version`) {
-		reservedNames[n] = true
-	}
-}
-
 // checkVar returns why s cannot be an environment variable in a fragment, or
 // nil. The error names the secret and never holds its value.
 func checkVar(s secrets.Secret) error {
@@ -87,10 +68,8 @@ func checkVar(s secrets.Secret) error {
 		return &secrets.Error{ID: s.ID, Name: s.Name, Field: "mount", Reason: "is not an environment variable"}
 	case !secrets.ValidEnvName(name):
 		return bad("is not a POSIX variable name ([A-Za-z_][A-Za-z0-9_]*)")
-	case strings.HasPrefix(strings.ToLower(name), "__secrets_agent"):
-		return bad("names starting with __SECRETS_AGENT are the shell hook's own")
-	case reservedNames[name]:
-		return bad(fmt.Sprintf("%s is read-only or special in bash, zsh or fish", name))
+	case secrets.EnvNameRefusal(name) != "": // the name policy, as Resolve applies it
+		return bad(name + " " + secrets.EnvNameRefusal(name))
 	case bytes.IndexByte(s.Value, 0) >= 0:
 		return &secrets.Error{ID: s.ID, Name: s.Name, Field: "value", Reason: "contains a NUL byte, which no environment variable can hold"}
 	}
