@@ -85,10 +85,12 @@ type variable struct {
 // split sorts the secrets that can go into a fragment by variable name and
 // returns them with one error per secret that cannot (in input order), keyed
 // by the secret's index in env. A second secret for a variable already taken
-// is an error too: the resolver never sends one.
+// is an error too: the resolver never sends one. So is a secret past
+// execve's bounds (secrets.OverEnvBudget says which).
 func split(env []secrets.Secret) (vars []variable, idx []int, errs map[int]error) {
 	errs = map[int]error{}
 	seen := map[string]bool{}
+	var ok []int
 	for i, s := range env {
 		err := checkVar(s)
 		if err == nil && seen[s.Mount.Target] {
@@ -99,7 +101,19 @@ func split(env []secrets.Secret) (vars []variable, idx []int, errs map[int]error
 			continue
 		}
 		seen[s.Mount.Target] = true
-		vars = append(vars, variable{name: s.Mount.Target, value: s.Value})
+		ok = append(ok, i)
+	}
+	fit := make([]secrets.Secret, len(ok))
+	for k, i := range ok {
+		fit[k] = env[i]
+	}
+	over := secrets.OverEnvBudget(fit)
+	for k, i := range ok {
+		if err := over[k]; err != nil {
+			errs[i] = err
+			continue
+		}
+		vars = append(vars, variable{name: env[i].Mount.Target, value: env[i].Value})
 		idx = append(idx, i)
 	}
 	order := make([]int, len(vars))
@@ -118,8 +132,9 @@ func split(env []secrets.Secret) (vars []variable, idx []int, errs map[int]error
 //
 // The fragment holds every secret that can be a variable; err joins one
 // *secrets.Error per secret that cannot (not an environment-variable mount,
-// an invalid or reserved name, a NUL byte in the value, a variable already
-// set by an earlier secret), naming the secret, never its value. With no
+// a name the policy refuses, a NUL byte in the value, a variable already
+// set by an earlier secret, past execve's bounds), naming the secret, never
+// its value. With no
 // secrets it returns a fragment that sets nothing. The generation line of a
 // rendered fragment is "-": only Apply's files carry a real generation.
 func Render(f Format, env []secrets.Secret) ([]byte, error) {
