@@ -17,6 +17,18 @@
 # whose secret is removed is unset and a rotated one is updated, but only if
 # it still holds the value this hook set; a variable the user has set,
 # changed or unset is left as the user made it (and no longer tracked).
+#
+# Time: a change costs time linear in the number of variables: no set is
+# ever searched as a string, and what the hook knows about a name lives in
+# variables of its own: __secrets_agent_v_NAME holds the value this hook
+# set (it is set exactly while NAME is tracked); during one sync
+# __secrets_agent_n_NAME marks the new set, __secrets_agent_k_NAME holds a
+# user's value to keep and __secrets_agent_g_NAME marks one the user unset.
+# In bash and zsh a change that adds or removes no name, in a shell where
+# the user touched none of the variables, needs no look at each name to
+# find what the user changed: a single printf over the fragment's __SECRETS_AGENT_SNAP line
+# snapshots every value after a sync, and the same printf at the next
+# change compares them all at once.
 if [ -z "${__secrets_agent_hook_loaded-}" ]; then
 __secrets_agent_hook_loaded=1
 __secrets_agent_default_dir=@DEFAULT_DIR@
@@ -25,7 +37,7 @@ __secrets_agent_default_dir=@DEFAULT_DIR@
 # this shell sourced last.
 __secrets_agent_sync() {
 	local __secrets_agent_f __secrets_agent_l1 __secrets_agent_l2 __secrets_agent_n \
-		__secrets_agent_rest __secrets_agent_keep __secrets_agent_gone __secrets_agent_new
+		__secrets_agent_kg __secrets_agent_cur
 	__secrets_agent_f=${SECRETS_AGENT_ENV_DIR:-$__secrets_agent_default_dir}/env.sh
 	# Only a fragment this user owns: a root shell that kept another user's
 	# $USER (su without -) must not source a file that user can write.
@@ -37,87 +49,92 @@ __secrets_agent_sync() {
 	{ IFS= read -r __secrets_agent_l1 && IFS= read -r __secrets_agent_l2; } 2>/dev/null <"$__secrets_agent_f" || return 0
 	case $__secrets_agent_l1 in '# secrets-agent generation '*) ;; *) return 0 ;; esac
 	case $__secrets_agent_l2 in '# secrets-agent vars'*) ;; *) return 0 ;; esac
-	__secrets_agent_l2="${__secrets_agent_l2#'# secrets-agent vars'} "
+	__secrets_agent_l2=${__secrets_agent_l2#'# secrets-agent vars'}
+	# Split the names on spaces only (zsh splits an unquoted word only with
+	# SH_WORD_SPLIT). Every name is [A-Za-z0-9_] (checked before any eval),
+	# so globbing cannot change one.
+	local IFS=' '
+	[ -z "${ZSH_VERSION-}" ] || setopt localoptions shwordsplit
+	__secrets_agent_kg=' '
 
-	# (1) Not the first time: a variable of the new set that the user has set,
-	# changed or unset is kept as it is (value saved in __secrets_agent_k_NAME).
-	__secrets_agent_keep=' '
-	__secrets_agent_gone=' '
+	# (1) Not the first time: a variable of the new set that the user has
+	# set, changed or unset is kept as the user made it. If the set of
+	# names is the same and every variable of it is tracked and still holds
+	# what the last sync left (one printf compares them all), there is
+	# nothing to look for.
 	if [ -n "${__secrets_agent_line+x}" ]; then
-		__secrets_agent_rest=$__secrets_agent_l2
-		while [ -n "${__secrets_agent_rest# }" ]; do
-			__secrets_agent_rest=${__secrets_agent_rest# }
-			__secrets_agent_n=${__secrets_agent_rest%% *}
-			__secrets_agent_rest=${__secrets_agent_rest#"$__secrets_agent_n"}
-			case $__secrets_agent_n in '' | [0-9]* | *[!A-Za-z0-9_]*) continue ;; esac
-			case ${__secrets_agent_vars-} in
-			*" $__secrets_agent_n "*)
-				if eval "[ -n \"\${$__secrets_agent_n+x}\" ] && [ \"x\${$__secrets_agent_n}\" = \"x\${__secrets_agent_v_$__secrets_agent_n}\" ]"; then
-					continue # still ours
-				fi
-				;;
-			esac
-			if eval "[ -n \"\${$__secrets_agent_n+x}\" ]"; then
-				eval "__secrets_agent_k_$__secrets_agent_n=\${$__secrets_agent_n}"
-				__secrets_agent_keep="$__secrets_agent_keep$__secrets_agent_n "
-			else
-				case ${__secrets_agent_vars-} in
-				*" $__secrets_agent_n "*) __secrets_agent_gone="$__secrets_agent_gone$__secrets_agent_n " ;;
-				esac
-			fi
-		done
+		__secrets_agent_cur=
+		if [ "${__secrets_agent_untracked-1}" = 0 ] && [ -n "${__secrets_agent_snapx-}" ] &&
+			[ "x${__secrets_agent_vars-}" = "x$__secrets_agent_l2" ]; then
+			eval "printf -v __secrets_agent_cur '%q ' $__secrets_agent_snapx"
+		fi
+		if [ -z "$__secrets_agent_cur" ] || [ "x$__secrets_agent_cur" != "x${__secrets_agent_snap-}" ]; then
+			for __secrets_agent_n in $__secrets_agent_l2; do
+				case $__secrets_agent_n in [0-9]* | *[!A-Za-z0-9_]*) continue ;; esac
+				eval "if [ -n \"\${__secrets_agent_v_$__secrets_agent_n+x}\" ] && [ -n \"\${$__secrets_agent_n+x}\" ] &&
+						[ \"x\$$__secrets_agent_n\" = \"x\$__secrets_agent_v_$__secrets_agent_n\" ]; then
+						: still ours
+					elif [ -n \"\${$__secrets_agent_n+x}\" ]; then
+						__secrets_agent_k_$__secrets_agent_n=\$$__secrets_agent_n
+						__secrets_agent_kg=\"\${__secrets_agent_kg}$__secrets_agent_n \"
+					elif [ -n \"\${__secrets_agent_v_$__secrets_agent_n+x}\" ]; then
+						__secrets_agent_g_$__secrets_agent_n=1
+						__secrets_agent_kg=\"\${__secrets_agent_kg}$__secrets_agent_n \"
+					fi"
+			done
+		fi
 	fi
 
 	# (2) Source it.
 	. "$__secrets_agent_f"
 
-	# (3) Put back what the user had.
-	__secrets_agent_rest=$__secrets_agent_keep
-	while [ -n "${__secrets_agent_rest# }" ]; do
-		__secrets_agent_rest=${__secrets_agent_rest# }
-		__secrets_agent_n=${__secrets_agent_rest%% *}
-		__secrets_agent_rest=${__secrets_agent_rest#"$__secrets_agent_n"}
-		eval "$__secrets_agent_n=\$__secrets_agent_k_$__secrets_agent_n"
-		unset "__secrets_agent_k_$__secrets_agent_n"
-	done
-	__secrets_agent_rest=$__secrets_agent_gone
-	while [ -n "${__secrets_agent_rest# }" ]; do
-		__secrets_agent_rest=${__secrets_agent_rest# }
-		__secrets_agent_n=${__secrets_agent_rest%% *}
-		__secrets_agent_rest=${__secrets_agent_rest#"$__secrets_agent_n"}
-		unset "$__secrets_agent_n"
+	# (3) If the set of names changed: unset ours that the fragment no
+	# longer sets, if they still hold our value.
+	if [ "x${__secrets_agent_vars-}" != "x$__secrets_agent_l2" ]; then
+		for __secrets_agent_n in $__secrets_agent_l2; do
+			case $__secrets_agent_n in [0-9]* | *[!A-Za-z0-9_]*) continue ;; esac
+			eval "__secrets_agent_n_$__secrets_agent_n=1"
+		done
+		for __secrets_agent_n in ${__secrets_agent_vars-}; do
+			case $__secrets_agent_n in [0-9]* | *[!A-Za-z0-9_]*) continue ;; esac
+			eval "[ -n \"\${__secrets_agent_n_$__secrets_agent_n+x}\" ] || [ -z \"\${__secrets_agent_v_$__secrets_agent_n+x}\" ]" && continue
+			if eval "[ -n \"\${$__secrets_agent_n+x}\" ] && [ \"x\$$__secrets_agent_n\" = \"x\$__secrets_agent_v_$__secrets_agent_n\" ]"; then
+				unset "$__secrets_agent_n"
+			fi
+			unset "__secrets_agent_v_$__secrets_agent_n"
+		done
+		for __secrets_agent_n in $__secrets_agent_l2; do
+			unset "__secrets_agent_n_$__secrets_agent_n"
+		done
+	fi
+
+	# (4) Track what the fragment set, with its value.
+	for __secrets_agent_n in $__secrets_agent_l2; do
+		case $__secrets_agent_n in [0-9]* | *[!A-Za-z0-9_]*) continue ;; esac
+		eval "__secrets_agent_v_$__secrets_agent_n=\$$__secrets_agent_n"
 	done
 
-	# (4) Unset ours that the fragment no longer sets, if they still hold our value.
-	__secrets_agent_rest=${__secrets_agent_vars-}
-	while [ -n "${__secrets_agent_rest# }" ]; do
-		__secrets_agent_rest=${__secrets_agent_rest# }
-		__secrets_agent_n=${__secrets_agent_rest%% *}
-		__secrets_agent_rest=${__secrets_agent_rest#"$__secrets_agent_n"}
-		case " ${__SECRETS_AGENT_VARS-} " in *" $__secrets_agent_n "*) continue ;; esac
-		if eval "[ -n \"\${$__secrets_agent_n+x}\" ] && [ \"x\${$__secrets_agent_n}\" = \"x\${__secrets_agent_v_$__secrets_agent_n}\" ]"; then
-			unset "$__secrets_agent_n"
+	# (5) Put back what the user had; those are no longer tracked.
+	__secrets_agent_untracked=0
+	for __secrets_agent_n in $__secrets_agent_kg; do
+		if eval "[ -n \"\${__secrets_agent_k_$__secrets_agent_n+x}\" ]"; then
+			eval "$__secrets_agent_n=\$__secrets_agent_k_$__secrets_agent_n"
+			unset "__secrets_agent_k_$__secrets_agent_n"
+		else
+			unset "$__secrets_agent_n" "__secrets_agent_g_$__secrets_agent_n"
 		fi
 		unset "__secrets_agent_v_$__secrets_agent_n"
+		__secrets_agent_untracked=$((__secrets_agent_untracked + 1))
 	done
 
-	# (5) Track what we set now, with the value we set.
-	__secrets_agent_new=' '
-	__secrets_agent_rest=" ${__SECRETS_AGENT_VARS-} "
-	while [ -n "${__secrets_agent_rest# }" ]; do
-		__secrets_agent_rest=${__secrets_agent_rest# }
-		__secrets_agent_n=${__secrets_agent_rest%% *}
-		__secrets_agent_rest=${__secrets_agent_rest#"$__secrets_agent_n"}
-		case $__secrets_agent_n in '' | [0-9]* | *[!A-Za-z0-9_]*) continue ;; esac
-		case "$__secrets_agent_keep$__secrets_agent_gone" in
-		*" $__secrets_agent_n "*) unset "__secrets_agent_v_$__secrets_agent_n" ;;
-		*)
-			eval "__secrets_agent_v_$__secrets_agent_n=\${$__secrets_agent_n}"
-			__secrets_agent_new="$__secrets_agent_new$__secrets_agent_n "
-			;;
-		esac
-	done
-	__secrets_agent_vars=$__secrets_agent_new
+	# (6) Snapshot every value for the next change (bash and zsh, which
+	# have printf -v; elsewhere step 1 looks at each name).
+	__secrets_agent_snapx=
+	if [ -n "${BASH_VERSION-}${ZSH_VERSION-}" ] && [ -n "${__SECRETS_AGENT_SNAP-}" ] &&
+		eval "printf -v __secrets_agent_snap '%q ' $__SECRETS_AGENT_SNAP"; then
+		__secrets_agent_snapx=$__SECRETS_AGENT_SNAP
+	fi
+	__secrets_agent_vars=$__secrets_agent_l2
 	__secrets_agent_line="# secrets-agent generation ${__SECRETS_AGENT_GEN-}"
 	return 0
 }

@@ -153,7 +153,8 @@ func Render(f Format, env []secrets.Secret) ([]byte, error) {
 
 // render writes the fragment: the generation line, the vars line, a comment,
 // one assignment per variable, and (sh, fish) the list of names and the
-// generation as shell variables for the hook.
+// generation as shell variables for the hook (sh: and the line that lets hook.sh
+// snapshot every variable at once).
 func render(f Format, vars []variable, gen string) []byte {
 	var b bytes.Buffer
 	names := make([]string, len(vars))
@@ -175,7 +176,18 @@ func render(f Format, vars []variable, gen string) []byte {
 			b.WriteByte('\n')
 		}
 		b.WriteString("__SECRETS_AGENT_VARS='" + list + "'\n")
-		b.WriteString("__SECRETS_AGENT_GEN='" + gen + "'\n")
+		// For the hook (hook.sh): one printf over SNAP snapshots every
+		// value, so that at the next change one comparison tells whether
+		// the user changed any of them. Names are [A-Za-z0-9_], so the
+		// line needs no quoting beyond the single quotes.
+		b.WriteString("__SECRETS_AGENT_SNAP='")
+		for i, n := range names {
+			if i > 0 {
+				b.WriteByte(' ')
+			}
+			b.WriteString(`"${` + n + `+x$` + n + `}"`)
+		}
+		b.WriteString("'\n__SECRETS_AGENT_GEN='" + gen + "'\n")
 	case FormatFish:
 		for _, v := range vars {
 			b.WriteString("set -gx " + v.name + " ")
