@@ -225,7 +225,7 @@ func TestHostileEnvNamesRunNothingInAnyShell(t *testing.T) {
 			for _, name := range c.names {
 				text := "\n" + string(b)
 				if strings.Contains(text, "\nexport "+name+"=") || strings.Contains(text, "\nset -gx "+name+" ") ||
-					strings.Contains(text, "\n"+name+"=") {
+					(f == "env" && strings.Contains(text, "\n"+name+"=")) {
 					t.Errorf("%s sets the refused %s", f, name)
 				}
 			}
