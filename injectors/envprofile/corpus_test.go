@@ -83,7 +83,7 @@ func corpusSecrets() []secrets.Secret {
 
 // parseDotenv is a parser for the dialect quoteDotenv documents, written
 // from that description (not from quoteDotenv's code): comments, NAME='...'
-// literal (may span lines), NAME="..." with \\ \" \$ \n \r escapes. It
+// literal (may span lines), NAME="..." with \\ \" \n \r escapes. It
 // returns the variables in order, or an error on anything else.
 func parseDotenv(data []byte) ([][2]string, error) {
 	var out [][2]string
@@ -129,7 +129,7 @@ func parseDotenv(data []byte) ([][2]string, error) {
 					return nil, fmt.Errorf("%s: trailing backslash", name)
 				}
 				switch data[i] {
-				case '\\', '"', '$':
+				case '\\', '"':
 					val = append(val, data[i])
 				case 'n':
 					val = append(val, '\n')

@@ -245,18 +245,40 @@ func quoteFish(v []byte) []byte {
 // quoteDotenv quotes v for the env file. The dialect:
 //
 //   - A line is NAME=VALUE; lines starting with # are comments.
-//   - A value holding neither ' nor \ is single-quoted and literal: every byte
-//     between the quotes, newlines included, is the value. docker compose
-//     (env_file, --env-file) and python-dotenv read such a value unchanged.
-//   - Any other value is double-quoted with exactly these escapes: \\ for \,
-//     \" for ", \$ for $, \n for newline, \r for carriage return; every other
-//     byte stands for itself. (python-dotenv and docker compose differ from
-//     each other on $ and on some escapes; tools that need exactness read
-//     the single-quoted form or env.sh.)
+//   - A value holding none of ', \ and carriage return is single-quoted
+//     and literal: every byte between the quotes, newlines included, is
+//     the value.
+//   - Any other value is double-quoted with exactly these escapes: \\ for
+//     \, \" for ", \n for newline, \r for carriage return; every other
+//     byte, $ and ' included, stands for itself.
+//
+// What the readers of such files make of it (TestDotenvReadersReadBack runs
+// the first two):
+//
+//   - python-dotenv (dotenv_values, load_dotenv; Debian's 0.21 and 1.x)
+//     with interpolate=False reads every value that is UTF-8 and does not
+//     end in a backslash back exactly. (Its pattern for a double-quoted
+//     value takes the escaped backslash before the closing quote for an
+//     escaped quote and reads on, so that value and the ones after it come
+//     out wrong.)
+//     With its default interpolate=True it also replaces ${NAME} and
+//     ${NAME:-default} anywhere in a value, single-quoted or not, and no
+//     escape prevents that. It reads the file as text in the locale's
+//     encoding (pass encoding="utf-8"), so a value that is not valid in
+//     that encoding fails the whole file; it turns a raw carriage return
+//     into a newline, which is why carriage returns are escaped.
+//   - docker run --env-file (docker/cli pkg/kvfile) does no unquoting: the
+//     value is the rest of the line, quotes included, and each further line
+//     of a multi-line value is a line of its own (one without = names a
+//     variable docker copies from the caller's environment). It cannot read
+//     this file; pass variables with -e or use env.sh.
+//   - docker compose (env_file, --env-file) has a parser of its own, not
+//     run here; by its documentation a single-quoted value is literal and a
+//     double-quoted one has its $ expanded.
 //
 // Bytes that are not UTF-8 are written as they are.
 func quoteDotenv(v []byte) []byte {
-	if !bytes.ContainsAny(v, `'\`) {
+	if !bytes.ContainsAny(v, "'\\\r") {
 		out := make([]byte, 0, len(v)+2)
 		out = append(out, '\'')
 		out = append(out, v...)
@@ -266,7 +288,7 @@ func quoteDotenv(v []byte) []byte {
 	out = append(out, '"')
 	for _, c := range v {
 		switch c {
-		case '\\', '"', '$':
+		case '\\', '"':
 			out = append(out, '\\', c)
 		case '\n':
 			out = append(out, `\n`...)
