@@ -26,9 +26,12 @@
 # user's value to keep and __secrets_agent_g_NAME marks one the user unset.
 # In bash and zsh a change that adds or removes no name, in a shell where
 # the user touched none of the variables, needs no look at each name to
-# find what the user changed: a single printf over the fragment's __SECRETS_AGENT_SNAP line
-# snapshots every value after a sync, and the same printf at the next
-# change compares them all at once.
+# find what the user changed: one printf over the last fragment's
+# __SECRETS_AGENT_SNAP line gives every value at once, and it equals that
+# fragment's __SECRETS_AGENT_SNAPV line (what the same printf gave right
+# after it was sourced) unless one of them was touched. (A value holding
+# the separator \037 could let two edits cancel out; a user would have to
+# craft that.)
 if [ -z "${__secrets_agent_hook_loaded-}" ]; then
 __secrets_agent_hook_loaded=1
 __secrets_agent_default_dir=@DEFAULT_DIR@
@@ -66,7 +69,7 @@ __secrets_agent_sync() {
 		__secrets_agent_cur=
 		if [ "${__secrets_agent_untracked-1}" = 0 ] && [ -n "${__secrets_agent_snapx-}" ] &&
 			[ "x${__secrets_agent_vars-}" = "x$__secrets_agent_l2" ]; then
-			eval "printf -v __secrets_agent_cur '%q ' $__secrets_agent_snapx"
+			eval "printf -v __secrets_agent_cur '%s\037' $__secrets_agent_snapx"
 		fi
 		if [ -z "$__secrets_agent_cur" ] || [ "x$__secrets_agent_cur" != "x${__secrets_agent_snap-}" ]; then
 			for __secrets_agent_n in $__secrets_agent_l2; do
@@ -127,11 +130,14 @@ __secrets_agent_sync() {
 		__secrets_agent_untracked=$((__secrets_agent_untracked + 1))
 	done
 
-	# (6) Snapshot every value for the next change (bash and zsh, which
-	# have printf -v; elsewhere step 1 looks at each name).
+	# (6) Keep the snapshot of every value for the next change: the
+	# fragment's __SECRETS_AGENT_SNAPV is what printf over its
+	# __SECRETS_AGENT_SNAP gives now (bash and zsh, which have printf -v;
+	# elsewhere step 1 looks at each name).
 	__secrets_agent_snapx=
 	if [ -n "${BASH_VERSION-}${ZSH_VERSION-}" ] && [ -n "${__SECRETS_AGENT_SNAP-}" ] &&
-		eval "printf -v __secrets_agent_snap '%q ' $__SECRETS_AGENT_SNAP"; then
+		[ -n "${__SECRETS_AGENT_SNAPV+x}" ]; then
+		__secrets_agent_snap=$__SECRETS_AGENT_SNAPV
 		__secrets_agent_snapx=$__SECRETS_AGENT_SNAP
 	fi
 	__secrets_agent_vars=$__secrets_agent_l2

@@ -56,6 +56,10 @@ const (
 	varsPrefix = "# secrets-agent vars"
 )
 
+// snapSep ends each value in env.sh's __SECRETS_AGENT_SNAPV, as the hook's
+// printf '%s\037' does (hook.sh).
+const snapSep = 0x1f
+
 // checkVar returns why s cannot be an environment variable in a fragment, or
 // nil. The error names the secret and never holds its value.
 func checkVar(s secrets.Secret) error {
@@ -153,8 +157,8 @@ func Render(f Format, env []secrets.Secret) ([]byte, error) {
 
 // render writes the fragment: the generation line, the vars line, a comment,
 // one assignment per variable, and (sh, fish) the list of names and the
-// generation as shell variables for the hook (sh: and the line that lets hook.sh
-// snapshot every variable at once).
+// generation as shell variables for the hook (sh: and the lines that let hook.sh
+// compare every variable at once).
 func render(f Format, vars []variable, gen string) []byte {
 	var b bytes.Buffer
 	names := make([]string, len(vars))
@@ -176,10 +180,11 @@ func render(f Format, vars []variable, gen string) []byte {
 			b.WriteByte('\n')
 		}
 		b.WriteString("__SECRETS_AGENT_VARS='" + list + "'\n")
-		// For the hook (hook.sh): one printf over SNAP snapshots every
-		// value, so that at the next change one comparison tells whether
-		// the user changed any of them. Names are [A-Za-z0-9_], so the
-		// line needs no quoting beyond the single quotes.
+		// For the hook (hook.sh): at the next change, one printf over SNAP
+		// in the shell, compared with SNAPV (what that printf gives right
+		// after this fragment is sourced), tells whether the user changed
+		// any of the variables since. Names are [A-Za-z0-9_], so SNAP
+		// needs no quoting beyond the single quotes.
 		b.WriteString("__SECRETS_AGENT_SNAP='")
 		for i, n := range names {
 			if i > 0 {
@@ -187,7 +192,13 @@ func render(f Format, vars []variable, gen string) []byte {
 			}
 			b.WriteString(`"${` + n + `+x$` + n + `}"`)
 		}
-		b.WriteString("'\n__SECRETS_AGENT_GEN='" + gen + "'\n")
+		b.WriteString("'\n__SECRETS_AGENT_SNAPV=")
+		var snap []byte
+		for _, v := range vars {
+			snap = append(append(append(snap, 'x'), v.value...), snapSep)
+		}
+		b.Write(quoteSh(snap))
+		b.WriteString("\n__SECRETS_AGENT_GEN='" + gen + "'\n")
 	case FormatFish:
 		for _, v := range vars {
 			b.WriteString("set -gx " + v.name + " ")
