@@ -90,6 +90,11 @@ func benchResource(b *testing.B, sh string) {
 	}
 	b.ReportMetric(0, "ns/op")
 	b.Logf("target: rotate-2000-ms < 50")
+	if sh == "zsh" {
+		b.Logf("note: zsh keeps its exported variables in one array that it searches on every export " +
+			"(findenv), so rotating all N of them costs zsh itself N searches of N entries: sourcing the " +
+			"fragment alone grows as N squared there, whatever the hook does")
+	}
 	b.Logf("note: %s sources the hook, then the real injector rewrites env.sh/env.fish with every value rotated "+
 		"(rotate: median of 5, of 3 at 10,000), or one variable added, then removed, at 2,000; the figure is one "+
 		"__secrets_agent_sync, what the next prompt runs, timed inside the shell", sh)
