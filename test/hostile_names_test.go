@@ -156,6 +156,9 @@ func TestHostileEnvNamesRunNothingInAnyShell(t *testing.T) {
 		if r.errHas != "" && !strings.Contains(got.Error, r.errHas) {
 			t.Errorf("%s: error %q does not say %q", r.what, got.Error, r.errHas)
 		}
+		if r.outcome == "rejected" && !strings.Contains(a.Log(), r.name+" (id "+r.id+"): environmentVariable: ") {
+			t.Errorf("%s: the log does not name the refusal", r.what)
+		}
 	}
 
 	// Every shell, interactive, with the hooks as install-hooks --user
