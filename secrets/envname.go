@@ -29,7 +29,7 @@ import (
 //     as special, tied, integer, read-only, array or association, and every
 //     name, from those and from the identifiers in the shells' binaries,
 //     that a probe shows is not a plain string in one of the shells: the
-//     assignment `export NAME='a[$(...)]'` (fish: `set -gx`) runs the
+//     assignment `export NAME='path[$(...)]'` (fish: `set -gx`) runs the
 //     command (an integer variable evaluates it as arithmetic), fails or
 //     aborts the sourcing, or leaves a different value behind. The test
 //     re-derives the lists and fails when a name is missing here.
@@ -38,7 +38,9 @@ import (
 //     hooks (PROMPT_COMMAND, PS0-PS4, RPROMPT, ...), the start-up files
 //     (BASH_ENV, ENV, ZDOTDIR, XDG_CONFIG_HOME, ...), bash's exported
 //     functions (BASH_FUNC_*), the dynamic loader (LD_*) and glibc's
-//     loadable modules (GCONV_PATH), the command and function search paths
+//     loadable modules and tunables (GCONV_PATH, GLIBC_TUNABLES), zsh's hook
+//     function lists (precmd_functions, ...), TMOUT and STTY, which end or
+//     steer every interactive shell, the command and function search paths
 //     (PATH, CDPATH, FPATH, ...), word splitting and globbing (IFS,
 //     GLOBIGNORE), the shells' option sets (SHELLOPTS, BASHOPTS), fish's own
 //     namespace (fish_*, __fish*), and the start-up hooks of interpreters:
@@ -75,7 +77,13 @@ func init() {
 		}
 	}
 	add("is a prompt or prompt hook: the shell expands or runs it at every prompt",
-		"PROMPT_COMMAND PS0 PS1 PS2 PS3 PS4 PROMPT PROMPT2 PROMPT3 PROMPT4 RPROMPT RPROMPT2 RPS1 RPS2 SPROMPT POSTEDIT TIMEFORMAT TIMEFMT")
+		"PROMPT_COMMAND PS0 PS1 PS2 PS3 PS4 PROMPT PROMPT2 PROMPT3 PROMPT4 RPROMPT RPROMPT2 RPS1 RPS2 SPROMPT "+
+			"POSTEDIT PROMPT_EOL_MARK TIMEFORMAT TIMEFMT WATCHFMT")
+	add("lists functions zsh calls at its hooks (prompt, command, directory change, exit)",
+		"precmd_functions preexec_functions chpwd_functions periodic_functions zshaddhistory_functions "+
+			"zshexit_functions zsh_directory_name_functions")
+	add("changes how an interactive shell runs: it exits idle shells or runs stty before each command",
+		"TMOUT STTY")
 	add("names a start-up file or directory that a shell reads code from",
 		"BASH_ENV ENV ZDOTDIR INPUTRC XDG_CONFIG_HOME XDG_CONFIG_DIRS XDG_DATA_HOME XDG_DATA_DIRS HISTFILE")
 	add("is a search path for commands, functions or directories",
@@ -84,8 +92,8 @@ func init() {
 		"IFS GLOBIGNORE FIGNORE")
 	add("sets shell options",
 		"SHELLOPTS BASHOPTS POSIXLY_CORRECT BASH_COMPAT BASH_XTRACEFD")
-	add("makes the C library load code (iconv modules, locales)",
-		"GCONV_PATH LOCPATH")
+	add("makes the C library load code or change how it runs (iconv modules, locales, tunables)",
+		"GCONV_PATH LOCPATH NLSPATH GLIBC_TUNABLES")
 	add("is an interpreter start-up hook: every run of that interpreter loads or runs code from it",
 		"PERL5OPT PERL5LIB PERLLIB PERL5DB PERL5SHELL PYTHONSTARTUP PYTHONPATH PYTHONHOME PYTHONUSERBASE PYTHONEXECUTABLE "+
 			"RUBYOPT RUBYLIB NODE_OPTIONS NODE_PATH JAVA_TOOL_OPTIONS JDK_JAVA_OPTIONS _JAVA_OPTIONS CLASSPATH "+

@@ -63,6 +63,11 @@ func TestEnvNamePolicyRefusesEveryClassWithItsRule(t *testing.T) {
 		{"NODE_OPTIONS", "interpreter start-up hook"},
 		{"JAVA_TOOL_OPTIONS", "interpreter start-up hook"},
 		{"fish_user_paths", "fish's own"},
+		{"TMOUT", "exits idle shells"},
+		{"STTY", "stty"},
+		{"precmd_functions", "zsh calls"},
+		{"PROMPT_EOL_MARK", "prompt"},
+		{"GLIBC_TUNABLES", "C library"},
 		// Our own.
 		{"SECRETS_AGENT_SOCKET", "agent's own"},
 		{"SECRETS_AGENT_ENV_DIR", "agent's own"},
