@@ -21,9 +21,10 @@
 # Time: a change costs time linear in the number of variables: no set is
 # ever searched as a string, and what the hook knows about a name lives in
 # variables of its own: __secrets_agent_v_NAME holds the value this hook
-# set (it is set exactly while NAME is tracked); during one sync
-# __secrets_agent_n_NAME marks the new set, __secrets_agent_k_NAME holds a
-# user's value to keep and __secrets_agent_g_NAME marks one the user unset.
+# set (it is set exactly while NAME is tracked), __secrets_agent_n_NAME the
+# number of the last sync whose set held NAME; during one sync
+# __secrets_agent_k_NAME holds a user's value to keep and
+# __secrets_agent_g_NAME marks one the user unset.
 # In bash and zsh a change that adds or removes no name, in a shell where
 # the user touched none of the variables, needs no look at each name to
 # find what the user changed: one printf over the last fragment's
@@ -59,22 +60,26 @@ __secrets_agent_sync() {
 	local IFS=' '
 	[ -z "${ZSH_VERSION-}" ] || setopt localoptions shwordsplit
 	__secrets_agent_kg=' '
+	local __secrets_agent_same=0 __secrets_agent_untouched=0
+	[ "x${__secrets_agent_vars-}" = "x$__secrets_agent_l2" ] && __secrets_agent_same=1
+	# This sync's number marks the names of the new set (__secrets_agent_n_NAME).
+	__secrets_agent_syncs=$((${__secrets_agent_syncs-0} + 1))
 
 	# (1) Not the first time: a variable of the new set that the user has
-	# set, changed or unset is kept as the user made it. If the set of
-	# names is the same and every variable of it is tracked and still holds
-	# what the last sync left (one printf compares them all), there is
-	# nothing to look for.
+	# set, changed or unset is kept as the user made it. If every variable
+	# of the last set is tracked and still holds what the last sync left
+	# (one printf compares them all), only a name new to the set can be the
+	# user's, and if the set is the same there is nothing to look for.
 	if [ -n "${__secrets_agent_line+x}" ]; then
-		__secrets_agent_cur=
-		if [ "${__secrets_agent_untracked-1}" = 0 ] && [ -n "${__secrets_agent_snapx-}" ] &&
-			[ "x${__secrets_agent_vars-}" = "x$__secrets_agent_l2" ]; then
+		if [ "${__secrets_agent_untracked-1}" = 0 ] && [ -n "${__secrets_agent_snapx-}" ]; then
 			eval "printf -v __secrets_agent_cur '%s\037' $__secrets_agent_snapx"
+			[ "x$__secrets_agent_cur" = "x${__secrets_agent_snap-}" ] && __secrets_agent_untouched=1
 		fi
-		if [ -z "$__secrets_agent_cur" ] || [ "x$__secrets_agent_cur" != "x${__secrets_agent_snap-}" ]; then
+		if [ $__secrets_agent_untouched = 0 ]; then
 			for __secrets_agent_n in $__secrets_agent_l2; do
 				case $__secrets_agent_n in [0-9]* | *[!A-Za-z0-9_]*) continue ;; esac
-				eval "if [ -n \"\${__secrets_agent_v_$__secrets_agent_n+x}\" ] && [ -n \"\${$__secrets_agent_n+x}\" ] &&
+				eval "__secrets_agent_n_$__secrets_agent_n=\$__secrets_agent_syncs
+					if [ -n \"\${__secrets_agent_v_$__secrets_agent_n+x}\" ] && [ -n \"\${$__secrets_agent_n+x}\" ] &&
 						[ \"x\$$__secrets_agent_n\" = \"x\$__secrets_agent_v_$__secrets_agent_n\" ]; then
 						: still ours
 					elif [ -n \"\${$__secrets_agent_n+x}\" ]; then
@@ -82,6 +87,15 @@ __secrets_agent_sync() {
 						__secrets_agent_kg=\"\${__secrets_agent_kg}$__secrets_agent_n \"
 					elif [ -n \"\${__secrets_agent_v_$__secrets_agent_n+x}\" ]; then
 						__secrets_agent_g_$__secrets_agent_n=1
+						__secrets_agent_kg=\"\${__secrets_agent_kg}$__secrets_agent_n \"
+					fi"
+			done
+		elif [ $__secrets_agent_same = 0 ]; then
+			for __secrets_agent_n in $__secrets_agent_l2; do
+				case $__secrets_agent_n in [0-9]* | *[!A-Za-z0-9_]*) continue ;; esac
+				eval "__secrets_agent_n_$__secrets_agent_n=\$__secrets_agent_syncs
+					if [ -z \"\${__secrets_agent_v_$__secrets_agent_n+x}\" ] && [ -n \"\${$__secrets_agent_n+x}\" ]; then
+						__secrets_agent_k_$__secrets_agent_n=\$$__secrets_agent_n
 						__secrets_agent_kg=\"\${__secrets_agent_kg}$__secrets_agent_n \"
 					fi"
 			done
@@ -93,21 +107,17 @@ __secrets_agent_sync() {
 
 	# (3) If the set of names changed: unset ours that the fragment no
 	# longer sets, if they still hold our value.
-	if [ "x${__secrets_agent_vars-}" != "x$__secrets_agent_l2" ]; then
-		for __secrets_agent_n in $__secrets_agent_l2; do
-			case $__secrets_agent_n in [0-9]* | *[!A-Za-z0-9_]*) continue ;; esac
-			eval "__secrets_agent_n_$__secrets_agent_n=1"
-		done
+	if [ $__secrets_agent_same = 0 ]; then
 		for __secrets_agent_n in ${__secrets_agent_vars-}; do
 			case $__secrets_agent_n in [0-9]* | *[!A-Za-z0-9_]*) continue ;; esac
-			eval "[ -n \"\${__secrets_agent_n_$__secrets_agent_n+x}\" ] || [ -z \"\${__secrets_agent_v_$__secrets_agent_n+x}\" ]" && continue
-			if eval "[ -n \"\${$__secrets_agent_n+x}\" ] && [ \"x\$$__secrets_agent_n\" = \"x\$__secrets_agent_v_$__secrets_agent_n\" ]"; then
-				unset "$__secrets_agent_n"
-			fi
-			unset "__secrets_agent_v_$__secrets_agent_n"
-		done
-		for __secrets_agent_n in $__secrets_agent_l2; do
-			unset "__secrets_agent_n_$__secrets_agent_n"
+			eval "[ \"\${__secrets_agent_n_$__secrets_agent_n-}\" = \"\$__secrets_agent_syncs\" ] ||
+				{
+					if [ -n \"\${__secrets_agent_v_$__secrets_agent_n+x}\" ] && [ -n \"\${$__secrets_agent_n+x}\" ] &&
+						[ \"x\$$__secrets_agent_n\" = \"x\$__secrets_agent_v_$__secrets_agent_n\" ]; then
+						unset $__secrets_agent_n
+					fi
+					unset __secrets_agent_v_$__secrets_agent_n __secrets_agent_n_$__secrets_agent_n
+				}"
 		done
 	fi
 
