@@ -132,7 +132,7 @@ if not set -q __secrets_agent_hook_loaded
                 set -l o __secrets_agent_o_$n
                 set -q $o; and test "$$o" = 1; and set -e -g $n
             end
-            set -e -g __secrets_agent_n_$names
+            test (count $names) = 0; or set -e -g __secrets_agent_n_$names
         end
         test (count $old) = 0; or set -e -g __secrets_agent_o_$old
 
