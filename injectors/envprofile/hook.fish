@@ -20,12 +20,15 @@
 # Time: a change costs time linear in the number of variables: no list is
 # searched with contains. After each sync the hook keeps the escaped value
 # of every variable of the set (__secrets_agent_vals, one line each, in the
-# order of __secrets_agent_vars). A change that adds or removes no name, in
-# a shell where the user touched none of them, is found out by comparing
-# them all at once and needs no look at each name; otherwise, during one
-# sync, each name's place in the last set (__secrets_agent_o_NAME), in the
-# new set (__secrets_agent_n_NAME) and a user's value to keep
-# (__secrets_agent_k_NAME) live in variables of their own.
+# order of __secrets_agent_vars) and all the values joined with \x1e
+# (__secrets_agent_snap). A change that adds or removes no name, in a shell
+# where the user touched none of them, is found out by comparing the join
+# once and needs no look at each name (a value holding \x1e could let two
+# edits cancel out; a user would have to craft that); otherwise, during one
+# sync, whether each name of the last set is still ours
+# (__secrets_agent_o_NAME), is in the new set (__secrets_agent_n_NAME) and a
+# user's value to keep (__secrets_agent_k_NAME) live in variables of their
+# own.
 if not set -q __secrets_agent_hook_loaded
     set -g __secrets_agent_hook_loaded 1
     set -g __secrets_agent_default_dir @DEFAULT_DIR@
@@ -91,7 +94,7 @@ if not set -q __secrets_agent_hook_loaded
         if set -q __secrets_agent_line
             if test $same_names = 0; or test (count $__secrets_agent_untracked) != 0
                 set slow 1
-            else if test "$(__secrets_agent_values $names)" != "$(string join \n -- $__secrets_agent_vals)"
+            else if test "$(string join \x1e -- $$names .)" != "$__secrets_agent_snap"
                 set slow 1
             end
         end
@@ -150,6 +153,7 @@ if not set -q __secrets_agent_hook_loaded
 
         # (5) Keep every value for the next change.
         set -g __secrets_agent_vals (__secrets_agent_values $names)
+        set -g __secrets_agent_snap "$(string join \x1e -- $$names .)"
         set -g __secrets_agent_vars $names
         set -g __secrets_agent_line "# secrets-agent generation $__SECRETS_AGENT_GEN"
     end
