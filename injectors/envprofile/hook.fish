@@ -21,11 +21,13 @@
 # searched with contains. After each sync the hook keeps the escaped value
 # of every variable of the set (__secrets_agent_vals, one line each, in the
 # order of __secrets_agent_vars) and all the values joined with \x1e
-# (__secrets_agent_snap). A change that adds or removes no name, in a shell
-# where the user touched none of them, is found out by comparing the join
-# once and needs no look at each name (a value holding \x1e could let two
-# edits cancel out; a user would have to craft that); otherwise, during one
-# sync, whether each name of the last set is still ours
+# (__secrets_agent_snap). That the user touched none of them is found out
+# by comparing the join once (a value holding \x1e could let two edits
+# cancel out; a user would have to craft that); then a change that adds or
+# removes no name needs no look at each name, and one that does erases the
+# whole last set at once and looks at each name only if one of the new set
+# is the user's. Otherwise, during one sync, whether each name of the last
+# set is still ours
 # (__secrets_agent_o_NAME), is in the new set (__secrets_agent_n_NAME) and a
 # user's value to keep (__secrets_agent_k_NAME) live in variables of their
 # own.
@@ -90,15 +92,12 @@ if not set -q __secrets_agent_hook_loaded
         # last set is ours if it is not in __secrets_agent_untracked (those
         # the user kept) and still holds the value the last sync left.
         set -l kg
-        set -l slow 0
-        if set -q __secrets_agent_line
-            if test $same_names = 0; or test (count $__secrets_agent_untracked) != 0
-                set slow 1
-            else if test "$(string join \x1e -- $$names .)" != "$__secrets_agent_snap"
-                set slow 1
-            end
+        set -l untouched 0
+        if set -q __secrets_agent_line; and test (count $__secrets_agent_untracked) = 0
+            and test "$(string join \x1e -- $$old .)" = "$__secrets_agent_snap"
+            set untouched 1
         end
-        if test $slow = 1
+        if set -q __secrets_agent_line; and test $untouched = 0
             set -l now (__secrets_agent_values $old)
             for i in (seq (count $old))
                 contains -- $old[$i] $__secrets_agent_untracked; and continue
@@ -119,13 +118,29 @@ if not set -q __secrets_agent_hook_loaded
                     set -a kg $n # the user erased it
                 end
             end
+        else if test $untouched = 1; and test $same_names = 0
+            # Every variable of the last set is ours and as we left it: erase
+            # them all at once (the fragment sets again those it still has).
+            # A name of the new set that is still set is then the user's own,
+            # and only if there is any is each name looked at.
+            test (count $old) = 0; or set -e -g $old
+            if test (count $names) != 0; and test (count $$names) != 0
+                for n in $names
+                    if set -q $n
+                        set -g __secrets_agent_k_$n $$n
+                        set -a kg $n
+                    end
+                end
+            end
+            set old
         end
 
         # (2) Source it.
         source "$f"
 
-        # (3) If the set of names changed: erase ours that the fragment no
-        # longer sets, if they still held our value before it was sourced.
+        # (3) If the set of names changed (and the last set was not taken
+        # away whole): erase ours that the fragment no longer sets, if they
+        # still held our value before it was sourced.
         if test $same_names = 0; and test (count $old) != 0
             for n in $names
                 set -g __secrets_agent_n_$n

@@ -25,9 +25,11 @@
 # number of the last sync whose set held NAME; during one sync
 # __secrets_agent_k_NAME holds a user's value to keep and
 # __secrets_agent_g_NAME marks one the user unset.
-# In bash and zsh a change that adds or removes no name, in a shell where
-# the user touched none of the variables, needs no look at each name to
-# find what the user changed: one printf over the last fragment's
+# In bash and zsh, when the user touched none of the variables, a change
+# that adds or removes no name needs no look at each name to find what the
+# user changed; in bash one that does unsets the whole last set at once and
+# looks at each name only if one of the new set is the user's. That nothing
+# was touched is found out by one printf over the last fragment's
 # __SECRETS_AGENT_SNAP line gives every value at once, and it equals that
 # fragment's __SECRETS_AGENT_SNAPV line (what the same printf gave right
 # after it was sourced) unless one of them was touched. (A value holding
@@ -62,6 +64,10 @@ __secrets_agent_sync() {
 	__secrets_agent_kg=' '
 	local __secrets_agent_same=0 __secrets_agent_untouched=0
 	[ "x${__secrets_agent_vars-}" = "x$__secrets_agent_l2" ] && __secrets_agent_same=1
+	# Lists of nothing but [A-Za-z_][A-Za-z0-9_]* names may be used whole
+	# (unset, printf); otherwise each name is checked on its own.
+	local __secrets_agent_plain=1
+	case "$__secrets_agent_l2 ${__secrets_agent_vars-}" in *[!A-Za-z0-9_\ ]* | *' '[0-9]*) __secrets_agent_plain=0 ;; esac
 	# This sync's number marks the names of the new set (__secrets_agent_n_NAME).
 	__secrets_agent_syncs=$((${__secrets_agent_syncs-0} + 1))
 
@@ -73,7 +79,7 @@ __secrets_agent_sync() {
 	if [ -n "${__secrets_agent_line+x}" ]; then
 		if [ "${__secrets_agent_untracked-1}" = 0 ] && [ -n "${__secrets_agent_snapx-}" ]; then
 			eval "printf -v __secrets_agent_cur '%s\037' $__secrets_agent_snapx"
-			[ "x$__secrets_agent_cur" = "x${__secrets_agent_snap-}" ] && __secrets_agent_untouched=1
+			[ "x$__secrets_agent_cur" = "x${__secrets_agent_snap-}" ] && __secrets_agent_untouched=$__secrets_agent_plain
 		fi
 		if [ $__secrets_agent_untouched = 0 ]; then
 			for __secrets_agent_n in $__secrets_agent_l2; do
@@ -90,9 +96,34 @@ __secrets_agent_sync() {
 						__secrets_agent_kg=\"\${__secrets_agent_kg}$__secrets_agent_n \"
 					fi"
 			done
+		elif [ $__secrets_agent_same = 0 ] && [ -z "${ZSH_VERSION-}" ]; then
+			# Every variable of the last set is ours and as we left it:
+			# take them all away at once (the fragment sets again those it
+			# still has), with what tracks them. A name of the new set that
+			# is still set is then the user's own: one printf tells whether
+			# there is any, and only then is each name looked at.
+			unset $__secrets_agent_vars
+			printf -v __secrets_agent_cur '__secrets_agent_v_%s ' $__secrets_agent_vars
+			unset $__secrets_agent_cur
+			__secrets_agent_cur=
+			if [ -n "$__secrets_agent_l2" ]; then
+				printf -v __secrets_agent_cur '"${%s+x}"' $__secrets_agent_l2
+				eval "printf -v __secrets_agent_cur '%s' $__secrets_agent_cur"
+			fi
+			if [ -n "$__secrets_agent_cur" ]; then
+				for __secrets_agent_n in $__secrets_agent_l2; do
+					eval "if [ -n \"\${$__secrets_agent_n+x}\" ]; then
+							__secrets_agent_k_$__secrets_agent_n=\$$__secrets_agent_n
+							__secrets_agent_kg=\"\${__secrets_agent_kg}$__secrets_agent_n \"
+						fi"
+				done
+			fi
+			__secrets_agent_vars=
 		elif [ $__secrets_agent_same = 0 ]; then
+			# zsh, whose unset and export of N exported variables each
+			# search its whole environment: only a name new to the set can
+			# be the user's.
 			for __secrets_agent_n in $__secrets_agent_l2; do
-				case $__secrets_agent_n in [0-9]* | *[!A-Za-z0-9_]*) continue ;; esac
 				eval "__secrets_agent_n_$__secrets_agent_n=\$__secrets_agent_syncs
 					if [ -z \"\${__secrets_agent_v_$__secrets_agent_n+x}\" ] && [ -n \"\${$__secrets_agent_n+x}\" ]; then
 						__secrets_agent_k_$__secrets_agent_n=\$$__secrets_agent_n
