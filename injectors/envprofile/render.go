@@ -208,10 +208,15 @@ func render(f Format, vars []variable, gen string) []byte {
 		b.WriteString("set -g __SECRETS_AGENT_VARS " + list + "\n")
 		b.WriteString("set -g __SECRETS_AGENT_GEN '" + gen + "'\n")
 	case FormatDotenv:
-		for _, v := range vars {
-			b.WriteString(v.name + "=")
-			b.Write(quoteDotenv(v.value))
-			b.WriteByte('\n')
+		for _, last := range []bool{false, true} {
+			for _, v := range vars {
+				if dotenvLast(v.value) != last {
+					continue
+				}
+				b.WriteString(v.name + "=")
+				b.Write(quoteDotenv(v.value))
+				b.WriteByte('\n')
+			}
 		}
 	}
 	return b.Bytes()
@@ -259,6 +264,10 @@ func quoteFish(v []byte) []byte {
 //   - A value holding none of ', \ and carriage return is single-quoted
 //     and literal: every byte between the quotes, newlines included, is
 //     the value.
+//   - A value that ends in a backslash, is printable ASCII without spaces
+//     and starts with neither ' nor " is written bare: the rest of the line
+//     is the value. (python-dotenv cannot read such a value quoted; see
+//     below.)
 //   - Any other value is double-quoted with exactly these escapes: \\ for
 //     \, \" for ", \n for newline, \r for carriage return; every other
 //     byte, $ and ' included, stands for itself.
@@ -267,11 +276,12 @@ func quoteFish(v []byte) []byte {
 // the first two):
 //
 //   - python-dotenv (dotenv_values, load_dotenv; Debian's 0.21 and 1.x)
-//     with interpolate=False reads every value that is UTF-8 and does not
-//     end in a backslash back exactly. (Its pattern for a double-quoted
-//     value takes the escaped backslash before the closing quote for an
-//     escaped quote and reads on, so that value and the ones after it come
-//     out wrong.)
+//     with interpolate=False reads every value that is UTF-8 back exactly,
+//     but for one that ends in a backslash and cannot be written bare (it
+//     holds a space or a newline, say): its pattern for a quoted value takes the escaped
+//     backslash before the closing quote for an escaped quote and reads on,
+//     so that value and the ones after it come out wrong; such values are
+//     written after all the others.
 //     With its default interpolate=True it also replaces ${NAME} and
 //     ${NAME:-default} anywhere in a value, single-quoted or not, and no
 //     escape prevents that. It reads the file as text in the locale's
@@ -289,6 +299,9 @@ func quoteFish(v []byte) []byte {
 //
 // Bytes that are not UTF-8 are written as they are.
 func quoteDotenv(v []byte) []byte {
+	if dotenvBare(v) {
+		return append([]byte(nil), v...)
+	}
 	if !bytes.ContainsAny(v, "'\\\r") {
 		out := make([]byte, 0, len(v)+2)
 		out = append(out, '\'')
@@ -310,4 +323,25 @@ func quoteDotenv(v []byte) []byte {
 		}
 	}
 	return append(out, '"')
+}
+
+// dotenvBare reports whether v is written bare in the env file: see
+// quoteDotenv.
+func dotenvBare(v []byte) bool {
+	if len(v) == 0 || v[len(v)-1] != '\\' || v[0] == '\'' || v[0] == '"' {
+		return false
+	}
+	for _, c := range v {
+		if c <= ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// dotenvLast reports whether v goes after the other values in the env file:
+// a value python-dotenv misreads together with what follows it (see
+// quoteDotenv).
+func dotenvLast(v []byte) bool {
+	return len(v) > 0 && v[len(v)-1] == '\\' && !dotenvBare(v)
 }
