@@ -52,8 +52,8 @@ func dotenvPythons(t *testing.T) []string {
 // env file of every adversarial value: python-dotenv reads each UTF-8 value
 // back exactly with interpolate=False (but those written last, as
 // documented), and with its default interpolate=True each such value
-// without a ${...}; docker's --env-file parser keeps the quotes, as
-// documented.
+// without a ${...}; docker's --env-file parser keeps the quotes (and reads
+// a bare value exactly), as documented.
 func TestDotenvReadersReadBack(t *testing.T) {
 	var env []secrets.Secret
 	for _, s := range corpusSecrets() {
@@ -110,6 +110,7 @@ sys.stdout.write(json.dumps(vals))`, file).Output()
 		frag, err := Render(FormatDotenv, []secrets.Secret{
 			envSecret("p", "PLAIN", []byte("plain")),
 			envSecret("m", "MULTI", []byte("one\nHOME")),
+			envSecret("b", "BARE", []byte(`C:\dir\`)),
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -122,9 +123,9 @@ sys.stdout.write(json.dumps(vals))`, file).Output()
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := []string{"MULTI='one", "PLAIN='plain'"}
+		want := []string{`BARE=C:\dir\`, "MULTI='one", "PLAIN='plain'"}
 		if strings.Join(got, "|") != strings.Join(want, "|") || strings.Join(looked, "|") != "HOME'" {
-			t.Errorf("docker reads %q and looks up %q; want %q and HOME' (quotes kept, each line its own)", got, looked, want)
+			t.Errorf("docker reads %q and looks up %q; want %q and HOME' (a bare value exact, quotes kept, each line its own)", got, looked, want)
 		}
 	})
 }

@@ -291,8 +291,9 @@ func quoteFish(v []byte) []byte {
 //   - docker run --env-file (docker/cli pkg/kvfile) does no unquoting: the
 //     value is the rest of the line, quotes included, and each further line
 //     of a multi-line value is a line of its own (one without = names a
-//     variable docker copies from the caller's environment). It cannot read
-//     this file; pass variables with -e or use env.sh.
+//     variable docker copies from the caller's environment). It reads only
+//     bare values exactly, so it cannot read this file; pass variables with
+//     -e or use env.sh.
 //   - docker compose (env_file, --env-file) has a parser of its own, not
 //     run here; by its documentation a single-quoted value is literal and a
 //     double-quoted one has its $ expanded.
