@@ -20,6 +20,7 @@ import (
 
 	"github.com/secrets-agent/secrets-agent/injectors"
 	"github.com/secrets-agent/secrets-agent/internal/atomicfile"
+	"github.com/secrets-agent/secrets-agent/internal/safeopen"
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
 
@@ -271,7 +272,7 @@ func (p *pass) locate(target string) (rootPath string, root *os.Root, rel string
 		if root := p.roots[r]; root != nil {
 			return r, root, rel, nil
 		}
-		root, err := os.OpenRoot(r)
+		root, err := safeopen.OpenRoot(r)
 		if err != nil {
 			err = fmt.Errorf("open allowed root %s: %w", r, err)
 			p.rootErrs[r] = err
