@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"crypto/sha256"
 	"sort"
 	"sync"
 	"time"
@@ -104,8 +105,16 @@ type Agent struct {
 	opts   options
 	notify sdNotifier
 
+	// runMu guards the pass runner's state (runner.go): the pass waiting to
+	// start, whether one is in flight, and the passes' parent context.
+	runMu      sync.Mutex
+	nextRun    *passRun
+	running    bool
+	passParent context.Context
+
 	// passMu serializes passes and guards the pass state below it.
 	passMu      sync.Mutex
+	lastSpec    [sha256.Size]byte                    // fingerprint of the last spec fetched
 	cache       map[string]cachedValue               // secret id -> last fetched value
 	lastApplied map[string]map[string]secrets.Secret // injector name -> mount key -> what its output holds
 	lastPlan    *plan                                // what the last full pass decided, for repairs
@@ -149,6 +158,7 @@ func New(cfg *config.Config, log *zap.Logger, opts ...Option) (*Agent, error) {
 	a := &Agent{
 		log:         log,
 		cfg:         cfg,
+		passParent:  context.Background(),
 		cache:       map[string]cachedValue{},
 		lastApplied: map[string]map[string]secrets.Secret{},
 		lastChanged: map[string]time.Time{},
@@ -257,9 +267,12 @@ func (a *Agent) Status() Status {
 	return s
 }
 
-// Sync runs a full pass now and returns its report. When a pass is in
-// flight it waits for it to end and then runs a fresh one, so the report
-// reflects the control plane as it was after Sync was called.
+// Sync returns the report of a full pass that started after Sync was
+// called, so the report reflects the control plane as it was then.
+// Concurrent calls share passes: those that arrive while a pass waits to
+// start join it, and a pass in flight is followed by at most one more (see
+// schedulePass). When ctx ends first, the report says so (and the pass goes
+// on).
 func (a *Agent) Sync(ctx context.Context) PassReport { return a.RunOnce(ctx) }
 
 // Applied is closed once a pass has fetched the spec and run every injector
