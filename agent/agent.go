@@ -8,9 +8,9 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
-	"crypto/sha256"
 	"sort"
 	"sync"
 	"time"
