@@ -230,6 +230,9 @@ func (a *Agent) buildSlots(cfg *config.Config) []slot {
 			s.buildErr = ownerErr
 		default:
 			s.inj, s.buildErr = b.build(cfg, owner)
+			if s.buildErr != nil {
+				s.inj = nil // not a typed nil in the interface: a pass skips it
+			}
 		}
 		if s.buildErr != nil {
 			a.log.Error("injector not available", zap.String("injector", s.name), zap.Error(s.buildErr))

@@ -110,9 +110,12 @@ func (a *Agent) RequestReload() {
 //	    (eventSpacing). Full passes go through schedulePass, so they are
 //	    shared with `sync` requests. A job stuck past the pass timeout
 //	    stops the watchdog pings, so systemd restarts a wedged agent.
-//	(5) When ctx ends: the job in flight gets stopGrace to finish, then its
-//	    context is cancelled and it is abandoned; the stream closes, every
-//	    output stays in place, STOPPING is sent and Run returns nil.
+//	(5) When ctx ends: the passes' context is cancelled (a control-plane
+//	    call in flight ends; injectors stop before their next secret and
+//	    remove nothing), the job in flight gets stopGrace to return and is
+//	    otherwise abandoned (a syscall cannot be interrupted); the stream
+//	    closes, every output stays in place, STOPPING is sent and Run
+//	    returns nil.
 func (a *Agent) Run(ctx context.Context) error {
 	cfg := a.config()
 	if !a.opts.noSocket {
@@ -202,6 +205,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		kicked := false
 		select {
 		case <-ctx.Done(): // (5)
+			cancelPasses() // a control-plane call in flight ends at once
 			if busy != nil {
 				select {
 				case <-busy:
@@ -210,7 +214,6 @@ func (a *Agent) Run(ctx context.Context) error {
 						zap.Duration("running", time.Since(busySince)))
 				}
 			}
-			cancelPasses()
 			a.notify.Stopping()
 			a.log.Info("stopping; outputs stay in place")
 			return nil

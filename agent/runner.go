@@ -103,8 +103,8 @@ const (
 	spacingCap  = 2 * time.Second
 )
 
-// stopGrace is how long a stop waits for the pass in flight to end before
-// it abandons it: the process exits well within a second whatever the
-// filesystem or the control plane does, and every output stays as it is
-// (each write is atomic).
+// stopGrace is how long a stop waits for the job in flight to return once
+// its context is cancelled, before it abandons it: the process exits well
+// within a second whatever the filesystem or the control plane does, and
+// every output stays as it is (each write is atomic).
 const stopGrace = 400 * time.Millisecond

@@ -96,7 +96,7 @@ func Write(root *os.Root, name string, data []byte, opts Options) (out Outcome, 
 	fi, err := root.Lstat(name)
 	switch {
 	case err == nil && !fi.Mode().IsRegular():
-		return Unchanged, fmt.Errorf("write %s: %w (%s)", name, ErrNotRegular, fi.Mode().Type())
+		return Unchanged, fmt.Errorf("write %s: %w (it is %s)", name, ErrNotRegular, safeopen.Describe(fi.Mode()))
 	case err == nil:
 		// (2)
 		out, done, err := compareAndFix(root, name, fi, data, opts)
@@ -341,7 +341,7 @@ func MkdirAll(root *os.Root, dir string, perm fs.FileMode, uid, gid int) ([]stri
 				return created, fmt.Errorf("mkdir %s: %w", cur, serr)
 			}
 			if !fi.IsDir() {
-				return created, fmt.Errorf("mkdir %s: exists and is not a directory", cur)
+				return created, fmt.Errorf("mkdir %s: exists and is not a directory (it is %s)", cur, safeopen.Describe(fi.Mode()))
 			}
 			continue
 		}
