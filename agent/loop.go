@@ -224,6 +224,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			after()
 			continue
 		case <-trigger:
+			if time.Since(lastKicked) > 2*spacingCap {
+				quiet = 0 // the stream went quiet: the next event is news
+			}
 			if wait := eventSpacing(quiet) - time.Since(lastKicked); wait > 0 {
 				spaced = true
 				space.Reset(wait)

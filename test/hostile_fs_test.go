@@ -1,17 +1,26 @@
 package test
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/secrets-agent/secrets-agent/agent"
+	"github.com/secrets-agent/secrets-agent/controlplane"
 	"github.com/secrets-agent/secrets-agent/internal/testutil"
 )
 
@@ -318,4 +327,128 @@ func TestStopIsPromptWithNothingInFlight(t *testing.T) {
 	testutil.Eventually(t, 20*time.Second, "applied", func() bool { return r.applied(t, nil) == nil })
 	testutil.Eventually(t, 10*time.Second, "watch stream up", func() bool { return r.status(t).WatchConnected })
 	stopWithin(t, r.agent, 500*time.Millisecond)
+}
+
+// countingProxy relays to the devserver and counts GetEnvironment calls;
+// when spam is set it answers WatchEvents itself with a stream of events
+// for an unchanged environment, one a millisecond, as a chatty or hostile
+// stream would.
+type countingProxy struct {
+	srv   *httptest.Server
+	specs atomic.Int64
+	spam  atomic.Bool
+	envID string
+}
+
+func startCountingProxy(t *testing.T, devURL, envID string) *countingProxy {
+	t.Helper()
+	u, err := url.Parse(devURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &countingProxy{envID: envID}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.FlushInterval = -1
+	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasSuffix(r.URL.Path, controlplane.ProcGetEnvironment):
+			p.specs.Add(1)
+		case strings.HasSuffix(r.URL.Path, controlplane.ProcWatchEvents) && p.spam.Load():
+			p.flood(w, r)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+func (p *countingProxy) flood(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", controlplane.ContentTypeJSONL)
+	w.WriteHeader(http.StatusOK)
+	line := fmt.Sprintf(`{"operation":"RESOURCE_OPERATION_UPDATE","resourceType":"RESOURCE_TYPE_ENVIRONMENT","resourceId":%q}`+"\n", p.envID)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for p.spam.Load() {
+		if _, err := io.WriteString(w, line); err != nil {
+			return
+		}
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// TestConcurrentSyncsAreCoalesced: 300 concurrent `sync` requests on
+// the real status socket cost a few GetEnvironment calls, not 300, and
+// every one of them gets the report of a pass.
+func TestConcurrentSyncsAreCoalesced(t *testing.T) {
+	dev := testutil.StartDevserver(t)
+	r := newFSRig(t, dev, "coalesce")
+	p := startCountingProxy(t, dev.URL, r.cfg.EnvironmentID)
+	r.cfg.URL = p.srv.URL
+	r.start(t)
+	testutil.Eventually(t, 20*time.Second, "applied", func() bool { return r.applied(t, nil) == nil })
+	testutil.Eventually(t, 10*time.Second, "watch stream up", func() bool { return r.status(t).WatchConnected })
+	time.Sleep(200 * time.Millisecond) // the connect's pass
+
+	before := p.specs.Load()
+	c := agent.NewClient(r.cfg.Socket)
+	const n = 300
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for range n {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if rep, err := c.Sync(ctx); err != nil || rep.Error != "" {
+				failed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	calls := p.specs.Load() - before
+	t.Logf("%d concurrent syncs: %d GetEnvironment calls", n, calls)
+	if failed.Load() > 0 {
+		t.Errorf("%d of %d syncs failed", failed.Load(), n)
+	}
+	// Each sync needs a pass that started after it asked: the first pass
+	// serves the first arrivals, every later one the syncs that came while
+	// the one before ran. With 300 requests racing in over the socket that
+	// is a few passes; one per request is the bug.
+	if calls > 10 {
+		t.Errorf("%d concurrent syncs made %d GetEnvironment calls, want a few", n, calls)
+	}
+
+}
+
+// TestChattyStreamIsCoalesced: a watch stream that sends an event every
+// millisecond for an environment that does not change costs a handful of
+// passes, not one per event, and a real update still lands.
+func TestChattyStreamIsCoalesced(t *testing.T) {
+	dev := testutil.StartDevserver(t)
+	r := newFSRig(t, dev, "chatty")
+	p := startCountingProxy(t, dev.URL, r.cfg.EnvironmentID)
+	p.spam.Store(true)
+	t.Cleanup(func() { p.spam.Store(false) })
+	r.cfg.URL = p.srv.URL
+	r.start(t)
+	testutil.Eventually(t, 20*time.Second, "applied", func() bool { return r.applied(t, nil) == nil })
+	before := p.specs.Load()
+	time.Sleep(3 * time.Second)
+	calls := p.specs.Load() - before
+	t.Logf("3 s of an event a millisecond: %d GetEnvironment calls", calls)
+	// The gap between passes for nothing doubles from 50 ms to 2 s: about
+	// 5 passes in the first 3 s, then one every 2 s.
+	if calls > 15 {
+		t.Errorf("a spammed stream made %d GetEnvironment calls in 3 s, want a handful", calls)
+	}
+	dev.CreateSecret(t, "user", "chatty", "LATE_FILE", file(r.home("late")), []byte("late"))
+	testutil.Eventually(t, 10*time.Second, "an update during the spam applied", func() bool {
+		b, err := os.ReadFile(r.home("late"))
+		return err == nil && string(b) == "late"
+	})
 }
