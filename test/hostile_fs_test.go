@@ -452,3 +452,39 @@ func TestChattyStreamIsCoalesced(t *testing.T) {
 		return err == nil && string(b) == "late"
 	})
 }
+
+// TestFIFOAsTokenOrConfigNeverHangsTheStart: a FIFO as the token file or as
+// the config file at start makes the agent say so (or, for the token, wait
+// for a usable one while answering status), never block in open(2).
+func TestFIFOAsTokenOrConfigNeverHangsTheStart(t *testing.T) {
+	dev := testutil.StartDevserver(t)
+	t.Run("config", func(t *testing.T) {
+		dir := t.TempDir()
+		cfg := filepath.Join(dir, "config.yaml")
+		must(t, syscall.Mkfifo(cfg, 0o600))
+		_, stderr, code := testutil.RunAgent(t, nil, "run", "--config", cfg)
+		if code == 0 || !strings.Contains(stderr, "FIFO") {
+			t.Fatalf("run --config FIFO: exit %d, stderr %q; want a failure naming the FIFO", code, stderr)
+		}
+	})
+	t.Run("token", func(t *testing.T) {
+		r := newFSRig(t, dev, "fifo-token")
+		must(t, os.Remove(r.cfg.TokenFile))
+		r.fifo(t, r.cfg.TokenFile)
+		r.start(t)
+		testutil.Eventually(t, 10*time.Second, "the agent exits naming the FIFO, or answers status", func() bool {
+			if exited, _ := r.agent.Exited(); exited {
+				return true
+			}
+			_, err := r.tryStatus(t)
+			return err == nil
+		})
+		if exited, _ := r.agent.Exited(); exited {
+			if !strings.Contains(r.agent.Log(), "FIFO") {
+				t.Fatalf("the agent exited without naming the FIFO:\n%s", r.agent.Log())
+			}
+			return
+		}
+		stopWithin(t, r.agent, time.Second)
+	})
+}
