@@ -273,6 +273,9 @@ func (p *pass) locate(target string) (rootPath string, root *os.Root, rel string
 			return r, root, rel, nil
 		}
 		root, err := safeopen.OpenRoot(r)
+		if errors.Is(err, fs.ErrNotExist) && (p.in.owner.Home == "" || !atomicfile.Below(p.in.owner.Home, r)) {
+			root, err = createRoot(r)
+		}
 		if err != nil {
 			err = fmt.Errorf("open allowed root %s: %w", r, err)
 			p.rootErrs[r] = err
@@ -282,6 +285,28 @@ func (p *pass) locate(target string) (rootPath string, root *os.Root, rel string
 		return r, root, rel, nil
 	}
 	return "", nil, "", fmt.Errorf("%s is not below an allowed root (%s)", target, strings.Join(p.in.roots, ", "))
+}
+
+// rootMode is the mode of an allowed root the injector creates: the
+// environment's user reaches their own files below it by path, but cannot
+// list it, nor create, rename or replace anything in it.
+const rootMode = 0o711
+
+// createRoot creates the allowed root r, which does not exist (such as the
+// default /run/secrets on a fresh machine), owned by the agent's user and
+// mode rootMode, and opens it. Only r itself is made: a missing parent is an
+// error, as is a root that cannot be made (a user's agent cannot write /run).
+// Nothing in the user's home (nor the home) is created this way: the user
+// could move it or put a symlink in its place.
+func createRoot(r string) (*os.Root, error) {
+	if err := os.Mkdir(r, rootMode); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("create: %w", err)
+	} else if err == nil {
+		if err := os.Chmod(r, rootMode); err != nil { // Mkdir's mode is narrowed by the umask
+			return nil, fmt.Errorf("create: %w", err)
+		}
+	}
+	return safeopen.OpenRoot(r)
 }
 
 // job is one desired secret on its way to disk: what prepare found, and
