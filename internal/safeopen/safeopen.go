@@ -83,10 +83,6 @@ func regular(root *os.Root, name string, flags int) (*os.File, fs.FileInfo, erro
 	} else {
 		f, err = os.OpenFile(name, flags|syscall.O_NONBLOCK, 0)
 	}
-	if errors.Is(err, syscall.ENXIO) {
-		// O_WRONLY|O_NONBLOCK on a FIFO with no reader.
-		return nil, nil, fmt.Errorf("open %s: %w (it is a FIFO)", name, ErrNotRegular)
-	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -120,11 +116,6 @@ func join(root *os.Root, name string) string {
 // errors.Is(err, fs.ErrNotExist).
 func Open(root *os.Root, name string) (*os.File, fs.FileInfo, error) {
 	return regular(root, name, os.O_RDONLY)
-}
-
-// OpenWrite is Open for writing in place (O_WRONLY, never creating).
-func OpenWrite(root *os.Root, name string) (*os.File, fs.FileInfo, error) {
-	return regular(root, name, os.O_WRONLY)
 }
 
 // ReadFile reads the regular file name below root as Open opens it. A file
