@@ -362,7 +362,7 @@ func (p *pass) prepare(s secrets.Secret) (*job, injectors.Outcome) {
 	j := &job{s: s, root: root, rel: rel, existed: err == nil, prev: in.man.Files[target]}
 	switch {
 	case err == nil && !fi.Mode().IsRegular():
-		return fail(fmt.Errorf("%s is %s: %w", target, describe(fi.Mode()), atomicfile.ErrNotRegular))
+		return fail(fmt.Errorf("%s is %s: %w", target, safeopen.Describe(fi.Mode()), atomicfile.ErrNotRegular))
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return fail(fmt.Errorf("%s cannot be reached inside allowed root %s: %w", target, rootPath, err))
 	}
@@ -534,7 +534,7 @@ func (p *pass) remove(target string, ent *entry) injectors.Outcome {
 		return o
 	case free:
 	case !fi.Mode().IsRegular():
-		notes = append(notes, fmt.Sprintf("left in place: now %s", describe(fi.Mode())))
+		notes = append(notes, fmt.Sprintf("left in place: now %s", safeopen.Describe(fi.Mode())))
 	case !ent.isOurs(fi):
 		notes = append(notes, NoteReplaced)
 	default:
@@ -655,23 +655,6 @@ func holdsAny[V any](dir string, paths map[string]V) bool {
 		}
 	}
 	return false
-}
-
-// describe names a non-regular file type for an error message.
-func describe(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeSymlink != 0:
-		return "a symlink"
-	case m&fs.ModeNamedPipe != 0:
-		return "a FIFO"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeDevice != 0:
-		return "a device"
-	}
-	return fmt.Sprintf("not a regular file (%v)", m.Type())
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -53,10 +53,8 @@ func Describe(m fs.FileMode) string {
 		return "a FIFO"
 	case t&fs.ModeSocket != 0:
 		return "a socket"
-	case t&fs.ModeCharDevice != 0:
-		return "a character device"
 	case t&fs.ModeDevice != 0:
-		return "a block device"
+		return "a device"
 	default:
 		return "not a regular file (" + t.String() + ")"
 	}
