@@ -250,8 +250,17 @@ func TestHostileFilesystemNeverHangsTheAgent(t *testing.T) {
 		{name: "fifo as parent of a file secret", before: func(t *testing.T, r *fsRig) { r.fifo(t, r.home("victim")) },
 			broken: []string{"VICTIM_FILE"}, want: "victim"},
 		{name: "fifo as parent of a file secret while running", during: func(t *testing.T, r *fsRig) {
-			must(t, os.Rename(r.home("victim"), r.home("victim.old")))
-			r.fifo(t, r.home("victim"))
+			// Move the directory away and a FIFO in; drift repair may make
+			// the directory again in between: then move that away too.
+			r.fifo(t, r.home("victim.fifo"))
+			for i := 0; ; i++ {
+				must(t, os.Rename(r.home("victim"), r.home(fmt.Sprintf("victim.old%d", i))))
+				if err := os.Rename(r.home("victim.fifo"), r.home("victim")); err == nil {
+					return
+				} else if i == 20 {
+					t.Fatal(err)
+				}
+			}
 		}, broken: []string{"VICTIM_FILE"}, want: "victim"},
 		{name: "fifo as a file secret's target", before: func(t *testing.T, r *fsRig) { r.fifo(t, r.home(fsVictim)) },
 			broken: []string{"VICTIM_FILE"}, want: "FIFO"},
