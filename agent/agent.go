@@ -135,6 +135,7 @@ type Agent struct {
 	slots    []slot
 	status   Status
 	fetchErr error          // the last full pass's spec fetch failure; nil after a success
+	tokenErr error          // the last failure to re-read the token file; nil after a success
 	watching func([]string) // set by Run: tells the path watcher what to watch
 
 	applied     chan struct{}
@@ -240,6 +241,17 @@ func (a *Agent) buildSlots(cfg *config.Config) []slot {
 		out = append(out, s)
 	}
 	return out
+}
+
+// reloadToken re-reads cp's token file and records the outcome, so that
+// status names a token file that cannot be read (a FIFO, say) for as long as
+// it cannot, while the token read before stays in use.
+func (a *Agent) reloadToken(cp ControlPlane) error {
+	err := cp.ReloadToken()
+	a.mu.Lock()
+	a.tokenErr = err
+	a.mu.Unlock()
+	return err
 }
 
 func (a *Agent) config() *config.Config {

@@ -469,7 +469,7 @@ func (a *Agent) reloadNow() (restartStream bool) {
 	path := a.opts.configPath
 	cp := a.controlPlane()
 	if path == "" {
-		if err := cp.ReloadToken(); err != nil {
+		if err := a.reloadToken(cp); err != nil {
 			a.log.Error("reload: re-read token file", zap.Error(err))
 		}
 		return false
@@ -490,7 +490,7 @@ func (a *Agent) reloadNow() (restartStream bool) {
 				zap.String("config", path), zap.Error(err))
 			return false
 		}
-	} else if err := cp.ReloadToken(); err != nil {
+	} else if err := a.reloadToken(cp); err != nil {
 		a.log.Warn("reload: re-read token file", zap.Error(err))
 	}
 	slots := a.injectorSlots()

@@ -79,7 +79,7 @@ func (a *Agent) fullPass(ctx context.Context) (rep PassReport, retry, changed bo
 		err = fmt.Errorf("get environment %s: %w", cfg.ControlPlane.EnvironmentID, err)
 		a.log.Warn("pass failed: nothing applied, nothing removed", zap.Error(err))
 		if controlplane.CodeOf(err) == controlplane.CodeUnauthenticated {
-			if rerr := cp.ReloadToken(); rerr != nil {
+			if rerr := a.reloadToken(cp); rerr != nil {
 				a.log.Warn("re-read token file", zap.Error(rerr))
 			}
 		}
@@ -469,6 +469,8 @@ func (a *Agent) record(p *plan, results map[string]injectors.Result, fetchErr er
 		problem = fmt.Sprintf("%d of %d secrets not applied; first: %s", failed, len(rows), firstErr)
 	case firstErr != "":
 		problem = firstErr
+	case a.tokenErr != nil:
+		problem = a.tokenErr.Error() + "; the token read before stays in use"
 	}
 	if fetchErr == nil {
 		a.fetchErr = nil

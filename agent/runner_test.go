@@ -2,7 +2,9 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -121,4 +123,27 @@ func TestSpammedStreamIsSpacedOut(t *testing.T) {
 	r.cp.put("s1", "KEY_FILE", controlplane.ScopeUser, "file", "/x/key", "v2")
 	s.send(t, envEvent)
 	eventually(t, "a real change applied", func() bool { got, _ := r.file.read(t, "/x/key"); return got == "v2" })
+}
+
+// TestUnreadableTokenFileDegradesUntilFixed: a token file that cannot be
+// re-read (a FIFO in its place, say) is named in status for as long as it
+// cannot, while the token read before keeps the passes going.
+func TestUnreadableTokenFileDegradesUntilFixed(t *testing.T) {
+	r := newRig(t, nil)
+	r.cp.put("s1", "KEY_FILE", controlplane.ScopeUser, "file", "/x/key", "v1")
+	r.pass(t)
+	r.cp.set(func(f *fakePlane) { f.tokenErr = errors.New("read token: not a regular file (it is a FIFO)") })
+	_ = r.a.reloadToken(r.a.controlPlane())
+	st := r.pass(t).Status
+	if st.State != Degraded || !strings.Contains(st.LastError, "FIFO") {
+		t.Fatalf("status %s %q, want degraded naming the token file's problem", st.State, st.LastError)
+	}
+	if got, _ := r.file.read(t, "/x/key"); got != "v1" {
+		t.Errorf("secret %q, want it still applied", got)
+	}
+	r.cp.set(func(f *fakePlane) { f.tokenErr = nil })
+	_ = r.a.reloadToken(r.a.controlPlane())
+	if st := r.pass(t).Status; st.State != Ready {
+		t.Fatalf("status %s %q after the token file is fixed, want ready", st.State, st.LastError)
+	}
 }

@@ -207,7 +207,7 @@ func (a *Agent) onFileEvent(path string) {
 		a.RequestReload()
 	case filepath.Clean(cfg.ControlPlane.TokenFile):
 		a.log.Info("token file changed; re-reading it", zap.String("token_file", path))
-		if err := a.controlPlane().ReloadToken(); err != nil {
+		if err := a.reloadToken(a.controlPlane()); err != nil {
 			a.log.Warn("re-read token file", zap.Error(err))
 		}
 		a.kick()
