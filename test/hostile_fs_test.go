@@ -340,11 +340,12 @@ func TestStopIsPromptWithNothingInFlight(t *testing.T) {
 // countingProxy relays to the devserver and counts GetEnvironment calls;
 // when spam is set it answers WatchEvents itself with a stream of events
 // for an unchanged environment, one a millisecond, as a chatty or hostile
-// stream would.
+// stream would; when hang is set GetEnvironment never answers.
 type countingProxy struct {
 	srv   *httptest.Server
 	specs atomic.Int64
 	spam  atomic.Bool
+	hang  atomic.Bool // GetEnvironment answers only when the caller hangs up
 	envID string
 }
 
@@ -361,6 +362,13 @@ func startCountingProxy(t *testing.T, devURL, envID string) *countingProxy {
 		switch {
 		case strings.HasSuffix(r.URL.Path, controlplane.ProcGetEnvironment):
 			p.specs.Add(1)
+			if p.hang.Load() {
+				// Read the request to its end, so that the server notices
+				// the client hanging up and ends r's context.
+				_, _ = io.Copy(io.Discard, r.Body)
+				<-r.Context().Done()
+				return
+			}
 		case strings.HasSuffix(r.URL.Path, controlplane.ProcWatchEvents) && p.spam.Load():
 			p.flood(w, r)
 			return
@@ -495,4 +503,28 @@ func TestFIFOAsTokenOrConfigNeverHangsTheStart(t *testing.T) {
 		}
 		stopWithin(t, r.agent, time.Second)
 	})
+}
+
+// TestSIGTERMDuringAStuckPassExitsWithinASecond: a pass stuck on a control
+// plane that never answers keeps neither status nor SIGTERM waiting, and
+// what was applied stays.
+func TestSIGTERMDuringAStuckPassExitsWithinASecond(t *testing.T) {
+	dev := testutil.StartDevserver(t)
+	r := newFSRig(t, dev, "stuck")
+	p := startCountingProxy(t, dev.URL, r.cfg.EnvironmentID)
+	r.cfg.URL = p.srv.URL
+	r.start(t)
+	testutil.Eventually(t, 20*time.Second, "applied", func() bool { return r.applied(t, nil) == nil })
+	p.hang.Store(true)
+	t.Cleanup(func() { p.hang.Store(false) })
+	before := p.specs.Load()
+	go testutil.RunAgent(t, nil, "sync", "--socket", r.cfg.Socket)
+	testutil.Eventually(t, 10*time.Second, "a pass stuck in GetEnvironment", func() bool { return p.specs.Load() > before })
+	if st := r.status(t); st.FirstApplied.IsZero() {
+		t.Errorf("status during the stuck pass: %+v", st)
+	}
+	stopWithin(t, r.agent, time.Second)
+	if err := r.applied(t, nil); err != nil {
+		t.Errorf("after the stop: %v", err)
+	}
 }
