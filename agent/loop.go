@@ -298,6 +298,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			continue // stopping: the next iteration returns
 		}
+		if spaced { // a poll or retry pass also serves the kicks waiting for space
+			space.Stop()
+			spaced, kicked = false, true
+		}
 		if kicked {
 			lastKicked = time.Now()
 		}
