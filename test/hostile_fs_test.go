@@ -379,6 +379,24 @@ func startCountingProxy(t *testing.T, devURL, envID string) *countingProxy {
 	return p
 }
 
+// startProxied starts a devserver, an fsRig's agent talking to it through a
+// countingProxy (spamming the watch stream from the start when spam is
+// set), and waits until every secret is applied.
+func startProxied(t *testing.T, name string, spam bool) (*fsRig, *countingProxy) {
+	t.Helper()
+	dev := testutil.StartDevserver(t)
+	r := newFSRig(t, dev, name)
+	p := startCountingProxy(t, dev.URL, r.cfg.EnvironmentID)
+	if spam {
+		p.spam.Store(true)
+		t.Cleanup(func() { p.spam.Store(false) })
+	}
+	r.cfg.URL = p.srv.URL
+	r.start(t)
+	testutil.Eventually(t, 20*time.Second, "applied", func() bool { return r.applied(t, nil) == nil })
+	return r, p
+}
+
 func (p *countingProxy) flood(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", controlplane.ContentTypeJSONL)
 	w.WriteHeader(http.StatusOK)
@@ -402,12 +420,7 @@ func (p *countingProxy) flood(w http.ResponseWriter, r *http.Request) {
 // the real status socket cost a few GetEnvironment calls, not 300, and
 // every one of them gets the report of a pass.
 func TestConcurrentSyncsAreCoalesced(t *testing.T) {
-	dev := testutil.StartDevserver(t)
-	r := newFSRig(t, dev, "coalesce")
-	p := startCountingProxy(t, dev.URL, r.cfg.EnvironmentID)
-	r.cfg.URL = p.srv.URL
-	r.start(t)
-	testutil.Eventually(t, 20*time.Second, "applied", func() bool { return r.applied(t, nil) == nil })
+	r, p := startProxied(t, "coalesce", false)
 	testutil.Eventually(t, 10*time.Second, "watch stream up", func() bool { return r.status(t).WatchConnected })
 	time.Sleep(200 * time.Millisecond) // the connect's pass
 
@@ -445,14 +458,7 @@ func TestConcurrentSyncsAreCoalesced(t *testing.T) {
 // millisecond for an environment that does not change costs a handful of
 // passes, not one per event, and a real update still lands.
 func TestChattyStreamIsCoalesced(t *testing.T) {
-	dev := testutil.StartDevserver(t)
-	r := newFSRig(t, dev, "chatty")
-	p := startCountingProxy(t, dev.URL, r.cfg.EnvironmentID)
-	p.spam.Store(true)
-	t.Cleanup(func() { p.spam.Store(false) })
-	r.cfg.URL = p.srv.URL
-	r.start(t)
-	testutil.Eventually(t, 20*time.Second, "applied", func() bool { return r.applied(t, nil) == nil })
+	r, p := startProxied(t, "chatty", true)
 	before := p.specs.Load()
 	time.Sleep(3 * time.Second)
 	calls := p.specs.Load() - before
@@ -462,7 +468,7 @@ func TestChattyStreamIsCoalesced(t *testing.T) {
 	if calls > 15 {
 		t.Errorf("a spammed stream made %d GetEnvironment calls in 3 s, want a handful", calls)
 	}
-	dev.CreateSecret(t, "user", "chatty", "LATE_FILE", file(r.home("late")), []byte("late"))
+	r.dev.CreateSecret(t, "user", "chatty", "LATE_FILE", file(r.home("late")), []byte("late"))
 	testutil.Eventually(t, 10*time.Second, "an update during the spam applied", func() bool {
 		b, err := os.ReadFile(r.home("late"))
 		return err == nil && string(b) == "late"
@@ -509,12 +515,7 @@ func TestFIFOAsTokenOrConfigNeverHangsTheStart(t *testing.T) {
 // plane that never answers keeps neither status nor SIGTERM waiting, and
 // what was applied stays.
 func TestSIGTERMDuringAStuckPassExitsWithinASecond(t *testing.T) {
-	dev := testutil.StartDevserver(t)
-	r := newFSRig(t, dev, "stuck")
-	p := startCountingProxy(t, dev.URL, r.cfg.EnvironmentID)
-	r.cfg.URL = p.srv.URL
-	r.start(t)
-	testutil.Eventually(t, 20*time.Second, "applied", func() bool { return r.applied(t, nil) == nil })
+	r, p := startProxied(t, "stuck", false)
 	p.hang.Store(true)
 	t.Cleanup(func() { p.hang.Store(false) })
 	before := p.specs.Load()
