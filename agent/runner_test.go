@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,10 +33,15 @@ func TestConcurrentSyncsShareOnePass(t *testing.T) {
 	asked := time.Now()
 	reps := make([]PassReport, n)
 	var wg sync.WaitGroup
+	var asking atomic.Int64
 	for i := range n {
-		wg.Go(func() { reps[i] = r.a.Sync(context.Background()) })
+		wg.Go(func() {
+			asking.Add(1)
+			reps[i] = r.a.Sync(context.Background())
+		})
 	}
-	time.Sleep(50 * time.Millisecond) // let them all ask
+	eventually(t, "every sync asking", func() bool { return asking.Load() == n })
+	time.Sleep(100 * time.Millisecond) // from asking to waiting is a lock and a channel
 	r.cp.set(func(f *fakePlane) { f.gate = nil })
 	close(gate)
 	wg.Wait()
