@@ -279,6 +279,14 @@ func TestHostileFilesystemNeverHangsTheAgent(t *testing.T) {
 			r.fifoOver(t, r.cfg.TokenFile)
 			r.agent.Signal(t, syscall.SIGHUP) // and a reload reads it again
 		}, want: "FIFO"},
+		{name: "fifo over the config file while running", during: func(t *testing.T, r *fsRig) {
+			// A rejected reload is in the log; the old config stays in force.
+			r.fifoOver(t, r.agent.Config)
+			r.agent.Signal(t, syscall.SIGHUP)
+			testutil.Eventually(t, 10*time.Second, "the reload rejected, naming the FIFO", func() bool {
+				return strings.Contains(r.agent.Log(), "config reload rejected") && strings.Contains(r.agent.Log(), "FIFO")
+			})
+		}},
 		{name: "fifo as the secretfile manifest", before: func(t *testing.T, r *fsRig) { r.fifo(t, filepath.Join(r.cfg.StateDir, "secretfile.json")) },
 			broken: []string{"GOOD_FILE", "VICTIM_FILE"}, want: "FIFO"},
 		{name: "fifo as the envprofile manifest", before: func(t *testing.T, r *fsRig) { r.fifo(t, filepath.Join(r.cfg.StateDir, "envprofile.json")) },
