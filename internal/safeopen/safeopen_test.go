@@ -98,6 +98,12 @@ func TestReadsRegularFilesAndDirectories(t *testing.T) {
 	if got, err := ReadPath(filepath.Join(dir, "link"), 5); err != nil || string(got) != "hello" {
 		t.Fatalf("ReadPath follows a symlink: %q, %v", got, err)
 	}
+	if err := os.Symlink("/dev/zero", filepath.Join(dir, "zero")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadPath(filepath.Join(dir, "zero"), 5); !errors.Is(err, ErrNotRegular) || !strings.Contains(err.Error(), "a device") {
+		t.Fatalf("ReadPath of a link to /dev/zero: err = %v, want ErrNotRegular naming a device", err)
+	}
 	if _, err := ReadFile(root, "d", 5); !errors.Is(err, ErrNotRegular) {
 		t.Fatalf("ReadFile of a directory: err = %v, want ErrNotRegular", err)
 	}
