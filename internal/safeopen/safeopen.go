@@ -23,6 +23,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 )
@@ -87,25 +88,23 @@ func regular(root *os.Root, name string, flags int) (*os.File, fs.FileInfo, erro
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, nil, fmt.Errorf("stat %s: %w", f.Name(), err)
+		return nil, nil, fmt.Errorf("stat %s: %w", filepath.Clean(f.Name()), err)
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
-		return nil, nil, fmt.Errorf("open %s: %w (it is %s)", f.Name(), ErrNotRegular, Describe(fi.Mode()))
+		return nil, nil, fmt.Errorf("open %s: %w (it is %s)", filepath.Clean(f.Name()), ErrNotRegular, Describe(fi.Mode()))
 	}
 	if lfi != nil && !os.SameFile(lfi, fi) {
 		f.Close()
-		return nil, nil, fmt.Errorf("open %s: %w (it was replaced while being opened)", f.Name(), ErrNotRegular)
+		return nil, nil, fmt.Errorf("open %s: %w (it was replaced while being opened)", filepath.Clean(f.Name()), ErrNotRegular)
 	}
 	return f, fi, nil
 }
 
+// join names name below root for an error message, cleaned (a SubRoot's
+// name ends in "/.").
 func join(root *os.Root, name string) string {
-	r := root.Name()
-	if strings.HasSuffix(r, "/") {
-		return r + name
-	}
-	return r + "/" + name
+	return filepath.Join(root.Name(), name)
 }
 
 // Open opens name below root for reading: without following a symlink,
@@ -143,10 +142,10 @@ func ReadPath(path string, limit int64) ([]byte, error) {
 func readAll(f *os.File, limit int64) ([]byte, error) {
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", f.Name(), err)
+		return nil, fmt.Errorf("read %s: %w", filepath.Clean(f.Name()), err)
 	}
 	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("read %s: %w (over %d bytes)", f.Name(), ErrTooLarge, limit)
+		return nil, fmt.Errorf("read %s: %w (over %d bytes)", filepath.Clean(f.Name()), ErrTooLarge, limit)
 	}
 	return data, nil
 }
