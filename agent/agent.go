@@ -107,10 +107,11 @@ type Agent struct {
 
 	// runMu guards the pass runner's state (runner.go): the pass waiting to
 	// start, whether one is in flight, and the passes' parent context.
-	runMu      sync.Mutex
-	nextRun    *passRun
-	running    bool
-	passParent context.Context
+	runMu        sync.Mutex
+	nextRun      *passRun
+	running      bool
+	runningSince time.Time
+	passParent   context.Context
 
 	// passMu serializes passes and guards the pass state below it.
 	passMu      sync.Mutex
@@ -272,11 +273,21 @@ func (a *Agent) injectorSlots() []slot {
 	return append([]slot(nil), a.slots...)
 }
 
-// Status returns a copy of the agent's current status.
+// Status returns a copy of the agent's current status. While a pass is
+// stuck past the pass timeout it is degraded, saying so, whatever the last
+// pass recorded.
 func (a *Agent) Status() Status {
+	stuck := a.stuckFor()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	s := a.status
+	if stuck > 0 {
+		if s.State != Degraded {
+			s.DegradedSince = time.Now().Add(a.opts.timing.passTimeout - stuck)
+		}
+		s.State, s.LastError = Degraded, fmt.Sprintf("a pass has run for %s, past the pass timeout of %s: something it waits on does not answer",
+			stuck.Round(time.Second), a.opts.timing.passTimeout)
+	}
 	s.Injectors = append([]InjectorStatus(nil), s.Injectors...)
 	s.Secrets = append([]SecretStatus(nil), s.Secrets...)
 	return s

@@ -43,7 +43,7 @@ func (a *Agent) schedulePass() *passRun {
 // ends, the next one waiting (asked for while it ran) starts.
 func (a *Agent) startLocked() {
 	r := a.nextRun
-	a.nextRun, a.running = nil, true
+	a.nextRun, a.running, a.runningSince = nil, true, time.Now()
 	parent := a.passParent
 	go func() {
 		ctx, cancel := context.WithTimeout(parent, a.opts.timing.passTimeout)
@@ -57,6 +57,18 @@ func (a *Agent) startLocked() {
 			a.startLocked()
 		}
 	}()
+}
+
+// stuckFor returns how long the pass in flight has run when that is past
+// the pass timeout (a call it makes ignores its context: a filesystem or
+// server that never answers), else 0.
+func (a *Agent) stuckFor() time.Duration {
+	a.runMu.Lock()
+	defer a.runMu.Unlock()
+	if d := time.Since(a.runningSince); a.running && d > a.opts.timing.passTimeout {
+		return d
+	}
+	return 0
 }
 
 // setPassParent makes ctx the parent of the passes that start from now on

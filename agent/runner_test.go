@@ -153,3 +153,22 @@ func TestUnreadableTokenFileDegradesUntilFixed(t *testing.T) {
 		t.Fatalf("status %s %q after the token file is fixed, want ready", st.State, st.LastError)
 	}
 }
+
+// TestStatusNamesAPassStuckPastItsTimeout: a pass that outlives the pass
+// timeout (a call that ignores its context) turns status degraded, saying
+// so, instead of showing the last pass's verdict for ever.
+func TestStatusNamesAPassStuckPastItsTimeout(t *testing.T) {
+	r := newRig(t, nil, withTiming(timing{passTimeout: 50 * time.Millisecond}))
+	r.cp.put("s1", "KEY_FILE", controlplane.ScopeUser, "file", "/x/key", "v1")
+	r.pass(t)
+	gate := make(chan struct{})
+	r.cp.set(func(f *fakePlane) { f.gate = gate })
+	r.a.schedulePass()
+	eventually(t, "status names the stuck pass", func() bool {
+		st := r.a.Status()
+		return st.State == Degraded && strings.Contains(st.LastError, "past the pass timeout")
+	})
+	r.cp.set(func(f *fakePlane) { f.gate = nil })
+	close(gate)
+	eventually(t, "ready once the pass ends", func() bool { return r.a.Status().State == Ready })
+}
