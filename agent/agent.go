@@ -46,6 +46,8 @@ type Option func(*options)
 type options struct {
 	cp         ControlPlane
 	injectors  []injectors.Injector
+	builders   func(cfg *config.Config) []injectors.Builder
+	renderEnv  func(format string, env []secrets.Secret) ([]byte, error)
 	configPath string
 	load       func(path string) (*config.Config, error)
 	version    string
@@ -60,10 +62,24 @@ type options struct {
 // config (and keep using it across reloads).
 func WithControlPlane(cp ControlPlane) Option { return func(o *options) { o.cp = cp } }
 
-// WithInjectors makes the agent use exactly these injectors instead of the
-// built-in ones (and keep them across reloads).
+// WithBuilders makes the agent build its injectors with builders, from the
+// config at start and again when a reload changes it (cmd/secrets-agent
+// passes builtin.Builders). Without it, or WithInjectors, the agent has no
+// injector.
+func WithBuilders(builders func(cfg *config.Config) []injectors.Builder) Option {
+	return func(o *options) { o.builders = builders }
+}
+
+// WithInjectors makes the agent use exactly these injectors, all enabled,
+// instead of building them (and keep them across reloads).
 func WithInjectors(inj ...injectors.Injector) Option {
 	return func(o *options) { o.injectors = inj }
+}
+
+// WithEnvRenderer makes EnvFragment render with render (builtin.RenderEnv).
+// Without it EnvFragment fails.
+func WithEnvRenderer(render func(format string, env []secrets.Secret) ([]byte, error)) Option {
+	return func(o *options) { o.renderEnv = render }
 }
 
 // WithConfigFile names the file the config was loaded from: Run watches it,
@@ -88,57 +104,46 @@ type cachedValue struct {
 	value   secrets.Value
 }
 
-// slot is one injector in the agent's list: its name and kind always, the
-// injector only when it is enabled and was built.
-type slot struct {
-	name     string
-	kind     secrets.MountKind
-	enabled  bool
-	inj      injectors.Injector
-	buildErr error
-}
-
 // Agent keeps one environment's secrets applied. Build it with New; it is
 // safe for concurrent use.
+//
+// The lock rule. runMu guards only the pass runner (runner.go) and is never
+// held with the others. passMu is held by a pass (full, repair or purge) and
+// by a reload for the whole of it, so they never overlap. mu is held only
+// for short copies, never across a call to the control plane, an injector or
+// the filesystem. Each field below says which it needs:
+//
+//   - pass: touched only with passMu held;
+//   - mu: touched only with mu held;
+//   - pass+mu: written with both held (passMu first), read with either, so
+//     a pass reads it freely and the socket's routes and Status never wait
+//     for a pass in flight.
 type Agent struct {
 	log    *zap.Logger
 	opts   options
 	notify sdNotifier
 
-	// runMu guards the pass runner's state (runner.go): the pass waiting to
-	// start, whether one is in flight, and the passes' parent context.
 	runMu        sync.Mutex
-	nextRun      *passRun
-	running      bool
-	runningSince time.Time
-	passParent   context.Context
+	nextRun      *passRun        // runMu: the pass waiting to start
+	running      bool            // runMu: a pass is in flight
+	runningSince time.Time       // runMu
+	passParent   context.Context // runMu: the passes' parent context
 
-	// passMu serializes passes and guards the pass state below it.
 	passMu      sync.Mutex
-	lastSpec    [sha256.Size]byte                    // fingerprint of the last spec fetched
-	cache       map[string]cachedValue               // secret id -> last fetched value
-	lastApplied map[string]map[string]secrets.Secret // injector name -> mount key -> what its output holds
-	lastPlan    *plan                                // what the last full pass decided, for repairs
-	lastChanged map[string]change                    // secret id -> when and how its output last changed
-	paths       map[string][]string                  // injector name -> paths it manages
+	lastSpec    [sha256.Size]byte      // pass: fingerprint of the last spec fetched
+	cache       map[string]cachedValue // pass: secret id -> last fetched value
+	lastPlan    *plan                  // pass: the last full pass's rows, for repairs
+	lastChanged map[string]change      // pass: secret id -> when and how its output last changed
 
-	// handedMu guards handed, which passes write (holding passMu too) and
-	// the socket's env and credential routes read without waiting for a
-	// pass in flight: docker asking the credential helper must not stall
-	// behind a slow control plane.
-	handedMu sync.Mutex
-	handed   map[string][]secrets.Secret // injector name -> last desired set applied
-
-	// mu guards the fields below it.
 	mu       sync.Mutex
-	cfg      *config.Config
-	cp       ControlPlane
-	slots    []slot
-	status   Status
-	fetchErr error          // the last full pass's spec fetch failure; nil after a success
-	waiting  error          // why the control plane cannot be reached yet (waiting.go); nil when it can
-	tokenErr error          // the last failure to re-read the token file; nil after a success
-	watching func([]string) // set by Run: tells the path watcher what to watch
+	slots    []*slot        // pass+mu: the injectors, in the order a pass applies them
+	cfg      *config.Config // pass+mu
+	cp       ControlPlane   // mu
+	status   Status         // mu
+	fetchErr error          // mu: the last full pass's spec fetch failure; nil after a success
+	waiting  error          // mu: why the control plane cannot be reached yet (waiting.go); nil when it can
+	tokenErr error          // mu: the last failure to re-read the token file; nil after a success
+	watching func([]string) // mu: set by Run: tells the path watcher what to watch
 
 	applied     chan struct{}
 	appliedOnce sync.Once
@@ -150,8 +155,8 @@ type Agent struct {
 
 // New builds an agent for cfg. It fails when no control-plane client can be
 // built from cfg, but not for want of an environment_id or a token: then the
-// agent waits for them (waiting.go). An injector that cannot be built is reported in Status and
-// its secrets fail, but the others work.
+// agent waits for them (waiting.go). An injector that cannot be built is
+// reported in Status and its secrets fail, but the others work.
 func New(cfg *config.Config, log *zap.Logger, opts ...Option) (*Agent, error) {
 	if cfg == nil {
 		return nil, errors.New("agent: no config")
@@ -164,10 +169,7 @@ func New(cfg *config.Config, log *zap.Logger, opts ...Option) (*Agent, error) {
 		cfg:         cfg,
 		passParent:  context.Background(),
 		cache:       map[string]cachedValue{},
-		lastApplied: map[string]map[string]secrets.Secret{},
 		lastChanged: map[string]change{},
-		paths:       map[string][]string{},
-		handed:      map[string][]secrets.Secret{},
 		applied:     make(chan struct{}),
 		trigger:     make(chan struct{}, 1),
 		repair:      make(chan struct{}, 1),
@@ -191,7 +193,7 @@ func New(cfg *config.Config, log *zap.Logger, opts ...Option) (*Agent, error) {
 	}
 	a.cp = cp
 	a.setWaiting(waiting)
-	a.slots = a.buildSlots(cfg)
+	a.slots = a.buildSlots(cfg, nil)
 	a.status = Status{
 		SchemaVersion: 1,
 		State:         Starting,
@@ -215,41 +217,6 @@ func (a *Agent) buildControlPlane(cfg *config.Config) (ControlPlane, error) {
 	return cp, nil
 }
 
-// buildSlots makes the injector list: the ones given with WithInjectors, or
-// the built-ins enabled by cfg; then it tells each injector the paths it may
-// not write (avoidReserved).
-func (a *Agent) buildSlots(cfg *config.Config) []slot {
-	if a.opts.injectors != nil {
-		var out []slot
-		for _, inj := range a.opts.injectors {
-			out = append(out, slot{name: inj.Name(), kind: inj.Kind(), enabled: true, inj: inj})
-		}
-		avoidReserved(out, ownPaths(cfg, a.opts.configPath))
-		return out
-	}
-	owner, ownerErr := ownerOf(cfg)
-	var out []slot
-	for _, b := range builtins {
-		s := slot{name: b.name, kind: b.kind, enabled: b.enabled(cfg)}
-		switch {
-		case !s.enabled:
-		case ownerErr != nil:
-			s.buildErr = ownerErr
-		default:
-			s.inj, s.buildErr = b.build(cfg, owner)
-			if s.buildErr != nil {
-				s.inj = nil // not a typed nil in the interface: a pass skips it
-			}
-		}
-		if s.buildErr != nil {
-			a.log.Error("injector not available", zap.String("injector", s.name), zap.Error(s.buildErr))
-		}
-		out = append(out, s)
-	}
-	avoidReserved(out, ownPaths(cfg, a.opts.configPath))
-	return out
-}
-
 // reloadToken re-reads cp's token file and records the outcome, so that
 // status names a token file that cannot be read (a FIFO, say) for as long as
 // it cannot, while the token read before stays in use.
@@ -271,12 +238,6 @@ func (a *Agent) controlPlane() ControlPlane {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.cp
-}
-
-func (a *Agent) injectorSlots() []slot {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return append([]slot(nil), a.slots...)
 }
 
 // change is when the agent last changed a secret's output, and how.
@@ -309,33 +270,30 @@ func (a *Agent) Status() Status {
 // start join it, and a pass in flight is followed by at most one more (see
 // schedulePass). When ctx ends first, the report says so (and the pass goes
 // on).
-func (a *Agent) Sync(ctx context.Context) PassReport { return a.RunOnce(ctx) }
+func (a *Agent) Sync(ctx context.Context) PassReport {
+	return a.await(ctx, a.schedulePass())
+}
 
 // Applied is closed once a pass has fetched the spec and run every injector
 // (individual secrets may still have failed; Status says which).
 func (a *Agent) Applied() <-chan struct{} { return a.applied }
 
 // EnvFragment renders the environment-variable secrets last handed to the
-// envprofile injector as "sh", "fish" or "dotenv". Before the first pass it
-// renders an empty set.
+// injectors of env mounts in format (WithEnvRenderer). Before the first pass
+// it renders an empty set.
 func (a *Agent) EnvFragment(format string) ([]byte, error) {
-	a.handedMu.Lock()
-	env := a.handedOfKind(secrets.MountEnv)
-	a.handedMu.Unlock()
-	return renderEnv(format, env)
+	if a.opts.renderEnv == nil {
+		return nil, errors.New("this agent renders no env fragment")
+	}
+	return a.opts.renderEnv(format, a.handedOfKind(secrets.MountEnv))
 }
 
 // RegistryCredential returns the user and password of the registry secret for
 // host, when the docker injector is in helper or auto mode and such a secret
 // is applied. host may be any of docker's spellings (RegistryKey).
 func (a *Agent) RegistryCredential(host string) (user, password string, ok bool) {
-	if a.config().Injectors.DockerCfg.Mode == "inline" {
-		return "", "", false
-	}
 	key := secrets.RegistryKey(host)
-	a.handedMu.Lock()
-	defer a.handedMu.Unlock()
-	for _, s := range a.handedOfKind(secrets.MountRegistry) {
+	for _, s := range a.registryServed() {
 		if secrets.RegistryKey(s.Mount.Target) != key {
 			continue
 		}
@@ -351,26 +309,32 @@ func (a *Agent) RegistryCredential(host string) (user, password string, ok bool)
 // RegistryHosts lists the hosts RegistryCredential answers for, sorted; nil
 // in inline mode.
 func (a *Agent) RegistryHosts() []string {
-	if a.config().Injectors.DockerCfg.Mode == "inline" {
-		return nil
-	}
-	a.handedMu.Lock()
-	defer a.handedMu.Unlock()
 	var hosts []string
-	for _, s := range a.handedOfKind(secrets.MountRegistry) {
+	for _, s := range a.registryServed() {
 		hosts = append(hosts, s.Mount.Target)
 	}
 	sort.Strings(hosts)
 	return hosts
 }
 
-// handedOfKind returns a new slice of the secrets last applied by the
-// injectors of kind k. The caller holds handedMu.
+// registryServed returns the registry secrets the credential helper serves:
+// those last handed to the registry injectors, none in inline mode.
+func (a *Agent) registryServed() []secrets.Secret {
+	if a.config().Injectors.DockerCfg.Mode == config.DockerInline {
+		return nil
+	}
+	return a.handedOfKind(secrets.MountRegistry)
+}
+
+// handedOfKind returns a new slice of the secrets last handed to the
+// injectors of kind k.
 func (a *Agent) handedOfKind(k secrets.MountKind) []secrets.Secret {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	var out []secrets.Secret
-	for _, s := range a.injectorSlots() {
+	for _, s := range a.slots {
 		if s.kind == k {
-			out = append(out, a.handed[s.name]...)
+			out = append(out, s.handed...)
 		}
 	}
 	return out

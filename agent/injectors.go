@@ -1,45 +1,100 @@
 package agent
 
 import (
+	"os"
 	"path/filepath"
+
+	"go.uber.org/zap"
 
 	"github.com/secrets-agent/secrets-agent/config"
 	"github.com/secrets-agent/secrets-agent/injectors"
-	"github.com/secrets-agent/secrets-agent/injectors/dockercfg"
-	"github.com/secrets-agent/secrets-agent/injectors/envprofile"
-	"github.com/secrets-agent/secrets-agent/injectors/secretfile"
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
 
-// builtin is one injector the agent ships with: whether cfg enables it and
-// how to build it. Adding an injector is one package plus one line in
-// builtins.
-type builtin struct {
-	name    string
-	kind    secrets.MountKind
-	enabled func(cfg *config.Config) bool
-	build   func(cfg *config.Config, owner injectors.Owner) (injectors.Injector, error)
+// slot is one injector's record: what it is, fixed when it is built, and
+// what the passes did with it (Agent states which lock each field needs).
+type slot struct {
+	name     string
+	kind     secrets.MountKind
+	enabled  bool
+	inj      injectors.Injector // nil when disabled or not built
+	buildErr error
+
+	desired []secrets.Secret          // pass: this full pass's set; nil: not applied this pass
+	held    string                    // pass: why the last full pass held it back; "" when it did not
+	applied map[string]secrets.Secret // pass: mount key -> the secret its output holds
+	paths   []string                  // pass: the files it manages, for drift watching
+	handed  []secrets.Secret          // pass+mu: the set last handed to it; nil: never applied
 }
 
-// builtins lists the injectors, in the order a pass applies them.
-var builtins = []builtin{
-	{"envprofile", secrets.MountEnv, func(c *config.Config) bool { return c.Injectors.EnvProfile.Enabled }, buildEnvProfile},
-	{"secretfile", secrets.MountFile, func(c *config.Config) bool { return c.Injectors.SecretFile.Enabled }, buildSecretFile},
-	{"dockercfg", secrets.MountRegistry, func(c *config.Config) bool { return c.Injectors.DockerCfg.Enabled }, buildDockerCfg},
+// buildSlots makes the injector list for cfg: the ones given with
+// WithInjectors, or those WithBuilders makes from cfg. What the passes
+// recorded in old (a reload's list) carries over to the slot of the same
+// name. Then it tells each injector the paths it may not write
+// (avoidReserved).
+func (a *Agent) buildSlots(cfg *config.Config, old []*slot) []*slot {
+	var out []*slot
+	if a.opts.injectors != nil {
+		for _, inj := range a.opts.injectors {
+			out = append(out, &slot{name: inj.Name(), kind: inj.Kind(), enabled: true, inj: inj})
+		}
+	} else if a.opts.builders != nil {
+		owner, ownerErr := ownerOf(cfg)
+		for _, b := range a.opts.builders(cfg) {
+			out = append(out, a.build(b, owner, ownerErr))
+		}
+	}
+	for _, s := range out {
+		for _, o := range old {
+			if o.name == s.name {
+				s.held, s.applied, s.paths, s.handed = o.held, o.applied, o.paths, o.handed
+			}
+		}
+	}
+	avoidReserved(out, ownPaths(cfg, a.opts.configPath))
+	return out
 }
 
-func buildEnvProfile(cfg *config.Config, owner injectors.Owner) (injectors.Injector, error) {
-	return envprofile.New(envprofile.Options{Dir: cfg.Injectors.EnvProfile.Dir, Owner: owner, StateDir: cfg.StateDir})
+// build makes b's slot; ownerErr, when set, is why no injector can be built.
+func (a *Agent) build(b injectors.Builder, owner injectors.Owner, ownerErr error) *slot {
+	s := &slot{name: b.Name, kind: b.Kind, enabled: b.Enabled}
+	switch {
+	case !s.enabled:
+	case ownerErr != nil:
+		s.buildErr = ownerErr
+	default:
+		s.inj, s.buildErr = b.Build(owner)
+		if s.buildErr != nil {
+			s.inj = nil // not a typed nil in the interface: a pass skips it
+		}
+	}
+	if s.buildErr != nil {
+		a.log.Error("injector not available", zap.String("injector", s.name), zap.Error(s.buildErr))
+	}
+	return s
 }
 
-func buildSecretFile(cfg *config.Config, owner injectors.Owner) (injectors.Injector, error) {
-	return secretfile.New(secretfile.Options{AllowedRoots: cfg.Injectors.SecretFile.AllowedRoots,
-		Mode: cfg.Injectors.SecretFile.Mode.Perm(), Owner: owner, StateDir: cfg.StateDir})
+// ownerOf returns who owns the outputs cfg describes. Running as another
+// user than root, the agent cannot chown, and need not: UID and GID are -1.
+func ownerOf(cfg *config.Config) (injectors.Owner, error) {
+	uid, gid, home, err := cfg.Owner()
+	if err != nil {
+		return injectors.Owner{}, err
+	}
+	if os.Geteuid() != 0 {
+		uid, gid = -1, -1
+	}
+	return injectors.Owner{UID: uid, GID: gid, Home: home}, nil
 }
 
-func buildDockerCfg(cfg *config.Config, owner injectors.Owner) (injectors.Injector, error) {
-	return dockercfg.New(dockercfg.Options{ConfigDir: cfg.Injectors.DockerCfg.ConfigDir,
-		Mode: dockercfg.Mode(cfg.Injectors.DockerCfg.Mode), HelperName: "secrets-agent", Owner: owner, StateDir: cfg.StateDir})
+// slotFor returns the slot serving mount kind k, or nil.
+func slotFor(slots []*slot, k secrets.MountKind) *slot {
+	for _, s := range slots {
+		if s.kind == k {
+			return s
+		}
+	}
+	return nil
 }
 
 // ownPaths are the agent's own files, which no secret may target: the config
@@ -72,7 +127,7 @@ func ownPaths(cfg *config.Config, configPath string) []injectors.Reserved {
 // avoidReserved gives every injector that takes its targets from its
 // secrets (an injectors.Avoider) the reserved paths: own plus the outputs
 // of every built injector that reports them (an injectors.Reserver).
-func avoidReserved(slots []slot, own []injectors.Reserved) {
+func avoidReserved(slots []*slot, own []injectors.Reserved) {
 	reserved := own
 	for _, s := range slots {
 		if r, ok := s.inj.(injectors.Reserver); ok {

@@ -353,7 +353,7 @@ func newStoppedTimer() *time.Timer {
 func (a *Agent) statusLine(st Status) string {
 	applied := 0
 	for _, s := range st.Secrets {
-		if s.Outcome != "failed" && s.Outcome != "rejected" && s.Outcome != "skipped" {
+		if s.Outcome.Applied() {
 			applied++
 		}
 	}
@@ -513,9 +513,9 @@ func (a *Agent) reloadNow() (restartStream bool) {
 	} else if err := a.reloadToken(cp); err != nil {
 		a.log.Warn("reload: re-read token file", zap.Error(err))
 	}
-	slots := a.injectorSlots()
+	slots := a.slots
 	if injectorConfigChanged(old, cfg) {
-		slots = a.buildSlots(cfg)
+		slots = a.buildSlots(cfg, a.slots)
 	}
 	a.mu.Lock()
 	a.cfg, a.cp, a.slots = cfg, newCP, slots

@@ -17,9 +17,11 @@ import (
 func (a *Agent) Purge(ctx context.Context) map[string]injectors.Result {
 	a.passMu.Lock()
 	defer a.passMu.Unlock()
-	none := map[string][]secrets.Secret{}
-	for _, sl := range a.injectorSlots() {
-		none[sl.name] = []secrets.Secret{}
+	results := map[string]injectors.Result{}
+	for _, sl := range a.slots {
+		if sl.inj != nil {
+			results[sl.name] = a.apply(ctx, sl, []secrets.Secret{}, false)
+		}
 	}
-	return a.apply(ctx, none, nil, false)
+	return results
 }

@@ -17,58 +17,36 @@ import (
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
 
-// plan is what a full pass decided: the desired set of each injector that is
-// applied this pass, and the status rows. A repair pass applies the sets
-// again without asking the control plane.
+// plan is the status rows a full pass made (the desired sets it decided are
+// in the slots). A repair pass records its outcomes in the last plan's rows.
 type plan struct {
-	rows    []SecretStatus
-	rowOf   map[string]int              // id of a secret handed to an injector -> its row
-	desired map[string][]secrets.Secret // injector name -> desired set; absent: not applied
-	held    map[string]string           // injector name -> why it is not applied this pass
+	rows  []*SecretStatus
+	rowOf map[string]*SecretStatus // id of a secret handed to an injector -> its row
 	// transient is set when a value could not be fetched: a retry may help.
 	transient bool
 }
 
-// RunOnce returns the report of one full reconcile pass that started after
-// the call, as Sync does. Passes never overlap, and concurrent callers share
-// them (schedulePass).
+// pass is one full reconcile pass (Sync schedules them); retry reports that
+// it failed in a way a retry may fix (a fetch failed), changed that the spec
+// was not the one the last pass fetched (or could not be fetched).
 //
 // The steps:
 //
 //	(1) Fetch the environment's spec. When that fails, nothing is applied
 //	    and nothing removed: status turns degraded with the error (and since
 //	    when) and the report carries it.
-//	(2) Convert each spec secret to the domain form; one that does not
-//	    convert is rejected.
-//	(3) Resolve precedence: winners, rejected, skipped (API-only and unknown
-//	    mount kinds, logged with the reason).
-//	(4) For each winner whose kind has an enabled injector, take the value
-//	    from the in-memory cache when its session is unchanged (and not
-//	    empty), else fetch it (up to `fetchers` at once, so a cold start
-//	    with many secrets costs a few round trips, not one per secret);
-//	    then ValidateValue. An answer over the
-//	    client's response cap is a value over the size cap: invalid.
-//	(5) A winner whose value cannot be had (fetch failed or invalid) fails,
-//	    but its mount keeps what is there: the secret last applied at that
-//	    mount is handed to the injector again, old value and all. With
-//	    nothing applied there before, an invalid value or a secret the
-//	    control plane denies (not_found, permission_denied) is left out;
-//	    any other fetch failure holds its injector for this pass, since
-//	    leaving the secret out would make the injector delete an output an
-//	    earlier run may have made.
-//	(6) Hand each enabled injector that is not held its desired set, in
-//	    the order of builtins; one failing never stops the next.
-//	(7) Record per-secret outcomes, shadows and injector counts in Status,
-//	    note what each mount now holds, and close Applied after the first
-//	    applied pass.
-func (a *Agent) RunOnce(ctx context.Context) PassReport {
-	return a.await(ctx, a.schedulePass())
-}
-
-// fullPass is one pass of RunOnce; retry reports that the pass failed in a
-// way a retry may fix (a fetch failed), changed that the spec was not the
-// one the last pass fetched (or could not be fetched).
-func (a *Agent) fullPass(ctx context.Context) (rep PassReport, retry, changed bool) {
+//	(2) Plan (makePlan): convert each spec secret to the domain form,
+//	    rejecting one that does not convert; resolve precedence into
+//	    winners, rejected and skipped (API-only and unknown mount kinds);
+//	    take each winner's value from the cache when its session is
+//	    unchanged, else fetch it (values); validate it. A winner whose value
+//	    cannot be had keeps what its mount holds (keepOrHold).
+//	(3) Hand each enabled injector that is not held its desired set, in
+//	    the order of the slots; one failing never stops the next.
+//	(4) Record per-secret outcomes, shadows and injector counts in Status,
+//	    watch what the injectors now manage, and close Applied after the
+//	    first applied pass.
+func (a *Agent) pass(ctx context.Context) (rep PassReport, retry, changed bool) {
 	a.passMu.Lock()
 	defer a.passMu.Unlock()
 	rep.Started = time.Now()
@@ -79,30 +57,48 @@ func (a *Agent) fullPass(ctx context.Context) (rep PassReport, retry, changed bo
 
 	env, err := cp.GetEnvironment(ctx, cfg.ControlPlane.EnvironmentID) // (1)
 	if err != nil {
-		err = fmt.Errorf("get environment %s: %w", cfg.ControlPlane.EnvironmentID, err)
-		a.log.Warn("pass failed: nothing applied, nothing removed", zap.Error(err))
-		if controlplane.CodeOf(err) == controlplane.CodeUnauthenticated {
-			if rerr := a.reloadToken(cp); rerr != nil {
-				a.log.Warn("re-read token file", zap.Error(rerr))
-			}
-		}
-		rep.Error = err.Error()
-		rep.Status = a.recordFailure(err)
+		rep.Error, rep.Status = a.specFailed(cp, fmt.Errorf("get environment %s: %w", cfg.ControlPlane.EnvironmentID, err))
 		rep.Duration = time.Since(rep.Started)
 		return rep, true, true
 	}
 	changed = a.noteSpec(env)
-	p := a.makePlan(ctx, cp, env)
+	p := a.makePlan(ctx, cp, env) // (2)
 	a.lastPlan = p
-	rep.Results = a.apply(ctx, p.desired, p.held, false)
-	rep.Status = a.record(p, rep.Results, nil)
+
+	rep.Results = map[string]injectors.Result{} // (3)
+	held := false
+	for _, sl := range a.slots {
+		switch {
+		case sl.inj == nil || sl.desired == nil:
+		case sl.held != "":
+			held = true
+			a.log.Warn("injector held back", zap.String("injector", sl.name), zap.String("reason", sl.held))
+		default:
+			rep.Results[sl.name] = a.apply(ctx, sl, sl.desired, false)
+		}
+	}
+
+	rep.Status = a.record(p, rep.Results, nil) // (4)
 	a.watchFilesLocked()
 	rep.Duration = time.Since(rep.Started)
 	a.log.Info("pass done", zap.String("state", string(rep.Status.State)),
 		zap.Int("secrets", len(rep.Status.Secrets)), zap.Int("delivered", len(p.rowOf)), zap.Int("writes", writes(rep.Results)),
 		zap.Duration("took", rep.Duration))
 	a.appliedOnce.Do(func() { close(a.applied) })
-	return rep, p.transient || len(p.held) > 0, changed
+	return rep, p.transient || held, changed
+}
+
+// specFailed records a failed spec fetch: the agent turns degraded and
+// nothing is applied or removed. unauthenticated re-reads the token file
+// first. It returns the report's error and status.
+func (a *Agent) specFailed(cp ControlPlane, err error) (string, Status) {
+	a.log.Warn("pass failed: nothing applied, nothing removed", zap.Error(err))
+	if controlplane.CodeOf(err) == controlplane.CodeUnauthenticated {
+		if rerr := a.reloadToken(cp); rerr != nil {
+			a.log.Warn("re-read token file", zap.Error(rerr))
+		}
+	}
+	return err.Error(), a.recordFailure(err)
 }
 
 // noteSpec records a fingerprint of env's spec and reports whether it
@@ -127,7 +123,12 @@ func (a *Agent) repairPass(ctx context.Context) bool {
 	if a.lastPlan == nil {
 		return false
 	}
-	results := a.apply(ctx, a.handed, nil, true)
+	results := map[string]injectors.Result{}
+	for _, sl := range a.slots {
+		if sl.inj != nil && sl.handed != nil {
+			results[sl.name] = a.apply(ctx, sl, sl.handed, true)
+		}
+	}
 	a.mu.Lock()
 	fetchErr := a.fetchErr
 	a.mu.Unlock()
@@ -136,111 +137,49 @@ func (a *Agent) repairPass(ctx context.Context) bool {
 	return true
 }
 
-// makePlan is steps (2) to (5).
+// makePlan turns env's spec into status rows and a desired set for every
+// built injector (slot.desired), fetching the values it needs; a slot whose
+// secrets cannot all be had safely is held (slot.held). The caller holds
+// passMu.
 func (a *Agent) makePlan(ctx context.Context, cp ControlPlane, env *controlplane.Environment) *plan {
-	p := &plan{rowOf: map[string]int{}, desired: map[string][]secrets.Secret{}, held: map[string]string{}}
-	slots := a.injectorSlots()
-	for _, sl := range slots {
+	p := &plan{rowOf: map[string]*SecretStatus{}}
+	for _, sl := range a.slots {
+		sl.desired, sl.held = nil, ""
 		if sl.inj != nil {
-			p.desired[sl.name] = []secrets.Secret{}
+			sl.desired = []secrets.Secret{}
 		}
 	}
-
 	var all []secrets.Secret
 	live := map[string]bool{}
-	for _, w := range env.Spec.Secrets { // (2)
+	for _, w := range env.Spec.Secrets {
 		s, err := w.Secret()
 		if err != nil {
 			a.log.Warn("secret rejected", secretFields(s, err)...)
-			p.rows = append(p.rows, row(s, "rejected", err))
+			p.add(row(s, Rejected, err))
 			continue
 		}
 		all = append(all, s)
 		live[s.ID] = true
 	}
-
-	res := secrets.Resolve(all) // (3)
-	for _, r := range res.Rejected {
-		a.log.Warn("secret rejected", secretFields(r.Secret, r.Err)...)
-		p.rows = append(p.rows, row(r.Secret, "rejected", r.Err))
-	}
-	for _, s := range res.Skipped {
-		reason := "API only: never injected"
-		if s.Mount.Kind != secrets.MountAPIOnly {
-			reason = "mount kind not known to this agent"
-		}
-		a.log.Debug("secret skipped", zap.String("secret", s.Name), zap.String("scope", s.Scope.String()),
-			zap.String("id", s.ID), zap.String("reason", reason))
-		r := row(s, "skipped", nil)
-		r.Note = reason
-		p.rows = append(p.rows, r)
-	}
-
-	rowSlot := map[int]string{}
-	var todo []pending
-	for _, w := range res.Winners { // (4)
-		s := w.Secret
-		r := row(s, "", nil)
-		for _, sh := range w.Shadows {
-			r.Shadows = append(r.Shadows, ShadowedSecret{ID: sh.ID, Name: sh.Name, Scope: sh.Scope.String()})
-		}
-		idx := len(p.rows)
-		sl, ok := slotFor(slots, s.Mount.Kind)
-		switch {
-		case !ok:
-			r.Outcome, r.Note = "skipped", "no injector for mount kind "+s.Mount.Kind.String()
-			a.log.Debug("secret skipped", zap.String("secret", s.Name), zap.String("id", s.ID), zap.String("reason", r.Note))
-			p.rows = append(p.rows, r)
-			continue
-		case !sl.enabled:
-			r.Outcome, r.Note = "skipped", "injector "+sl.name+" is disabled"
-			p.rows = append(p.rows, r)
-			continue
-		case sl.inj == nil:
-			r.Outcome, r.Error = string(injectors.Failed), fmt.Sprintf("injector %s not available: %v", sl.name, sl.buildErr)
-			p.rows = append(p.rows, r)
-			continue
-		}
-		p.rows = append(p.rows, r)
-		rowSlot[idx] = sl.name
-		todo = append(todo, pending{s: s, idx: idx, slot: sl.name})
-	}
+	todo := a.sortResolved(p, secrets.Resolve(all))
 	got := a.values(ctx, cp, todo)
 	for i, t := range todo {
-		s, idx, slot := t.s, t.idx, t.slot
+		s := t.s
 		v, err := got[i].value, got[i].err
 		if err == nil {
 			s.Value = v
 			err = secrets.ValidateValue(s, secrets.Limits{})
 		}
-		if err == nil {
-			p.desired[slot] = append(p.desired[slot], s)
-			p.rowOf[s.ID] = idx
+		if err != nil {
+			a.keepOrHold(p, t, err)
 			continue
 		}
-		// (5)
-		var invalid *secrets.Error
-		isInvalid := errors.As(err, &invalid)
-		p.transient = p.transient || !isInvalid
-		p.rows[idx].Outcome, p.rows[idx].Error = string(injectors.Failed), err.Error()
-		key, _ := s.Mount.Key()
-		prev, had := a.lastApplied[slot][key]
-		code := controlplane.CodeOf(err)
-		switch {
-		case had:
-			p.rows[idx].Note = "last applied value kept"
-			p.desired[slot] = append(p.desired[slot], prev)
-			p.rowOf[prev.ID] = idx
-		case isInvalid || code == controlplane.CodeNotFound || code == controlplane.CodePermissionDenied:
-			p.rows[idx].Note = "not applied"
-		default:
-			p.held[slot] = fmt.Sprintf("%s could not be fetched and nothing applied at %s can be kept; injector %s held back", s, s.Mount, slot)
-		}
-		a.log.Warn("secret not applied", append(secretFields(s, err), zap.String("note", p.rows[idx].Note))...)
+		t.slot.desired = append(t.slot.desired, s)
+		p.rowOf[s.ID] = t.row
 	}
-	for idx, name := range rowSlot {
-		if why, ok := p.held[name]; ok && p.rows[idx].Outcome == "" {
-			p.rows[idx].Outcome, p.rows[idx].Error = string(injectors.Failed), why
+	for _, t := range todo {
+		if t.slot.held != "" && t.row.Outcome == "" {
+			t.row.Outcome, t.row.Error = Failed, t.slot.held
 		}
 	}
 	for id := range a.cache {
@@ -251,11 +190,88 @@ func (a *Agent) makePlan(ctx context.Context, cp ControlPlane, env *controlplane
 	return p
 }
 
-// pending is a winner whose value step (4) needs: its row and its injector.
+// add appends r to the plan's rows and returns it, to be filled in.
+func (p *plan) add(r SecretStatus) *SecretStatus {
+	p.rows = append(p.rows, &r)
+	return &r
+}
+
+// sortResolved makes a row for every resolved secret: rejected and skipped
+// ones are final; a winner whose kind has a built injector is returned, to
+// have its value fetched.
+func (a *Agent) sortResolved(p *plan, res secrets.Resolution) []pending {
+	for _, r := range res.Rejected {
+		a.log.Warn("secret rejected", secretFields(r.Secret, r.Err)...)
+		p.add(row(r.Secret, Rejected, r.Err))
+	}
+	for _, s := range res.Skipped {
+		reason := "API only: never injected"
+		if s.Mount.Kind != secrets.MountAPIOnly {
+			reason = "mount kind not known to this agent"
+		}
+		a.log.Debug("secret skipped", zap.String("secret", s.Name), zap.String("scope", s.Scope.String()),
+			zap.String("id", s.ID), zap.String("reason", reason))
+		p.add(row(s, Skipped, nil)).Note = reason
+	}
+	var todo []pending
+	for _, w := range res.Winners {
+		s := w.Secret
+		r := p.add(row(s, "", nil))
+		for _, sh := range w.Shadows {
+			r.Shadows = append(r.Shadows, ShadowedSecret{ID: sh.ID, Name: sh.Name, Scope: sh.Scope.String()})
+		}
+		sl := slotFor(a.slots, s.Mount.Kind)
+		switch {
+		case sl == nil:
+			r.Outcome, r.Note = Skipped, "no injector for mount kind "+s.Mount.Kind.String()
+			a.log.Debug("secret skipped", zap.String("secret", s.Name), zap.String("id", s.ID), zap.String("reason", r.Note))
+		case !sl.enabled:
+			r.Outcome, r.Note = Skipped, "injector "+sl.name+" is disabled"
+		case sl.inj == nil:
+			r.Outcome, r.Error = Failed, fmt.Sprintf("injector %s not available: %v", sl.name, sl.buildErr)
+		default:
+			todo = append(todo, pending{s: s, row: r, slot: sl})
+		}
+	}
+	return todo
+}
+
+// keepOrHold handles a winner whose value cannot be had (err: the fetch
+// failed or the value is invalid): it fails, but its mount keeps what is
+// there, since the secret last applied at that mount is handed to the
+// injector again, old value and all. With nothing applied there before, an
+// invalid value or a secret the control plane denies (not_found,
+// permission_denied) is left out; any other fetch failure holds its
+// injector for this pass, since leaving the secret out would make the
+// injector delete an output an earlier run may have made.
+func (a *Agent) keepOrHold(p *plan, t pending, err error) {
+	s, r, sl := t.s, t.row, t.slot
+	var invalid *secrets.Error
+	isInvalid := errors.As(err, &invalid)
+	p.transient = p.transient || !isInvalid
+	r.Outcome, r.Error = Failed, err.Error()
+	key, _ := s.Mount.Key()
+	prev, had := sl.applied[key]
+	code := controlplane.CodeOf(err)
+	switch {
+	case had:
+		r.Note = "last applied value kept"
+		sl.desired = append(sl.desired, prev)
+		p.rowOf[prev.ID] = r
+	case isInvalid || code == controlplane.CodeNotFound || code == controlplane.CodePermissionDenied:
+		r.Note = "not applied"
+	default:
+		sl.held = fmt.Sprintf("%s could not be fetched and nothing applied at %s can be kept; injector %s held back", s, s.Mount, sl.name)
+	}
+	a.log.Warn("secret not applied", append(secretFields(s, err), zap.String("note", r.Note))...)
+}
+
+// pending is a winner whose value a pass needs, the row it fills in and the
+// injector it goes to.
 type pending struct {
 	s    secrets.Secret
-	idx  int
-	slot string
+	row  *SecretStatus
+	slot *slot
 }
 
 // fetched is a value, or why it could not be had.
@@ -318,49 +334,34 @@ func (a *Agent) fetch(ctx context.Context, cp ControlPlane, s secrets.Secret) (s
 	return v, nil
 }
 
-// apply is step (6): it hands each injector with a desired set (and not
-// held) that set, and notes what every mount now holds. repair only changes
-// how outcomes are logged.
-func (a *Agent) apply(ctx context.Context, desired map[string][]secrets.Secret, held map[string]string, repair bool) map[string]injectors.Result {
-	results := map[string]injectors.Result{}
-	for _, sl := range a.injectorSlots() {
-		want, ok := desired[sl.name]
-		if sl.inj == nil || !ok {
-			continue
-		}
-		if why, ok := held[sl.name]; ok {
-			a.log.Warn("injector held back", zap.String("injector", sl.name), zap.String("reason", why))
-			continue
-		}
-		r := sl.inj.Apply(ctx, want)
-		results[sl.name] = r
-		if r.Err != nil {
-			a.log.Error("injector failed", zap.String("injector", sl.name), zap.Error(r.Err))
-		}
-		a.logOutcomes(sl.name, r, repair)
-		if r.Err != nil && len(r.Paths) == 0 {
-			// A failure as a whole says nothing about what is managed: keep
-			// watching what was, so drift repair still notices it.
-		} else {
-			a.paths[sl.name] = r.Paths
-		}
-		a.handedMu.Lock()
-		a.handed[sl.name] = want
-		a.handedMu.Unlock()
-		a.noteApplied(sl.name, want, r)
+// apply hands sl the set want and notes what its outputs now hold. The
+// caller holds passMu; repair only changes how outcomes are logged.
+func (a *Agent) apply(ctx context.Context, sl *slot, want []secrets.Secret, repair bool) injectors.Result {
+	r := sl.inj.Apply(ctx, want)
+	if r.Err != nil {
+		a.log.Error("injector failed", zap.String("injector", sl.name), zap.Error(r.Err))
 	}
-	return results
+	a.logOutcomes(sl.name, r, repair)
+	if r.Err == nil || len(r.Paths) > 0 {
+		// A failure as a whole says nothing about what is managed: then
+		// keep watching what was, so drift repair still notices it.
+		sl.paths = r.Paths
+	}
+	a.mu.Lock()
+	sl.handed = want
+	a.mu.Unlock()
+	sl.applied = appliedNow(sl.applied, want, r)
+	return r
 }
 
-// noteApplied records, per mount key, the secret the injector's output now
-// holds: the one handed, unless its outcome failed, in which case whatever
-// was there before stays.
-func (a *Agent) noteApplied(name string, want []secrets.Secret, r injectors.Result) {
+// appliedNow returns, per mount key, the secret an injector's output holds
+// after it was handed want with result r: the one handed, unless its
+// outcome failed, in which case whatever old says was there stays.
+func appliedNow(old map[string]secrets.Secret, want []secrets.Secret, r injectors.Result) map[string]secrets.Secret {
 	failed := map[string]bool{}
 	for _, o := range r.Failed() {
 		failed[o.Secret.ID] = true
 	}
-	old := a.lastApplied[name]
 	now := map[string]secrets.Secret{}
 	for _, s := range want {
 		key, _ := s.Mount.Key()
@@ -370,7 +371,7 @@ func (a *Agent) noteApplied(name string, want []secrets.Secret, r injectors.Resu
 			now[key] = prev
 		}
 	}
-	a.lastApplied[name] = now
+	return now
 }
 
 func (a *Agent) logOutcomes(injector string, r injectors.Result, repair bool) {
@@ -410,51 +411,17 @@ func (a *Agent) recordFailure(err error) Status {
 	return a.statusLocked()
 }
 
-// record is step (7). fetchErr, when set, keeps the agent degraded (a repair
-// pass while the control plane is unreachable).
+// record puts a pass's outcomes in Status and returns it: every row of p
+// with its injector's outcome and when its output last changed, the
+// injector counts, and the agent's state. fetchErr, when set, keeps the
+// agent degraded (a repair pass while the control plane is unreachable).
 func (a *Agent) record(p *plan, results map[string]injectors.Result, fetchErr error) Status {
 	now := time.Now()
-	rows := append([]SecretStatus(nil), p.rows...)
-	for _, r := range results {
-		for _, o := range r.Outcomes {
-			idx, ok := p.rowOf[o.Secret.ID]
-			if !ok || o.Action == injectors.Removed || o.Action == injectors.Restored {
-				continue
-			}
-			switch o.Action {
-			case injectors.Created, injectors.Updated, injectors.Repaired:
-				a.lastChanged[rows[idx].ID] = change{at: now, action: o.Action}
-			}
-			if rows[idx].Outcome == string(injectors.Failed) {
-				continue // step (5) already failed it; its old value was kept
-			}
-			rows[idx].Outcome, rows[idx].Note = string(o.Action), o.Note
-			if o.Err != nil {
-				rows[idx].Error = o.Err.Error()
-			}
-		}
-	}
-	var firstErr string
-	failed := 0
-	for i := range rows {
-		if c, ok := a.lastChanged[rows[i].ID]; ok {
-			rows[i].LastChanged, rows[i].LastAction = c.at, string(c.action)
-		}
-		if rows[i].Outcome == "" {
-			rows[i].Outcome, rows[i].Error = string(injectors.Failed), "no outcome reported by its injector"
-		}
-		if rows[i].Outcome == string(injectors.Failed) || rows[i].Outcome == "rejected" {
-			failed++
-			if firstErr == "" {
-				firstErr = rows[i].Error
-			}
-		}
-	}
-	slots := a.injectorSlots()
-	inj := injectorStatuses(slots, results)
-	for i := range inj {
-		if why, ok := p.held[inj[i].Name]; ok && inj[i].Error == "" {
-			inj[i].Error = why
+	rows, failed, firstErr := a.fillRows(p, results, now)
+	inj := injectorStatuses(a.slots, results)
+	for i, sl := range a.slots {
+		if sl.held != "" && inj[i].Error == "" {
+			inj[i].Error = sl.held
 		}
 		if inj[i].Error != "" && firstErr == "" {
 			firstErr = "injector " + inj[i].Name + ": " + inj[i].Error
@@ -498,6 +465,53 @@ func (a *Agent) record(p *plan, results map[string]injectors.Result, fetchErr er
 	return a.statusLocked()
 }
 
+// fillRows returns a copy of p's rows with the injectors' outcomes in
+// results, noting (in lastChanged) when each output changed; how many rows
+// failed and the first error.
+func (a *Agent) fillRows(p *plan, results map[string]injectors.Result, now time.Time) (rows []SecretStatus, failed int, firstErr string) {
+	rows = make([]SecretStatus, len(p.rows))
+	copyOf := make(map[*SecretStatus]*SecretStatus, len(p.rows))
+	for i, pr := range p.rows {
+		rows[i] = *pr
+		copyOf[pr] = &rows[i]
+	}
+	for _, r := range results {
+		for _, o := range r.Outcomes {
+			row, ok := copyOf[p.rowOf[o.Secret.ID]]
+			if !ok || o.Action == injectors.Removed || o.Action == injectors.Restored {
+				continue
+			}
+			switch o.Action {
+			case injectors.Created, injectors.Updated, injectors.Repaired:
+				a.lastChanged[row.ID] = change{at: now, action: o.Action}
+			}
+			if row.Outcome == Failed {
+				continue // its value could not be had; the old one was kept
+			}
+			row.Outcome, row.Note = Outcome(o.Action), o.Note
+			if o.Err != nil {
+				row.Error = o.Err.Error()
+			}
+		}
+	}
+	for i := range rows {
+		r := &rows[i]
+		if c, ok := a.lastChanged[r.ID]; ok {
+			r.LastChanged, r.LastAction = c.at, c.action
+		}
+		if r.Outcome == "" {
+			r.Outcome, r.Error = Failed, "no outcome reported by its injector"
+		}
+		if r.Outcome == Failed || r.Outcome == Rejected {
+			failed++
+			if firstErr == "" {
+				firstErr = r.Error
+			}
+		}
+	}
+	return rows, failed, firstErr
+}
+
 // statusLocked copies the status; the caller holds mu. A refused config
 // reload makes a ready agent degraded (since the refusal) until a good
 // config is loaded, and the docker injector's row carries its mode.
@@ -510,14 +524,14 @@ func (a *Agent) statusLocked() Status {
 	}
 	for i, sl := range a.slots {
 		if i < len(s.Injectors) && sl.kind == secrets.MountRegistry && s.Injectors[i].Name == sl.name {
-			s.Injectors[i].Mode = a.cfg.Injectors.DockerCfg.Mode
+			s.Injectors[i].Mode = string(a.cfg.Injectors.DockerCfg.Mode)
 		}
 	}
 	return s
 }
 
 // injectorStatuses counts each slot's outcomes in results.
-func injectorStatuses(slots []slot, results map[string]injectors.Result) []InjectorStatus {
+func injectorStatuses(slots []*slot, results map[string]injectors.Result) []InjectorStatus {
 	out := make([]InjectorStatus, 0, len(slots))
 	for _, sl := range slots {
 		is := InjectorStatus{Name: sl.name, Enabled: sl.enabled}
@@ -542,17 +556,8 @@ func injectorStatuses(slots []slot, results map[string]injectors.Result) []Injec
 	return out
 }
 
-func slotFor(slots []slot, k secrets.MountKind) (slot, bool) {
-	for _, s := range slots {
-		if s.kind == k {
-			return s, true
-		}
-	}
-	return slot{}, false
-}
-
 // row is a status row for s (never its value).
-func row(s secrets.Secret, outcome string, err error) SecretStatus {
+func row(s secrets.Secret, outcome Outcome, err error) SecretStatus {
 	r := SecretStatus{ID: s.ID, Name: s.Name, Scope: s.Scope.String(), Mount: s.Mount.Kind.String(),
 		Target: s.Mount.Target, Outcome: outcome}
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/secrets-agent/secrets-agent/config"
 	"github.com/secrets-agent/secrets-agent/controlplane"
+	"github.com/secrets-agent/secrets-agent/injectors/builtin"
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
 
@@ -42,7 +43,7 @@ func newRig(t *testing.T, cfg *config.Config, opts ...Option) *testRig {
 		file: newFileInjector(t, "secretfile", secrets.MountFile),
 		reg:  newFileInjector(t, "dockercfg", secrets.MountRegistry)}
 	core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(r.logs), zap.DebugLevel)
-	opts = append([]Option{WithControlPlane(r.cp), WithInjectors(r.env, r.file, r.reg), withNotifier(nopNotifier{})}, opts...)
+	opts = append([]Option{WithControlPlane(r.cp), WithInjectors(r.env, r.file, r.reg), WithEnvRenderer(builtin.RenderEnv), withNotifier(nopNotifier{})}, opts...)
 	a, err := New(cfg, zap.New(core), opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +54,7 @@ func newRig(t *testing.T, cfg *config.Config, opts ...Option) *testRig {
 
 func (r *testRig) pass(t *testing.T) PassReport {
 	t.Helper()
-	return r.a.RunOnce(context.Background())
+	return r.a.Sync(context.Background())
 }
 
 func (r *testRig) row(t *testing.T, id string) SecretStatus {
@@ -196,7 +197,7 @@ func TestOneBadSecretDoesNotStopOthers(t *testing.T) {
 	if _, ok := r.env.read(t, "NULLY"); ok {
 		t.Error("a value with NUL was written")
 	}
-	want := map[string]string{"bad1": "failed", "bad2": "rejected", "bad3": "failed", "api": "skipped", "good": "created"}
+	want := map[string]Outcome{"bad1": "failed", "bad2": "rejected", "bad3": "failed", "api": "skipped", "good": "created"}
 	for id, outcome := range want {
 		if got := r.row(t, id).Outcome; got != outcome {
 			t.Errorf("%s: outcome %q, want %q", id, got, outcome)
@@ -305,7 +306,7 @@ func TestCredentialsAnswerWhileAPassIsStuck(t *testing.T) {
 	gate := make(chan struct{})
 	r.cp.set(func(f *fakePlane) { f.gate = gate })
 	done := make(chan struct{})
-	go func() { defer close(done); r.a.RunOnce(context.Background()) }()
+	go func() { defer close(done); r.a.Sync(context.Background()) }()
 	eventually(t, "pass stuck in GetEnvironment", func() bool { return r.cp.count(func(f *fakePlane) int { return f.blocked }) == 1 })
 	answered := make(chan bool, 1)
 	go func() {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/secrets-agent/secrets-agent/config"
+	"github.com/secrets-agent/secrets-agent/injectors/builtin"
 )
 
 const reservedConfigYAML = `controlplane:
@@ -46,7 +47,7 @@ func reservedRig(t *testing.T, dir, token string) (*Agent, *fakePlane, string) {
 		t.Fatal(err)
 	}
 	cp := newFakePlane()
-	a, err := New(cfg, nil, WithControlPlane(cp), WithConfigFile(path, nil), withNotifier(nopNotifier{}))
+	a, err := New(cfg, nil, WithControlPlane(cp), WithBuilders(builtin.Builders), WithConfigFile(path, nil), withNotifier(nopNotifier{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +85,7 @@ func TestOwnFilesAndInjectorOutputsAreRefusedAsFileTargets(t *testing.T) {
 	}
 	cp.put("good", "GOOD", "SCOPE_USER", "file", filepath.Join(dir, "home", "good"), "good")
 	cp.put("reg", "REG", "SCOPE_USER", "registry", "reg.example.test", "dTpw")
-	a.RunOnce(context.Background())
+	a.Sync(context.Background())
 	for id, c := range cases {
 		if r := rowOf(a, id); r.Outcome != "failed" || !strings.Contains(r.Error, c.what) {
 			t.Errorf("%s at %s: outcome %q error %q; want failed naming %q", id, c.target, r.Outcome, r.Error, c.what)
@@ -118,7 +119,7 @@ func TestReloadMovesTheReservedTokenFile(t *testing.T) {
 	a.reloadNow()
 	cp.put("new", "NEW", "SCOPE_USER", "file", newToken, "sekret")
 	cp.put("old", "OLD", "SCOPE_USER", "file", oldToken, "v")
-	a.RunOnce(context.Background())
+	a.Sync(context.Background())
 	if r := rowOf(a, "new"); r.Outcome != "failed" || !strings.Contains(r.Error, "the agent's token file") {
 		t.Errorf("the new token file as a target: %+v; want refused", r)
 	}

@@ -47,7 +47,7 @@ func (a *Agent) startLocked() {
 	parent := a.passParent
 	go func() {
 		ctx, cancel := context.WithTimeout(parent, a.opts.timing.passTimeout)
-		r.rep, r.retry, r.changed = a.fullPass(ctx)
+		r.rep, r.retry, r.changed = a.pass(ctx)
 		cancel()
 		close(r.done)
 		a.runMu.Lock()

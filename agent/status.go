@@ -72,15 +72,36 @@ type SecretStatus struct {
 	ID          string           `json:"id"`
 	Name        string           `json:"name"`
 	Scope       string           `json:"scope"`
-	Mount       string           `json:"mount"`   // kind: env | file | registry | git_credential | api_only | none
-	Target      string           `json:"target"`  // variable, path or host
-	Outcome     string           `json:"outcome"` // an injectors.Action, or "rejected" / "skipped"
+	Mount       string           `json:"mount"`  // kind: env | file | registry | git_credential | api_only | none
+	Target      string           `json:"target"` // variable, path or host
+	Outcome     Outcome          `json:"outcome"`
 	Note        string           `json:"note,omitempty"`
 	Error       string           `json:"error,omitempty"`
 	LastChanged time.Time        `json:"lastChanged,omitzero"`
-	LastAction  string           `json:"lastAction,omitempty"` // what the agent did at LastChanged: created, updated or repaired
+	LastAction  injectors.Action `json:"lastAction,omitempty"` // what the agent did at LastChanged: created, updated or repaired
 	Shadows     []ShadowedSecret `json:"shadows,omitempty"`
 }
+
+// Outcome is what happened to a secret in the last pass: the Action its
+// injector reports (injectors.Created, ...), or one the agent decides
+// before any injector sees the secret.
+type Outcome string
+
+// The outcomes the agent decides itself.
+const (
+	// Rejected: the secret is invalid, or a conflict made it lose.
+	Rejected Outcome = "rejected"
+	// Skipped: nothing injects it (API only, a mount kind with no enabled
+	// injector); the row's Note says why.
+	Skipped Outcome = "skipped"
+	// Failed: as injectors.Failed, also when the agent fails the secret
+	// before its injector sees it (its value could not be had).
+	Failed Outcome = Outcome(injectors.Failed)
+)
+
+// Applied reports whether o is an outcome of a secret whose output is in
+// place: anything but Failed, Rejected and Skipped.
+func (o Outcome) Applied() bool { return o != Failed && o != Rejected && o != Skipped }
 
 // ShadowedSecret is a secret a winner hides.
 type ShadowedSecret struct {
@@ -105,8 +126,9 @@ func (r PassReport) OK() bool { return r.Error == "" && r.Status.State == Ready 
 // Backend is what the status socket serves. *Agent implements it.
 type Backend interface {
 	Status() Status
-	// Sync returns the report of a pass that started after the call
-	// (joining one waiting to start), or an error report when ctx ends first.
+	// Sync returns the report of a full pass that started after the call
+	// (joining one waiting to start, never the one in flight), or an error
+	// report when ctx ends first.
 	Sync(ctx context.Context) PassReport
 	// Applied is closed once the first pass has been applied.
 	Applied() <-chan struct{}

@@ -190,8 +190,8 @@ func (a *Agent) watchFilesLocked() {
 		return
 	}
 	var paths []string
-	for _, ps := range a.paths {
-		paths = append(paths, ps...)
+	for _, sl := range a.slots {
+		paths = append(paths, sl.paths...)
 	}
 	paths = append(paths, a.opts.configPath, cfg.ControlPlane.TokenFile)
 	set(paths)

@@ -3,20 +3,16 @@ package agent
 import (
 	"context"
 	"fmt"
-	"os"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/secrets-agent/secrets-agent/config"
 	"github.com/secrets-agent/secrets-agent/controlplane"
-	"github.com/secrets-agent/secrets-agent/injectors"
-	"github.com/secrets-agent/secrets-agent/injectors/envprofile"
-	"github.com/secrets-agent/secrets-agent/secrets"
 )
 
 // This file connects the agent to the packages it drives: the control-plane
-// client, the config loader, the env renderer and the systemd notifier.
+// client, the config loader and the systemd notifier.
 
 // loadConfig is how Reload reads the config file by default.
 var loadConfig = config.Load
@@ -44,28 +40,6 @@ func (c clientAdapter) WatchEvents(ctx context.Context, envID string) (EventStre
 		return nil, err
 	}
 	return s, nil
-}
-
-// ownerOf returns who owns the outputs cfg describes. Running as another
-// user than root, the agent cannot chown, and need not: UID and GID are -1.
-func ownerOf(cfg *config.Config) (injectors.Owner, error) {
-	uid, gid, home, err := cfg.Owner()
-	if err != nil {
-		return injectors.Owner{}, err
-	}
-	if os.Geteuid() != 0 {
-		uid, gid = -1, -1
-	}
-	return injectors.Owner{UID: uid, GID: gid, Home: home}, nil
-}
-
-// renderEnv renders env secrets as the envprofile injector writes them.
-func renderEnv(format string, env []secrets.Secret) ([]byte, error) {
-	f, err := envprofile.ParseFormat(format)
-	if err != nil {
-		return nil, err
-	}
-	return envprofile.Render(f, env)
 }
 
 // sdNotifier is what the loop tells the service manager.

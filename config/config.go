@@ -61,10 +61,24 @@ type SecretFile struct {
 
 // DockerCfg configures the docker config injector.
 type DockerCfg struct {
-	Enabled   bool   `yaml:"enabled"`
-	ConfigDir string `yaml:"config_dir"`
-	Mode      string `yaml:"mode"` // inline | helper | auto
+	Enabled   bool       `yaml:"enabled"`
+	ConfigDir string     `yaml:"config_dir"`
+	Mode      DockerMode `yaml:"mode"`
 }
+
+// DockerMode is how the docker injector hands out registry logins.
+type DockerMode string
+
+// The docker modes.
+const (
+	// DockerInline writes each login into config.json's auths.
+	DockerInline DockerMode = "inline"
+	// DockerHelper writes credHelpers entries naming the agent, which
+	// answers docker over the status socket: no password on disk.
+	DockerHelper DockerMode = "helper"
+	// DockerAuto is helper mode where docker can run the helper, else inline.
+	DockerAuto DockerMode = "auto"
+)
 
 // Log configures logging.
 type Log struct {

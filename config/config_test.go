@@ -155,7 +155,7 @@ func TestEnvironmentOverridesEveryKey(t *testing.T) {
 		"injectors.secretfile.mode":          {"0400", func(c *Config) any { return c.Injectors.SecretFile.Mode }, FileMode(0o400)},
 		"injectors.dockercfg.enabled":        {"FALSE", func(c *Config) any { return c.Injectors.DockerCfg.Enabled }, false},
 		"injectors.dockercfg.config_dir":     {"~/.dk", func(c *Config) any { return c.Injectors.DockerCfg.ConfigDir }, home + "/.dk"},
-		"injectors.dockercfg.mode":           {"helper", func(c *Config) any { return c.Injectors.DockerCfg.Mode }, "helper"},
+		"injectors.dockercfg.mode":           {"helper", func(c *Config) any { return string(c.Injectors.DockerCfg.Mode) }, "helper"},
 		"log.level":                          {"debug", func(c *Config) any { return c.Log.Level }, "debug"},
 		"log.format":                         {"json", func(c *Config) any { return c.Log.Format }, "json"},
 	}

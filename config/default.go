@@ -72,7 +72,7 @@ func defaults(system bool) *Config {
 				AllowedRoots: []string{"~"},
 				Mode:         0o600,
 			},
-			DockerCfg: DockerCfg{Enabled: true, Mode: "inline"},
+			DockerCfg: DockerCfg{Enabled: true, Mode: DockerInline},
 		},
 		Log: Log{Level: "info", Format: "auto"},
 	}

@@ -315,7 +315,7 @@ func setValue(v reflect.Value, s string) error {
 			return err
 		}
 		v.Set(reflect.ValueOf(m))
-	case *string:
+	case *string, *DockerMode:
 		v.SetString(s)
 	case *bool:
 		b, err := strconv.ParseBool(strings.TrimSpace(s))

@@ -12,7 +12,7 @@ import (
 
 // The allowed values of the enumerated keys.
 var (
-	DockerCfgModes = []string{"inline", "helper", "auto"}
+	DockerCfgModes = []DockerMode{DockerInline, DockerHelper, DockerAuto}
 	LogLevels      = []string{"debug", "info", "warn", "error"}
 	LogFormats     = []string{"auto", "json", "console"}
 )

@@ -117,3 +117,19 @@ type Reserver interface {
 type Avoider interface {
 	Avoid(reserved []Reserved)
 }
+
+// Builder is one injector the agent may run, as its configuration describes
+// it. Whoever starts the agent (cmd/secrets-agent, through the builtin
+// package) makes the list from the config and hands it to the agent, which
+// asks for it again when a reload changes the config: the agent knows no
+// concrete injector.
+type Builder struct {
+	Name string
+	Kind secrets.MountKind
+	// Enabled is false when the configuration turns the injector off: its
+	// secrets are skipped, saying so.
+	Enabled bool
+	// Build makes the injector, its outputs owned by owner. It is called
+	// only when Enabled.
+	Build func(owner Owner) (Injector, error)
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/secrets-agent/secrets-agent/config"
 	"github.com/secrets-agent/secrets-agent/controlplane"
 	"github.com/secrets-agent/secrets-agent/controlplane/devserver"
+	"github.com/secrets-agent/secrets-agent/injectors/builtin"
 	"github.com/secrets-agent/secrets-agent/internal/testutil"
 )
 
@@ -299,7 +300,7 @@ func (f *fleet) newMember(b testing.TB, dir string, env devserver.CreateEnvironm
 		b.Fatal(err)
 	}
 	cp := &fleetPlane{Client: c}
-	a, err := agent.New(cfg, zap.NewNop(), agent.WithControlPlane(cp), agent.WithoutFileWatch(),
+	a, err := agent.New(cfg, zap.NewNop(), agent.WithControlPlane(cp), agent.WithBuilders(builtin.Builders), agent.WithoutFileWatch(),
 		agent.WithoutStatusSocket(), agent.WithVersion("fleet"))
 	if err != nil {
 		b.Fatalf("agent in %s: %v", dir, err)

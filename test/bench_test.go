@@ -24,6 +24,7 @@ import (
 	"github.com/secrets-agent/secrets-agent/config"
 	"github.com/secrets-agent/secrets-agent/controlplane"
 	"github.com/secrets-agent/secrets-agent/controlplane/devserver"
+	"github.com/secrets-agent/secrets-agent/injectors/builtin"
 	"github.com/secrets-agent/secrets-agent/internal/faultproxy"
 	"github.com/secrets-agent/secrets-agent/internal/testutil"
 )
@@ -157,7 +158,7 @@ func benchValue(kind string, i, n int) string {
 // 250 files, 50 registries) from a devserver on loopback to disk: each
 // iteration builds a new in-process agent (agent.New with the real client
 // and injectors) over an emptied home, env dir and state dir, and times
-// agent.New plus one RunOnce. It reports the median over the iterations.
+// agent.New plus one Sync. It reports the median over the iterations.
 func BenchmarkColdApply1000(b *testing.B) {
 	set := secretSet{env: 700, files: 250, registries: 50}
 	e := newBenchEnv(b)
@@ -184,11 +185,11 @@ func BenchmarkColdApply1000(b *testing.B) {
 		b.StartTimer()
 
 		start := time.Now()
-		a, err := agent.New(cfg, nil)
+		a, err := agent.New(cfg, nil, agent.WithBuilders(builtin.Builders))
 		if err != nil {
 			b.Fatalf("agent.New: %v", err)
 		}
-		rep := a.RunOnce(context.Background())
+		rep := a.Sync(context.Background())
 		took = append(took, time.Since(start))
 
 		b.StopTimer()

@@ -151,7 +151,7 @@ func TestHostileEnvNamesRunNothingInAnyShell(t *testing.T) {
 			t.Errorf("%s: no status row for id %q", r.what, r.id)
 			continue
 		}
-		if got.Outcome != r.outcome && !(r.outcome == "created" && got.Outcome == "unchanged") {
+		if string(got.Outcome) != r.outcome && !(r.outcome == "created" && got.Outcome == "unchanged") {
 			t.Errorf("%s: outcome %q, want %q (error %q)", r.what, got.Outcome, r.outcome, got.Error)
 		}
 		if r.errHas != "" && !strings.Contains(got.Error, r.errHas) {

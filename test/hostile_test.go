@@ -19,6 +19,7 @@ import (
 	"github.com/secrets-agent/secrets-agent/agent"
 	"github.com/secrets-agent/secrets-agent/config"
 	"github.com/secrets-agent/secrets-agent/controlplane"
+	"github.com/secrets-agent/secrets-agent/injectors/builtin"
 	"github.com/secrets-agent/secrets-agent/internal/testutil"
 )
 
@@ -366,7 +367,7 @@ func TestHostileSpecsGetPerSecretErrorsAndHarmNothing(t *testing.T) {
 			t.Logf("outcome %s; error %q; note %q", got.Outcome, got.Error, got.Note)
 			// run --once made the outputs before the daemon started, so an
 			// applied secret is created or, in the daemon's pass, unchanged.
-			if got.Outcome != r.outcome && !(r.outcome == "created" && got.Outcome == "unchanged") {
+			if string(got.Outcome) != r.outcome && !(r.outcome == "created" && got.Outcome == "unchanged") {
 				t.Errorf("outcome %q, want %q (error %q, note %q)", got.Outcome, r.outcome, got.Error, got.Note)
 			}
 			if r.errHas != "" && !strings.Contains(got.Error+" "+got.Note, r.errHas) {
@@ -404,7 +405,7 @@ func inProcessAgent(t *testing.T, dir, url string) *agent.Agent {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := agent.New(cfg, nil)
+	a, err := agent.New(cfg, nil, agent.WithBuilders(builtin.Builders))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,7 +428,7 @@ func TestHundredMegabyteValueIsRejectedAloneByTheSizeCap(t *testing.T) {
 	a := inProcessAgent(t, dir, cp.srv.URL)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	rep := a.RunOnce(ctx)
+	rep := a.Sync(ctx)
 	if rep.Error != "" {
 		t.Fatalf("the whole pass failed: %s", rep.Error)
 	}
@@ -453,7 +454,7 @@ func TestHundredThousandSecretsFailThePassAndKeepTheAppliedState(t *testing.T) {
 	a := inProcessAgent(t, dir, cp.srv.URL)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if rep := a.RunOnce(ctx); !rep.OK() {
+	if rep := a.Sync(ctx); !rep.OK() {
 		t.Fatalf("first pass: %s %s", rep.Error, rep.Status.LastError)
 	}
 
@@ -464,7 +465,7 @@ func TestHundredThousandSecretsFailThePassAndKeepTheAppliedState(t *testing.T) {
 		many = append(many, fmt.Sprintf(`{"id":%q,"name":%q,"scope":"SCOPE_PROJECT","session":"%d-1","environmentVariable":%q}`, id, name, i, name))
 	}
 	cp.set(many, map[string]string{})
-	rep := a.RunOnce(ctx)
+	rep := a.Sync(ctx)
 	t.Logf("100,000 secrets: pass error %q", rep.Error)
 	if rep.Error == "" || !strings.Contains(rep.Error, "resource_exhausted") || !strings.Contains(rep.Error, "over the limit") {
 		t.Errorf("pass error %q; want the response cap named", rep.Error)
@@ -503,7 +504,7 @@ func TestMalformedValueAnswerHoldsOnlyItsInjector(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
-	rep := a.RunOnce(ctx)
+	rep := a.Sync(ctx)
 	wantEnv(t, w, "GOOD_ENV", "env ok")
 	wantAbsent(t, home+"/good")
 	for _, c := range []struct{ id, name, errHas string }{
@@ -519,7 +520,7 @@ func TestMalformedValueAnswerHoldsOnlyItsInjector(t *testing.T) {
 	}
 
 	cp.set(specs, good)
-	if rep := a.RunOnce(ctx); !rep.OK() {
+	if rep := a.Sync(ctx); !rep.OK() {
 		t.Fatalf("with whole answers: %s %s", rep.Error, rep.Status.LastError)
 	}
 	wantFile(t, home+"/good", "file ok")
@@ -528,7 +529,7 @@ func TestMalformedValueAnswerHoldsOnlyItsInjector(t *testing.T) {
 	// Broken again with the session changed: the applied value is kept.
 	specs[2] = strings.Replace(specs[2], `"session":"s1"`, `"session":"s2"`, 1)
 	cp.set(specs, broken)
-	rep = a.RunOnce(ctx)
+	rep = a.Sync(ctx)
 	if row, _ := findRow(rep.Status, "garbage", "GARBAGE"); row.Note != "last applied value kept" {
 		t.Errorf("garbage after it was applied: %+v; want the last applied value kept", row)
 	}

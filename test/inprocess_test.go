@@ -10,6 +10,7 @@ import (
 
 	"github.com/secrets-agent/secrets-agent/agent"
 	"github.com/secrets-agent/secrets-agent/config"
+	"github.com/secrets-agent/secrets-agent/injectors/builtin"
 )
 
 // TestSecondPassWithNothingChangedWritesNothing runs two passes of the real
@@ -27,7 +28,7 @@ func TestSecondPassWithNothingChangedWritesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := agent.New(cfg, zap.NewNop())
+	a, err := agent.New(cfg, zap.NewNop(), agent.WithBuilders(builtin.Builders))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,11 +38,11 @@ func TestSecondPassWithNothingChangedWritesNothing(t *testing.T) {
 		}
 		return n
 	}
-	first := a.RunOnce(context.Background())
+	first := a.Sync(context.Background())
 	if !first.OK() || writes(first) == 0 {
 		t.Fatalf("first pass: ok=%v writes=%d error=%q", first.OK(), writes(first), first.Error)
 	}
-	second := a.RunOnce(context.Background())
+	second := a.Sync(context.Background())
 	if !second.OK() {
 		t.Fatalf("second pass failed: %q", second.Error)
 	}

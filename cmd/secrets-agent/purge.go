@@ -9,6 +9,7 @@ import (
 
 	"github.com/secrets-agent/secrets-agent/agent"
 	"github.com/secrets-agent/secrets-agent/config"
+	"github.com/secrets-agent/secrets-agent/injectors/builtin"
 )
 
 func newPurgeCmd() *cobra.Command {
@@ -32,7 +33,7 @@ puts them back. It asks the control plane nothing; install.sh --uninstall
 			if err != nil {
 				return err
 			}
-			a, err := agent.New(cfg, log)
+			a, err := agent.New(cfg, log, agent.WithBuilders(builtin.Builders))
 			if err != nil {
 				return err
 			}

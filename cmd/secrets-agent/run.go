@@ -16,6 +16,7 @@ import (
 
 	"github.com/secrets-agent/secrets-agent/agent"
 	"github.com/secrets-agent/secrets-agent/config"
+	"github.com/secrets-agent/secrets-agent/injectors/builtin"
 )
 
 func newRunCmd() *cobra.Command {
@@ -78,14 +79,14 @@ func runAgent(ctx context.Context, configPath string, once bool, stderr *os.File
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-	a, err := agent.New(cfg, log, agent.WithVersion(version), agent.WithConfigFile(watchedConfig(configPath), config.LoadUnconfigured))
+	a, err := agent.New(cfg, log, agent.WithBuilders(builtin.Builders), agent.WithEnvRenderer(builtin.RenderEnv), agent.WithVersion(version), agent.WithConfigFile(watchedConfig(configPath), config.LoadUnconfigured))
 	if err != nil {
 		return err
 	}
 
 	if once { // (4)
 		warnWideToken(log, cfg.ControlPlane.TokenFile)
-		rep := a.RunOnce(ctx)
+		rep := a.Sync(ctx)
 		if rep.OK() {
 			return nil
 		}
@@ -162,7 +163,7 @@ func printPassSummary(w io.Writer, rep agent.PassReport) {
 		}
 	}
 	for _, s := range st.Secrets {
-		line := fmt.Sprintf("  %-9s %s (%s) %s %s", clean(s.Outcome), clean(s.Name), clean(s.Scope), clean(s.Mount), clean(s.Target))
+		line := fmt.Sprintf("  %-9s %s (%s) %s %s", clean(string(s.Outcome)), clean(s.Name), clean(s.Scope), clean(s.Mount), clean(s.Target))
 		if s.Note != "" {
 			line += " [" + clean(s.Note) + "]"
 		}

@@ -118,7 +118,7 @@ func printStatus(w io.Writer, st agent.Status, now time.Time) {
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  NAME\tSCOPE\tMOUNT\tTARGET\tOUTCOME\tLAST CHANGE\tSHADOWS")
 	for _, s := range st.Secrets {
-		outcome := s.Outcome
+		outcome := string(s.Outcome)
 		if s.Error != "" {
 			outcome += ": " + s.Error
 		} else if s.Note != "" {
@@ -130,7 +130,7 @@ func printStatus(w io.Writer, st agent.Status, now time.Time) {
 		}
 		last := "-"
 		if !s.LastChanged.IsZero() {
-			last = strings.TrimSpace(s.LastAction + " " + ago(s.LastChanged, now))
+			last = strings.TrimSpace(string(s.LastAction) + " " + ago(s.LastChanged, now))
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", clean(s.Name), clean(s.Scope), clean(s.Mount),
 			clean(dash(s.Target)), clean(outcome), last, clean(dash(strings.Join(shadows, ", "))))
@@ -145,8 +145,8 @@ func secretCounts(rows []agent.SecretStatus) string {
 	if len(rows) == 0 {
 		return "0"
 	}
-	n := map[string]int{}
-	var order []string
+	n := map[agent.Outcome]int{}
+	var order []agent.Outcome
 	for _, r := range rows {
 		if n[r.Outcome] == 0 {
 			order = append(order, r.Outcome)
@@ -155,7 +155,7 @@ func secretCounts(rows []agent.SecretStatus) string {
 	}
 	parts := make([]string, 0, len(order))
 	for _, o := range order {
-		parts = append(parts, fmt.Sprintf("%d %s", n[o], clean(o)))
+		parts = append(parts, fmt.Sprintf("%d %s", n[o], clean(string(o))))
 	}
 	return fmt.Sprintf("%d: %s", len(rows), strings.Join(parts, ", "))
 }

@@ -89,7 +89,7 @@ func printReport(w io.Writer, rep agent.PassReport) {
 	}
 	for _, s := range st.Secrets {
 		if s.Error != "" {
-			fmt.Fprintf(w, "  %s %s (%s, %s %s): %s\n", clean(s.Outcome), clean(s.Name), clean(s.Scope), clean(s.Mount), clean(s.Target), clean(s.Error))
+			fmt.Fprintf(w, "  %s %s (%s, %s %s): %s\n", clean(string(s.Outcome)), clean(s.Name), clean(s.Scope), clean(s.Mount), clean(s.Target), clean(s.Error))
 		}
 	}
 }

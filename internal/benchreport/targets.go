@@ -60,7 +60,7 @@ var descriptions = map[string]string{
 // entry gets none (its notes still show).
 var benchmarkDescriptions = map[string]string{
 	"BenchmarkColdApply1000": "Cold apply of 1,000 secrets (700 env, 250 files, 50 registries) from a devserver on loopback " +
-		"to disk, by an in-process agent (`agent.New` + `RunOnce` with the real control-plane client and injectors) " +
+		"to disk, by an in-process agent (`agent.New` + `Sync` with the real control-plane client and injectors) " +
 		"into an emptied home, env dir and state dir. Issue 3.",
 	"BenchmarkPropagationStream": "Propagation with the watch stream: from `UpdateSecretValue` returning to the new bytes " +
 		"readable at the file path, real agent binary against a real devserver. Issue 4.",

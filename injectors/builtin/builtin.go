@@ -1,0 +1,46 @@
+// Package builtin lists the injectors secrets-agent ships with and builds
+// each from the agent's config. cmd/secrets-agent hands the list to the
+// agent, which depends only on the injectors interface. Adding an injector
+// is one package plus one line in Builders.
+package builtin
+
+import (
+	"github.com/secrets-agent/secrets-agent/config"
+	"github.com/secrets-agent/secrets-agent/injectors"
+	"github.com/secrets-agent/secrets-agent/injectors/dockercfg"
+	"github.com/secrets-agent/secrets-agent/injectors/envprofile"
+	"github.com/secrets-agent/secrets-agent/injectors/secretfile"
+	"github.com/secrets-agent/secrets-agent/secrets"
+)
+
+// HelperName is the credential helper dockercfg names in helper mode: this
+// program, run as docker-credential-secrets-agent.
+const HelperName = "secrets-agent"
+
+// Builders returns the injectors cfg describes, in the order a pass applies
+// them.
+func Builders(cfg *config.Config) []injectors.Builder {
+	ep, sf, dc := cfg.Injectors.EnvProfile, cfg.Injectors.SecretFile, cfg.Injectors.DockerCfg
+	return []injectors.Builder{
+		{Name: "envprofile", Kind: secrets.MountEnv, Enabled: ep.Enabled, Build: func(o injectors.Owner) (injectors.Injector, error) {
+			return envprofile.New(envprofile.Options{Dir: ep.Dir, Owner: o, StateDir: cfg.StateDir})
+		}},
+		{Name: "secretfile", Kind: secrets.MountFile, Enabled: sf.Enabled, Build: func(o injectors.Owner) (injectors.Injector, error) {
+			return secretfile.New(secretfile.Options{AllowedRoots: sf.AllowedRoots, Mode: sf.Mode.Perm(), Owner: o, StateDir: cfg.StateDir})
+		}},
+		{Name: "dockercfg", Kind: secrets.MountRegistry, Enabled: dc.Enabled, Build: func(o injectors.Owner) (injectors.Injector, error) {
+			return dockercfg.New(dockercfg.Options{ConfigDir: dc.ConfigDir, Mode: dockercfg.Mode(dc.Mode),
+				HelperName: HelperName, Owner: o, StateDir: cfg.StateDir})
+		}},
+	}
+}
+
+// RenderEnv renders environment-variable secrets in a named format as the
+// envprofile injector writes them (the agent's env route).
+func RenderEnv(format string, env []secrets.Secret) ([]byte, error) {
+	f, err := envprofile.ParseFormat(format)
+	if err != nil {
+		return nil, err
+	}
+	return envprofile.Render(f, env)
+}
