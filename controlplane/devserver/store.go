@@ -201,6 +201,10 @@ func validate(r Record, value []byte) error {
 	if r.Mount.Kind == secrets.MountNone {
 		return &secrets.Error{ID: r.ID, Name: r.Name, Field: "mount", Reason: "is missing"}
 	}
+	if r.Name == "" {
+		// A label, any text; but ListSecrets and the CLI find secrets by it.
+		return &secrets.Error{ID: r.ID, Field: "name", Reason: "is empty"}
+	}
 	if err := secrets.ValidateMeta(sec); err != nil {
 		return err
 	}
