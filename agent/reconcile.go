@@ -290,7 +290,7 @@ func (a *Agent) values(ctx context.Context, cp ControlPlane, todo []pending) []f
 // fetch asks the control plane for s's value. It is safe to call from
 // several goroutines at once.
 func (a *Agent) fetch(ctx context.Context, cp ControlPlane, s secrets.Secret) (secrets.Value, error) {
-	a.log.Debug("fetching value", zap.String("secret", s.Name), zap.String("id", s.ID), zap.String("session", s.Session))
+	a.log.Debug("fetching value", zap.String("secret", secrets.Label(s.Name)), zap.String("id", s.ID), zap.String("session", s.Session))
 	v, err := cp.GetSecretValue(ctx, s.ID)
 	var ce *controlplane.Error
 	if errors.As(err, &ce) && ce.Code == controlplane.CodeResourceExhausted && ce.HTTPStatus == http.StatusOK {
@@ -363,7 +363,7 @@ func (a *Agent) noteApplied(name string, want []secrets.Secret, r injectors.Resu
 
 func (a *Agent) logOutcomes(injector string, r injectors.Result, repair bool) {
 	for _, o := range r.Outcomes {
-		fields := []zap.Field{zap.String("injector", injector), zap.String("secret", o.Secret.Name),
+		fields := []zap.Field{zap.String("injector", injector), zap.String("secret", secrets.Label(o.Secret.Name)),
 			zap.String("scope", o.Secret.Scope), zap.String("id", o.Secret.ID), zap.String("target", o.Target),
 			zap.String("action", string(o.Action))}
 		if o.Note != "" {
