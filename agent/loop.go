@@ -23,7 +23,7 @@ type timing struct {
 	streamBase  time.Duration // first reconnect of the stream, before jitter
 	fastCap     time.Duration // longest wait of the first fastTries attempts
 	fastTries   int           // attempts whose wait stays under fastCap
-	flap        time.Duration // a stream that ends sooner keeps its backoff
+	flap        time.Duration // at most one stream is opened per flap period
 	silence     time.Duration // overrides watch_silence_timeout when set (tests)
 	passTimeout time.Duration // bounds one pass
 }
@@ -38,7 +38,7 @@ func (t timing) withDefaults() timing {
 	def(&t.retryCap, 60*time.Second)
 	def(&t.streamBase, 250*time.Millisecond)
 	def(&t.fastCap, 2*time.Second)
-	def(&t.flap, time.Second)
+	def(&t.flap, 500*time.Millisecond)
 	def(&t.passTimeout, 2*time.Minute)
 	if t.fastTries <= 0 {
 		t.fastTries = 10
@@ -303,12 +303,14 @@ func (a *Agent) startStream(ctx context.Context) (stop func()) {
 //  1. Open the stream. Once the server has answered 200 the reconnect
 //     backoff starts again from its first step, and a pass is kicked to
 //     catch up on what happened while the stream was down.
-//  2. Read it until it ends (readStream). A stream that ends within the
-//     flap period of opening keeps the backoff it had, so a server that
-//     accepts and drops at once is not hammered.
+//  2. Read it until it ends (readStream).
 //  3. Wait before the next attempt: backoff with full jitter (small for the
 //     first attempts, see timing.backoff), cut short by wakeStream, which a
-//     pass that reached the control plane calls: it is up, so try now.
+//     pass that reached the control plane calls: it is up, so try now. A
+//     stream that ended within the flap period of opening makes the wait
+//     last at least the rest of that period, so a server that accepts and
+//     drops at once sees each agent at most once per flap period, while
+//     two restarts close together still cost only a short wait each.
 //     unauthenticated re-reads the token file first.
 func (a *Agent) holdStream(ctx context.Context) {
 	t := a.opts.timing
@@ -316,9 +318,10 @@ func (a *Agent) holdStream(ctx context.Context) {
 	for ctx.Err() == nil {
 		cfg, cp := a.config(), a.controlPlane()
 		envID := cfg.ControlPlane.EnvironmentID
+		// floor is the rest of the flap period after a short-lived stream.
+		var floor time.Duration
 		s, err := cp.WatchEvents(ctx, envID) // (1)
 		if err == nil {
-			before := failures
 			failures = 0
 			a.setWatchConnected(true)
 			a.log.Info("watch stream connected", zap.String("environment", envID))
@@ -333,9 +336,7 @@ func (a *Agent) holdStream(ctx context.Context) {
 			stopClose()
 			_ = s.Close()
 			a.setWatchConnected(false)
-			if time.Since(began) < t.flap {
-				failures = before
-			}
+			floor = t.flap - time.Since(began)
 		}
 		if ctx.Err() != nil {
 			return
@@ -346,7 +347,7 @@ func (a *Agent) holdStream(ctx context.Context) {
 			}
 		}
 		failures++
-		wait := t.backoff(t.streamBase, failures) // (3)
+		wait := max(t.backoff(t.streamBase, failures), floor) // (3)
 		a.log.Warn("watch stream down; reconnecting", zap.Error(err), zap.Duration("in", wait))
 		timer := time.NewTimer(wait)
 		select {
