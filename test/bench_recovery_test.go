@@ -90,7 +90,8 @@ func BenchmarkRecovery(b *testing.B) {
 	}
 	b.Logf("note: restart-*: %d restarts of the real devserver (SIGTERM, down for %s in turn, started on the same port), the real agent binary with the default poll_interval 30s; each time runs from the server's address file appearing to the changed file secret readable, the `secrets-devserver secret update` that changes it included", restarts, strings.Join(downs, ", "))
 	b.Logf("note: chaos-*: %s; %d fresh stacks each, the fault held %v after the change, poll_interval 30s, timed from the fault's end; p50/p99/max without a prefix are over all %d", strings.Join(chaosNames, ", "), chaosRuns, faultHold, len(all))
-	b.Logf("target: p50-ms < 1000, p99-ms < 3000")
+	b.Logf("target: p50-ms < 1000")
+	b.Logf("target: p99-ms < 3000")
 }
 
 // waitStreamUp waits until the agent reports its watch stream connected.
