@@ -308,9 +308,10 @@ func (a *Agent) startStream(ctx context.Context) (stop func()) {
 //     first attempts, see timing.backoff), cut short by wakeStream, which a
 //     pass that reached the control plane calls: it is up, so try now. A
 //     stream that ended within the flap period of opening makes the wait
-//     last at least the rest of that period, so a server that accepts and
-//     drops at once sees each agent at most once per flap period, while
-//     two restarts close together still cost only a short wait each.
+//     (woken or not) last at least the rest of that period, so a server that
+//     accepts and drops at once sees each agent, and its kicked passes, at
+//     most once per flap period, while two restarts close together still
+//     cost only a short wait each.
 //     unauthenticated re-reads the token file first.
 func (a *Agent) holdStream(ctx context.Context) {
 	t := a.opts.timing
@@ -323,6 +324,10 @@ func (a *Agent) holdStream(ctx context.Context) {
 		s, err := cp.WatchEvents(ctx, envID) // (1)
 		if err == nil {
 			failures = 0
+			select { // a wake from while this stream was opening is stale now
+			case <-a.streamWake:
+			default:
+			}
 			a.setWatchConnected(true)
 			a.log.Info("watch stream connected", zap.String("environment", envID))
 			a.kick()
@@ -349,6 +354,7 @@ func (a *Agent) holdStream(ctx context.Context) {
 		failures++
 		wait := max(t.backoff(t.streamBase, failures), floor) // (3)
 		a.log.Warn("watch stream down; reconnecting", zap.Error(err), zap.Duration("in", wait))
+		start := time.Now()
 		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -358,7 +364,22 @@ func (a *Agent) holdStream(ctx context.Context) {
 		case <-a.streamWake:
 			timer.Stop()
 			a.log.Info("control plane reachable again; reconnecting the watch stream now")
+			if rest := floor - time.Since(start); rest > 0 && !sleep(ctx, rest) {
+				return
+			}
 		}
+	}
+}
+
+// sleep waits d or until ctx ends, and reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 

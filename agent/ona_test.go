@@ -196,3 +196,23 @@ func TestBackoffStaysUnderTheFastCapForTheFirstAttempts(t *testing.T) {
 		}
 	}
 }
+
+func TestStreamThatDropsAtOnceIsReopenedAtMostOncePerFlapPeriod(t *testing.T) {
+	cfg := testConfig()
+	cfg.ControlPlane.Watch = true
+	const flap = 300 * time.Millisecond
+	r := newRig(t, cfg, withTiming(timing{retryBase: 10 * time.Millisecond, retryCap: 50 * time.Millisecond,
+		streamBase: time.Millisecond, flap: flap}))
+	r.run(t)
+	var opened []time.Time
+	for range 3 {
+		s := r.waitStream(t)
+		opened = append(opened, time.Now())
+		s.fail(&controlplane.Error{Procedure: controlplane.ProcWatchEvents, Code: controlplane.CodeUnavailable, Message: "accepted, then dropped"})
+	}
+	for i := 1; i < len(opened); i++ {
+		if gap := opened[i].Sub(opened[i-1]); gap < flap-50*time.Millisecond {
+			t.Errorf("stream %d opened %v after the one before, which dropped at once; want at least about %v", i+1, gap, flap)
+		}
+	}
+}

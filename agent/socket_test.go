@@ -109,7 +109,7 @@ func fullStatus(state State) Status {
 		LastErrorTime: t, DegradedSince: t, WatchConnected: true, Passes: 3,
 		Injectors: []InjectorStatus{{Name: "envprofile", Enabled: true, Applied: 1, Failed: 1, Writes: 2, Error: "dir gone"}},
 		Secrets: []SecretStatus{{
-			ID: "s-2", Name: "API_TOKEN", Scope: "user", Mount: "env", Target: "API_TOKEN",
+			ID: "s-2", Name: "API_TOKEN", Scope: "user", Source: "control-plane", SourceRef: "s-2", Mount: "env", Target: "API_TOKEN",
 			Outcome: "created", Note: "n", Error: "e", LastChanged: t,
 			Shadows: []ShadowedSecret{{ID: "s-1", Name: "API_TOKEN", Scope: "project"}},
 		}},
