@@ -62,6 +62,7 @@ func (a *Agent) pass(ctx context.Context) (rep PassReport, retry, changed bool) 
 		return rep, true, true
 	}
 	changed = a.noteSpec(env)
+	a.wakeStream()                // the control plane answered: a stream waiting to reconnect need not wait
 	p := a.makePlan(ctx, cp, env) // (2)
 	a.lastPlan = p
 
@@ -209,7 +210,7 @@ func (a *Agent) sortResolved(p *plan, res secrets.Resolution) []pending {
 		if s.Mount.Kind != secrets.MountAPIOnly {
 			reason = "mount kind not known to this agent"
 		}
-		a.log.Debug("secret skipped", zap.String("secret", s.Name), zap.String("scope", s.Scope.String()),
+		a.log.Debug("secret skipped", zap.String("secret", secrets.Label(s.Name)), zap.String("scope", s.Scope.String()),
 			zap.String("id", s.ID), zap.String("reason", reason))
 		p.add(row(s, Skipped, nil)).Note = reason
 	}
@@ -218,13 +219,20 @@ func (a *Agent) sortResolved(p *plan, res secrets.Resolution) []pending {
 		s := w.Secret
 		r := p.add(row(s, "", nil))
 		for _, sh := range w.Shadows {
-			r.Shadows = append(r.Shadows, ShadowedSecret{ID: sh.ID, Name: sh.Name, Scope: sh.Scope.String()})
+			r.Shadows = append(r.Shadows, ShadowedSecret{ID: sh.ID, Name: secrets.Label(sh.Name), Scope: sh.Scope.String()})
 		}
 		sl := slotFor(a.slots, s.Mount.Kind)
 		switch {
+		case s.CredentialProxy != nil:
+			// Its value must never be written into the environment, and
+			// this agent has no proxy to hand it to: it is not even
+			// fetched. It still shadows what it would have shadowed.
+			r.Outcome, r.Note = Skipped, "credential proxy: the value is meant for a proxy this agent does not have; not materialised"
+			a.log.Info("secret not materialised: it is for a credential proxy", zap.String("secret", secrets.Label(s.Name)),
+				zap.String("id", s.ID), zap.String("mount", s.Mount.String()))
 		case sl == nil:
 			r.Outcome, r.Note = Skipped, "no injector for mount kind "+s.Mount.Kind.String()
-			a.log.Debug("secret skipped", zap.String("secret", s.Name), zap.String("id", s.ID), zap.String("reason", r.Note))
+			a.log.Debug("secret skipped", zap.String("secret", secrets.Label(s.Name)), zap.String("id", s.ID), zap.String("reason", r.Note))
 		case !sl.enabled:
 			r.Outcome, r.Note = Skipped, "injector "+sl.name+" is disabled"
 		case sl.inj == nil:
@@ -318,7 +326,7 @@ func (a *Agent) values(ctx context.Context, cp ControlPlane, todo []pending) []f
 // fetch asks the control plane for s's value. It is safe to call from
 // several goroutines at once.
 func (a *Agent) fetch(ctx context.Context, cp ControlPlane, s secrets.Secret) (secrets.Value, error) {
-	a.log.Debug("fetching value", zap.String("secret", s.Name), zap.String("id", s.ID), zap.String("session", s.Session))
+	a.log.Debug("fetching value", zap.String("secret", secrets.Label(s.Name)), zap.String("id", s.ID), zap.String("session", s.Session))
 	v, err := cp.GetSecretValue(ctx, s.ID)
 	var ce *controlplane.Error
 	if errors.As(err, &ce) && ce.Code == controlplane.CodeResourceExhausted && ce.HTTPStatus == http.StatusOK {
@@ -376,7 +384,7 @@ func appliedNow(old map[string]secrets.Secret, want []secrets.Secret, r injector
 
 func (a *Agent) logOutcomes(injector string, r injectors.Result, repair bool) {
 	for _, o := range r.Outcomes {
-		fields := []zap.Field{zap.String("injector", injector), zap.String("secret", o.Secret.Name),
+		fields := []zap.Field{zap.String("injector", injector), zap.String("secret", secrets.Label(o.Secret.Name)),
 			zap.String("scope", o.Secret.Scope), zap.String("id", o.Secret.ID), zap.String("target", o.Target),
 			zap.String("action", string(o.Action))}
 		if o.Note != "" {
@@ -556,10 +564,11 @@ func injectorStatuses(slots []*slot, results map[string]injectors.Result) []Inje
 	return out
 }
 
-// row is a status row for s (never its value).
+// row is a status row for s (never its value); the name as secrets.Label
+// shows it.
 func row(s secrets.Secret, outcome Outcome, err error) SecretStatus {
-	r := SecretStatus{ID: s.ID, Name: s.Name, Scope: s.Scope.String(), Mount: s.Mount.Kind.String(),
-		Target: s.Mount.Target, Outcome: outcome}
+	r := SecretStatus{ID: s.ID, Name: secrets.Label(s.Name), Scope: s.Scope.String(), Mount: s.Mount.Kind.String(),
+		Target: s.Mount.Target, Outcome: outcome, Source: s.Source, SourceRef: s.SourceRef}
 	if err != nil {
 		r.Error = err.Error()
 	}
@@ -568,7 +577,7 @@ func row(s secrets.Secret, outcome Outcome, err error) SecretStatus {
 
 // secretFields are the log fields naming s and err; never its value.
 func secretFields(s secrets.Secret, err error) []zap.Field {
-	return []zap.Field{zap.String("secret", s.Name), zap.String("scope", s.Scope.String()), zap.String("id", s.ID),
+	return []zap.Field{zap.String("secret", secrets.Label(s.Name)), zap.String("scope", s.Scope.String()), zap.String("id", s.ID),
 		zap.String("mount", s.Mount.String()), zap.Error(err)}
 }
 
