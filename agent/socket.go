@@ -8,9 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -74,13 +72,13 @@ type errorBody struct {
 // served; any other peer gets 403 and its connection closed, and the refusal
 // is logged with its uid and pid.
 func serveSocket(ctx context.Context, b Backend, cfg *config.Config, log *zap.Logger) (stop func(), err error) {
-	envUID, err := lookupUID(cfg.User)
+	envUID, err := config.UserID(cfg.User)
 	if err != nil {
 		return nil, fmt.Errorf("status socket: %w", err)
 	}
 	gid := -1
 	if cfg.SocketGroup != "" {
-		if gid, err = lookupGID(cfg.SocketGroup); err != nil {
+		if gid, err = config.GroupID(cfg.SocketGroup); err != nil {
 			return nil, fmt.Errorf("status socket: socket_group: %w", err)
 		}
 	}
@@ -144,42 +142,6 @@ func serveSocket(ctx context.Context, b Backend, cfg *config.Config, log *zap.Lo
 			}
 		})
 	}, nil
-}
-
-// lookupUID resolves the environment's user (a name or a numeric id) to a
-// uid; an empty name is the agent's own user.
-func lookupUID(name string) (int, error) {
-	if name == "" {
-		return os.Getuid(), nil
-	}
-	u, err := user.Lookup(name)
-	if err != nil {
-		var uerr error
-		if u, uerr = user.LookupId(name); uerr != nil {
-			return 0, fmt.Errorf("user %q: %w", name, err)
-		}
-	}
-	uid, err := strconv.Atoi(u.Uid)
-	if err != nil {
-		return 0, fmt.Errorf("user %q: uid %q: %w", name, u.Uid, err)
-	}
-	return uid, nil
-}
-
-// lookupGID resolves a group name (or numeric id) to a gid.
-func lookupGID(name string) (int, error) {
-	g, err := user.LookupGroup(name)
-	if err != nil {
-		var gerr error
-		if g, gerr = user.LookupGroupId(name); gerr != nil {
-			return 0, fmt.Errorf("group %q: %w", name, err)
-		}
-	}
-	gid, err := strconv.Atoi(g.Gid)
-	if err != nil {
-		return 0, fmt.Errorf("group %q: gid %q: %w", name, g.Gid, err)
-	}
-	return gid, nil
 }
 
 // adoptActivated gives the file of an activated unix socket the owner and
