@@ -50,6 +50,7 @@ func newRootCmd() *cobra.Command {
 		newVersionCmd(),
 		newInstallHooksCmd(),
 		newDockerCredentialCmd(),
+		newGitCredentialCmd(),
 	)
 	return root
 }
