@@ -126,7 +126,7 @@ func TestGitOverHTTPSUsesTheAgentsToken(t *testing.T) {
 	var st struct {
 		Secrets []struct {
 			ID, Mount, Target, LastAction string
-			Shadows                    []struct{ ID string }
+			Shadows                       []struct{ ID string }
 		}
 	}
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
