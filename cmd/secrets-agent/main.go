@@ -51,6 +51,7 @@ func newRootCmd() *cobra.Command {
 		newInstallHooksCmd(),
 		newDockerCredentialCmd(),
 		newGitCredentialCmd(),
+		newExecCmd(),
 	)
 	return root
 }
