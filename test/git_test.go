@@ -143,6 +143,24 @@ func TestGitOverHTTPSUsesTheAgentsToken(t *testing.T) {
 		t.Errorf("status does not list the git secret with its shadow:\n%s", out)
 	}
 
+	// The system-level wiring (install-hooks --system, for an agent running
+	// as root) reaches the same file through the system git config alone.
+	sysRoot := t.TempDir()
+	if _, stderr, code := testutil.RunAgent(t, nil, "install-hooks", "--system", "--root", sysRoot); code != 0 {
+		t.Fatalf("install-hooks --system exited %d: %s", code, stderr)
+	}
+	sysEnv := []string{}
+	for _, kv := range gitEnv {
+		if kv != "GIT_CONFIG_NOSYSTEM=1" {
+			sysEnv = append(sysEnv, kv)
+		}
+	}
+	sysEnv = append(sysEnv, "GIT_CONFIG_SYSTEM="+filepath.Join(sysRoot, gitcred.SystemGitConfig),
+		"XDG_CONFIG_HOME="+t.TempDir()) // not the user's XDG file, which has the include too
+	if p := credentialFill(t, sysEnv, gs.Host); p != "tok-1" {
+		t.Errorf("through /etc/gitconfig's include git got %q, want the agent's token", p)
+	}
+
 	// The user's helpers: another host's untouched; one of theirs for the
 	// same host is asked after ours.
 	if p := credentialFill(t, gitEnv, "other.example"); p != "other-pass" {
