@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test test-short lint demo bench install clean
+.PHONY: all build test test-short test-live lint demo bench install clean
 
 all: build
 
@@ -22,6 +22,17 @@ RACE := $(shell command -v $${CC:-gcc} >/dev/null 2>&1 && echo -race)
 test: lint
 	@[ -n "$(RACE)" ] || echo "make test: no C compiler (gcc), so running without -race"
 	CGO_ENABLED=$(if $(RACE),1,0) GO=$(GO) $(GO) run ./internal/testsummary $(RACE) -count=1 -timeout 15m ./...
+
+# The live tests (build tag "live"): the agent under real systemd as PID 1
+# (systemd-nspawn), a real dockerd and registry, a real dev container. They
+# need root and the tools .ci/run installs; what is slow to make (a Debian
+# rootfs, docker images, the devcontainer CLI) is cached in
+# /var/cache/secrets-agent-test ($LIVE_TEST_CACHE) and rebuilt when
+# missing.
+test-live:
+	$(GO) vet -tags live ./test/
+	CGO_ENABLED=$(if $(RACE),1,0) GO=$(GO) $(GO) run ./internal/testsummary $(RACE) -tags live -count=1 -timeout 15m \
+	  -run '^TestLive' ./test/
 
 test-short:
 	$(GO) test -short -count=1 ./...

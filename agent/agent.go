@@ -126,6 +126,7 @@ type Agent struct {
 	slots    []slot
 	status   Status
 	fetchErr error          // the last full pass's spec fetch failure; nil after a success
+	waiting  error          // why the control plane cannot be reached yet (waiting.go); nil when it can
 	watching func([]string) // set by Run: tells the path watcher what to watch
 
 	applied     chan struct{}
@@ -137,7 +138,8 @@ type Agent struct {
 }
 
 // New builds an agent for cfg. It fails when no control-plane client can be
-// built from cfg; an injector that cannot be built is reported in Status and
+// built from cfg, but not for want of an environment_id or a token: then the
+// agent waits for them (waiting.go). An injector that cannot be built is reported in Status and
 // its secrets fail, but the others work.
 func New(cfg *config.Config, log *zap.Logger, opts ...Option) (*Agent, error) {
 	if cfg == nil {
@@ -171,11 +173,12 @@ func New(cfg *config.Config, log *zap.Logger, opts ...Option) (*Agent, error) {
 	if a.notify == nil {
 		a.notify = defaultNotifier(log)
 	}
-	cp, err := a.buildControlPlane(cfg)
+	cp, waiting, err := a.connect(cfg)
 	if err != nil {
 		return nil, err
 	}
 	a.cp = cp
+	a.setWaiting(waiting)
 	a.slots = a.buildSlots(cfg)
 	a.status = Status{
 		SchemaVersion: 1,
@@ -201,13 +204,15 @@ func (a *Agent) buildControlPlane(cfg *config.Config) (ControlPlane, error) {
 }
 
 // buildSlots makes the injector list: the ones given with WithInjectors, or
-// the built-ins enabled by cfg.
+// the built-ins enabled by cfg; then it tells each injector the paths it may
+// not write (avoidReserved).
 func (a *Agent) buildSlots(cfg *config.Config) []slot {
 	if a.opts.injectors != nil {
 		var out []slot
 		for _, inj := range a.opts.injectors {
 			out = append(out, slot{name: inj.Name(), kind: inj.Kind(), enabled: true, inj: inj})
 		}
+		avoidReserved(out, ownPaths(cfg, a.opts.configPath))
 		return out
 	}
 	owner, ownerErr := ownerOf(cfg)
@@ -226,6 +231,7 @@ func (a *Agent) buildSlots(cfg *config.Config) []slot {
 		}
 		out = append(out, s)
 	}
+	avoidReserved(out, ownPaths(cfg, a.opts.configPath))
 	return out
 }
 

@@ -3,6 +3,7 @@ package agent
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/secrets-agent/secrets-agent/config"
 	"github.com/secrets-agent/secrets-agent/injectors"
@@ -53,4 +54,48 @@ func buildGitCred(cfg *config.Config, owner injectors.Owner) (injectors.Injector
 	}
 	return gitcred.New(gitcred.Options{Username: cfg.Injectors.GitCred.Username, Owner: owner,
 		Helper: []string{exe, "git-credential", "--socket", cfg.Socket}})
+}
+
+// ownPaths are the agent's own files, which no secret may target: the config
+// file (configPath, "" when there is none) and the default one, which the
+// next start would read; the token file, the state dir, the status socket,
+// and the env fragment dir (reserved even with envprofile disabled: the
+// shell hooks still source what is there).
+func ownPaths(cfg *config.Config, configPath string) []injectors.Reserved {
+	own := []injectors.Reserved{
+		{Path: configPath, What: "the agent's config file"},
+		{Path: config.DefaultFile(), What: "the agent's default config file"},
+		{Path: cfg.ControlPlane.TokenFile, What: "the agent's token file"},
+		{Path: cfg.StateDir, What: "the agent's state dir"},
+		{Path: cfg.Socket, What: "the agent's status socket"},
+		{Path: cfg.Injectors.EnvProfile.Dir, What: "the env fragment dir"},
+	}
+	var out []injectors.Reserved
+	for _, r := range own {
+		if r.Path == "" {
+			continue
+		}
+		if abs, err := filepath.Abs(r.Path); err == nil {
+			r.Path = abs
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// avoidReserved gives every injector that takes its targets from its
+// secrets (an injectors.Avoider) the reserved paths: own plus the outputs
+// of every built injector that reports them (an injectors.Reserver).
+func avoidReserved(slots []slot, own []injectors.Reserved) {
+	reserved := own
+	for _, s := range slots {
+		if r, ok := s.inj.(injectors.Reserver); ok {
+			reserved = append(reserved, r.Reserved()...)
+		}
+	}
+	for _, s := range slots {
+		if av, ok := s.inj.(injectors.Avoider); ok {
+			av.Avoid(reserved)
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -182,12 +183,16 @@ func (a *Agent) Run(ctx context.Context) error {
 			continue
 		case <-a.reload:
 			if ctx.Err() == nil {
-				a.notify.Reloading()
+				if readySent { // before READY, a reload is part of starting
+					a.notify.Reloading()
+				}
 				if a.reloadNow() {
 					stream()
 					stream = a.startStream(ctx)
 				}
-				a.notify.Ready(a.statusLine(a.Status()))
+				if readySent {
+					a.notify.Ready(a.statusLine(a.Status()))
+				}
 				a.kick()
 			}
 			continue
@@ -200,9 +205,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-ready.C:
 			if !readySent {
 				readySent = true
-				st := a.Status()
-				a.log.Warn("not applied within ready_timeout; reporting ready, degraded", zap.String("status", a.statusLine(st)))
-				a.notify.Ready("degraded: " + a.statusLine(st))
+				line := a.statusLine(a.Status())
+				if !strings.HasPrefix(line, string(Degraded)+":") {
+					line = string(Degraded) + ": " + line // still starting: the first pass hangs
+				}
+				a.log.Warn("not applied within ready_timeout; reporting ready, degraded", zap.String("status", line))
+				a.notify.Ready(line)
 			}
 			continue
 		}
@@ -253,7 +261,7 @@ func (a *Agent) statusLine(st Status) string {
 	} else if st.State == Degraded && st.LastError != "" {
 		line += "; " + st.LastError
 	}
-	if a.config().ControlPlane.Watch && !st.WatchConnected && st.State != Starting {
+	if a.config().ControlPlane.Watch && !st.WatchConnected && st.State != Starting && a.waitingFor() == nil {
 		line += "; watch stream down"
 	}
 	return line
@@ -262,7 +270,7 @@ func (a *Agent) statusLine(st Status) string {
 // startStream starts holding the watch stream when the config asks for it
 // and returns a function that stops it and waits.
 func (a *Agent) startStream(ctx context.Context) (stop func()) {
-	if !a.config().ControlPlane.Watch {
+	if !a.config().ControlPlane.Watch || a.waitingFor() != nil {
 		return func() {}
 	}
 	sctx, cancel := context.WithCancel(ctx)
@@ -372,6 +380,9 @@ func (a *Agent) setWatchConnected(up bool) {
 func (a *Agent) reloadNow() (restartStream bool) {
 	path := a.opts.configPath
 	cp := a.controlPlane()
+	if path == "" && a.waitingFor() != nil {
+		return a.reconnect(a.config(), cp)
+	}
 	if path == "" {
 		if err := cp.ReloadToken(); err != nil {
 			a.log.Error("reload: re-read token file", zap.Error(err))
@@ -388,9 +399,10 @@ func (a *Agent) reloadNow() (restartStream bool) {
 	a.passMu.Lock()
 	defer a.passMu.Unlock()
 	old := a.config()
-	newCP := cp
-	if old.ControlPlane.URL != cfg.ControlPlane.URL || old.ControlPlane.TokenFile != cfg.ControlPlane.TokenFile {
-		if newCP, err = a.buildControlPlane(cfg); err != nil {
+	newCP, waiting := cp, a.waitingFor()
+	if waiting != nil || cfg.ControlPlane.EnvironmentID == "" ||
+		old.ControlPlane.URL != cfg.ControlPlane.URL || old.ControlPlane.TokenFile != cfg.ControlPlane.TokenFile {
+		if newCP, waiting, err = a.connect(cfg); err != nil {
 			a.log.Error("config reload rejected; the old configuration stays in force",
 				zap.String("config", path), zap.Error(err))
 			a.setConfigError(err)
@@ -408,6 +420,7 @@ func (a *Agent) reloadNow() (restartStream bool) {
 	a.status.ControlPlane, a.status.EnvironmentID = cfg.ControlPlane.URL, cfg.ControlPlane.EnvironmentID
 	a.status.ConfigError, a.status.ConfigErrorTime = "", time.Time{}
 	a.mu.Unlock()
+	a.setWaiting(waiting)
 	a.log.Info("configuration reloaded", zap.String("config", path))
 	return newCP != cp || old.ControlPlane.EnvironmentID != cfg.ControlPlane.EnvironmentID ||
 		old.ControlPlane.Watch != cfg.ControlPlane.Watch
@@ -424,5 +437,6 @@ func (a *Agent) setConfigError(err error) {
 // injectorConfigChanged reports whether the injectors must be built again.
 func injectorConfigChanged(old, cfg *config.Config) bool {
 	return !reflect.DeepEqual(old.Injectors, cfg.Injectors) || old.User != cfg.User ||
-		old.Home != cfg.Home || old.StateDir != cfg.StateDir || old.UID != cfg.UID || old.GID != cfg.GID
+		old.Home != cfg.Home || old.StateDir != cfg.StateDir || old.UID != cfg.UID || old.GID != cfg.GID ||
+		old.Socket != cfg.Socket || old.ControlPlane.TokenFile != cfg.ControlPlane.TokenFile // reserved paths
 }

@@ -70,6 +70,9 @@ func (a *Agent) fullPass(ctx context.Context) (rep PassReport, retry bool) {
 	defer a.passMu.Unlock()
 	rep.Started = time.Now()
 	cfg, cp := a.config(), a.controlPlane()
+	if why := a.waitingFor(); why != nil {
+		return a.waitPass(why), false
+	}
 
 	env, err := cp.GetEnvironment(ctx, cfg.ControlPlane.EnvironmentID) // (1)
 	if err != nil {

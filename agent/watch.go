@@ -199,6 +199,11 @@ func (a *Agent) onFileEvent(path string) {
 		a.log.Info("config file changed; reloading", zap.String("config", path))
 		a.RequestReload()
 	case filepath.Clean(cfg.ControlPlane.TokenFile):
+		if a.waitingFor() != nil {
+			a.log.Info("token file changed; connecting", zap.String("token_file", path))
+			a.RequestReload() // builds the client (waiting.go)
+			return
+		}
 		a.log.Info("token file changed; re-reading it", zap.String("token_file", path))
 		if err := a.controlPlane().ReloadToken(); err != nil {
 			a.log.Warn("re-read token file", zap.Error(err))

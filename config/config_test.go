@@ -125,7 +125,9 @@ func TestOwnerOfUnloadedConfigIsError(t *testing.T) {
 
 func TestEnvironmentOverridesEveryKey(t *testing.T) {
 	cleanEnv(t)
-	home := t.TempDir()
+	// Not created: a home that exists must be the user's, and the cases
+	// change the user.
+	home := filepath.Join(t.TempDir(), "home")
 	// One entry per key; the test fails when a key is added without one.
 	cases := map[string]struct {
 		env  string

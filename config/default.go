@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -25,6 +26,20 @@ func DefaultPath() string {
 		return filepath.Join(d, "secrets-agent", "config.yaml")
 	}
 	return "~/.config/secrets-agent/config.yaml"
+}
+
+// DefaultFile is DefaultPath with a leading "~/" expanded to the home of the
+// user running the process; "" when that user has no home.
+func DefaultFile() string {
+	p := DefaultPath()
+	if rest, ok := strings.CutPrefix(p, "~/"); ok {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return ""
+		}
+		p = filepath.Join(home, rest)
+	}
+	return p
 }
 
 // Default returns the configuration with every default set; it is the one

@@ -55,7 +55,16 @@ const maxFileSize = 1 << 20
 //     says which file was looked for and not found.
 //
 // Every error names the key or variable it is about.
-func Load(path string) (*Config, error) {
+func Load(path string) (*Config, error) { return load(path, true) }
+
+// LoadUnconfigured is Load for the daemon, which may start before the
+// platform has configured it: an empty controlplane.environment_id in a config
+// file that was read (as in the one install.sh writes) is no error here, and
+// the agent reports "not configured" until a reload brings one. Every other
+// problem is an error, and so is a missing default file.
+func LoadUnconfigured(path string) (*Config, error) { return load(path, false) }
+
+func load(path string, requireEnvironment bool) (*Config, error) {
 	c := Default()
 	missing, err := c.readFile(path)
 	if err != nil {
@@ -67,7 +76,8 @@ func Load(path string) (*Config, error) {
 	if err := c.resolve(); err != nil {
 		return nil, err
 	}
-	if err := c.Validate(); err != nil {
+	// Waiting for an environment_id makes sense only with a file to watch.
+	if err := c.validate(requireEnvironment || missing != ""); err != nil {
 		if missing != "" {
 			// The usual cause of a required key missing: no file was read.
 			return nil, fmt.Errorf("config file %s not found, and the environment does not complete the config: %w", missing, err)
@@ -92,13 +102,8 @@ func (c *Config) Owner() (uid, gid int, home string, err error) {
 func (c *Config) readFile(path string) (missing string, err error) {
 	explicit := path != ""
 	if !explicit {
-		path = DefaultPath()
-		if strings.HasPrefix(path, "~/") {
-			home, err := os.UserHomeDir()
-			if err != nil {
-				return path, nil // no home, no per-user config file
-			}
-			path = filepath.Join(home, path[2:])
+		if path = DefaultFile(); path == "" {
+			return DefaultPath(), nil // no home, no per-user config file
 		}
 	}
 	f, err := os.Open(path)

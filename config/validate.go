@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 )
 
 // The allowed values of the enumerated keys.
@@ -19,7 +21,11 @@ var (
 // Validate checks c as Load returns it (paths expanded) and returns every
 // problem found, joined, each naming its key: "controlplane.url: must be http
 // or https". It returns nil when c is valid.
-func (c *Config) Validate() error {
+func (c *Config) Validate() error { return c.validate(true) }
+
+// validate is Validate; requireEnvironment false lets
+// controlplane.environment_id be empty (LoadUnconfigured).
+func (c *Config) validate(requireEnvironment bool) error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
@@ -35,7 +41,7 @@ func (c *Config) Validate() error {
 	} else if u.User != nil {
 		bad("controlplane.url", "must not hold credentials: use token_file")
 	}
-	if cp.EnvironmentID == "" {
+	if cp.EnvironmentID == "" && requireEnvironment {
 		bad("controlplane.environment_id", "required")
 	}
 	if cp.PollInterval < 0 {
@@ -53,9 +59,19 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	if c.resolved {
+		if err := checkHome(c.Home, c.User, c.UID); err != nil {
+			bad("home", "%v", err)
+		}
+	}
 	sf := c.Injectors.SecretFile
 	if sf.Enabled && len(sf.AllowedRoots) == 0 {
 		bad("injectors.secretfile.allowed_roots", "at least one root is required")
+	}
+	for i, r := range sf.AllowedRoots {
+		if isFilesystemRoot(r) {
+			bad(fmt.Sprintf("injectors.secretfile.allowed_roots[%d]", i), "%q is (or leads to) /: the whole filesystem cannot be an allowed root", r)
+		}
 	}
 	if sf.Mode&^0o600 != 0 {
 		bad("injectors.secretfile.mode", "%s is wider than 0600", sf.Mode)
@@ -77,4 +93,38 @@ func (c *Config) Validate() error {
 		bad("log.format", "%q must be one of %v", c.Log.Format, LogFormats)
 	}
 	return errors.Join(errs...)
+}
+
+// checkHome returns why home cannot stand for "~" of the user name (uid): it
+// is (or leads to) /, which would make "~" and an allowed root of "~" the
+// whole filesystem, or it exists and is not a directory the user owns, which
+// would let the agent write the user's secrets into someone else's tree. A
+// home that does not exist yet (or that this process cannot stat) is
+// accepted: nothing is written below it until it does, and then only
+// through an os.Root at it.
+func checkHome(home, name string, uid int) error {
+	if isFilesystemRoot(home) {
+		return fmt.Errorf("%q is (or leads to) /: \"~\" would be the whole filesystem", home)
+	}
+	fi, err := os.Stat(home)
+	switch {
+	case err != nil:
+		return nil // missing, or not for this process to see (a CLI run by another user): nothing to judge
+	case !fi.IsDir():
+		return fmt.Errorf("%q is not a directory", home)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != uid {
+		return fmt.Errorf("%q is owned by uid %d, not by user %s (uid %d): the agent writes only into a home its user owns", home, st.Uid, name, uid)
+	}
+	return nil
+}
+
+// isFilesystemRoot reports whether the absolute path p is / or, through
+// symlinks, leads to it.
+func isFilesystemRoot(p string) bool {
+	if filepath.Clean(p) == "/" {
+		return true
+	}
+	real, err := filepath.EvalSymlinks(p)
+	return err == nil && real == "/"
 }

@@ -86,6 +86,11 @@ type Options struct {
 	UserAgent string
 }
 
+// ErrNoToken is wrapped by the error New and ReloadToken return when the
+// token file cannot be read (a missing file wraps fs.ErrNotExist too) or holds
+// no token. A daemon started before the platform wrote the token waits for it.
+var ErrNoToken = errors.New("no token")
+
 // Client calls the control plane's environment API (docs/ARCHITECTURE.md,
 // "The control-plane contract"). It is safe for concurrent use.
 //
@@ -189,11 +194,11 @@ func (c *Client) readToken() (changed bool, err error) {
 	b, err := os.ReadFile(c.tokenFile)
 	if err != nil {
 		// The *PathError names the file and the cause, not the content.
-		return false, fmt.Errorf("controlplane: read token: %w", err)
+		return false, fmt.Errorf("controlplane: %w: %w", ErrNoToken, err)
 	}
 	tok := strings.TrimSpace(string(b))
 	if tok == "" {
-		return false, fmt.Errorf("controlplane: token file %s is empty", c.tokenFile)
+		return false, fmt.Errorf("controlplane: %w: token file %s is empty", ErrNoToken, c.tokenFile)
 	}
 	old := c.token.Swap(&tok)
 	return old == nil || *old != tok, nil

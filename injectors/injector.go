@@ -101,3 +101,29 @@ type Owner struct {
 func Fail(s secrets.Secret, target string, err error) Outcome {
 	return Outcome{Secret: s.Ref(), Target: target, Action: Failed, Err: err}
 }
+
+// Reserved is a path that the agent itself or one of its injectors writes:
+// no file secret may target it, anything below it, or a directory path that
+// holds it.
+type Reserved struct {
+	// Path is absolute and clean.
+	Path string
+	// What names whose path it is, for the refusal: "the agent's token file".
+	What string
+}
+
+// Reserver is implemented by an injector whose outputs are at paths fixed by
+// its configuration (not by its secrets), so that no other injector may
+// write there: two writers of one file undo each other's work for ever.
+type Reserver interface {
+	// Reserved returns the paths of the injector's outputs.
+	Reserved() []Reserved
+}
+
+// Avoider is implemented by an injector whose targets come from the secrets
+// themselves. The agent calls Avoid once, before the first Apply, with every
+// reserved path (its own files and every Reserver's); Apply then fails each
+// secret that targets one, with an error naming it.
+type Avoider interface {
+	Avoid(reserved []Reserved)
+}

@@ -23,11 +23,15 @@
 # directory it created, and leaves the tree as it was. One exception, as dpkg
 # does with conffiles: a config.yaml the admin has edited since (its sha256
 # differs from the one recorded) is kept, and said so; --purge removes it too,
-# together with the agent's state directory (/var/lib/secrets-agent).
-# Secrets the agent has already delivered into homes are not removed.
+# together with the agent's state directory (/var/lib/secrets-agent) and the
+# shell fragments with their values (/run/secrets-agent/<user>/; --user: the
+# state under ~/.local/state and $XDG_RUNTIME_DIR/secrets-agent). On the live
+# system (--root /) --purge first stops the agent and runs `secrets-agent
+# purge`, which removes the secret files and docker logins it delivered into
+# homes (restoring files that were there before it), so no value is left.
 set -eu
 
-usage() { sed -n '2,27s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,31s/^# \{0,1\}//p' "$0"; }
 die() { echo "install.sh: $*" >&2; exit 1; }
 
 PREFIX= ROOT=/ UNINSTALL=0 PURGE=0 USER_MODE=0
@@ -184,6 +188,13 @@ install_all() {
 			$SYSTEMCTL enable secrets-agent.socket secrets-agent.service
 		fi
 		record enabled secrets-agent
+		if [ "$USER_MODE" = 0 ]; then
+			# The socket first, so that the agent takes it over and never binds
+			# the path itself (an agent that did would keep the socket from
+			# starting). An older agent still running may hold the path: stop it.
+			$SYSTEMCTL is-active --quiet secrets-agent.socket || $SYSTEMCTL stop secrets-agent.service
+			$SYSTEMCTL start secrets-agent.socket
+		fi
 		$SYSTEMCTL restart secrets-agent.service ||
 			echo "secrets-agent did not start: set controlplane.environment_id in $CONFIG, then: $SYSTEMCTL restart secrets-agent" >&2
 		echo "secrets-agent is installed and enabled: $SYSTEMCTL status secrets-agent"
@@ -201,9 +212,38 @@ EOF
 	fi
 }
 
+# purge_data removes what the agent keeps for itself: its state directory and
+# the shell fragments (env.sh, env.fish, env), which hold secret values, in
+# /run/secrets-agent/<user>/ (--user: $XDG_RUNTIME_DIR/secrets-agent/). The
+# units are stopped by now, so nothing writes them again.
+purge_data() {
+	if [ "$USER_MODE" = 1 ]; then
+		rm -rf "$R${XDG_STATE_HOME:-$HOME/.local/state}/secrets-agent"
+		[ -z "${XDG_RUNTIME_DIR:-}" ] || rm -rf "$R$XDG_RUNTIME_DIR/secrets-agent"
+		return 0
+	fi
+	rm -rf "$R/var/lib/secrets-agent"
+	for d in "$R"/run/secrets-agent/*/; do
+		[ ! -d "$d" ] || [ -L "${d%/}" ] || rm -rf "$d"
+	done
+}
+
 uninstall_all() {
 	[ -f "$R$MANIFEST" ] || die "nothing to uninstall: no manifest at $R$MANIFEST"
 	entries=$(awk '{ l[NR] = $0 } END { for (i = NR; i > 0; i--) print l[i] }' "$R$MANIFEST")
+	# (0) --purge on the live system: what the agent delivered, while its
+	# binary and config are still here, and with it stopped (it would put
+	# everything back).
+	if [ "$PURGE" = 1 ] && [ "$ROOT" = / ] && [ -x "$AGENT" ] && [ -f "$CONFIG" ]; then
+		if systemd_here; then
+			if [ "$USER_MODE" = 1 ]; then
+				$SYSTEMCTL stop secrets-agent.service 2>/dev/null || true
+			else
+				$SYSTEMCTL stop secrets-agent.socket secrets-agent.service 2>/dev/null || true
+			fi
+		fi
+		"$AGENT" purge --config "$CONFIG" || echo "install.sh: some delivered secrets could not be removed (see above)" >&2
+	fi
 	# (1) Everything but directories, newest first; the binary goes after the
 	# hooks, which it removes.
 	printf '%s\n' "$entries" | while IFS="$TAB" read -r kind sum path; do
@@ -223,9 +263,7 @@ uninstall_all() {
 			fi ;;
 		esac
 	done
-	if [ "$PURGE" = 1 ] && [ "$USER_MODE" = 0 ]; then
-		rm -rf "$R/var/lib/secrets-agent"
-	fi
+	if [ "$PURGE" = 1 ]; then purge_data; fi
 	rm -f "$R$MANIFEST"
 	# (2) Directories, deepest (newest) first, each only if now empty.
 	printf '%s\n' "$entries" | while IFS="$TAB" read -r kind sum path; do

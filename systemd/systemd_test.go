@@ -84,13 +84,13 @@ func TestSystemUnitIsHardened(t *testing.T) {
 		}
 	}
 	for _, want := range []string{
-		"Type=notify", "ExecStart=/usr/local/bin/secrets-agent run --config /etc/secrets-agent/config.yaml",
-		"ExecReload=/bin/kill -HUP $MAINPID", "WatchdogSec=30s", "Restart=on-failure",
+		"Type=notify", "Requires=secrets-agent.socket", "ExecStart=/usr/local/bin/secrets-agent run --config /etc/secrets-agent/config.yaml",
+		"ExecReload=/bin/sh -c 'kill -HUP ${MAINPID}'", "WatchdogSec=30s", "Restart=on-failure",
 		"NoNewPrivileges=yes", "ProtectSystem=strict", "ReadWritePaths=-/home -/root -/run/secrets",
 		"PrivateTmp=yes", "ProtectKernelTunables=yes", "ProtectKernelModules=yes", "ProtectKernelLogs=yes",
 		"ProtectControlGroups=yes", "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6", "UMask=0077",
 		"RuntimeDirectory=secrets-agent", "RuntimeDirectoryPreserve=yes", "StateDirectory=secrets-agent",
-		"LimitCORE=0", "CapabilityBoundingSet=CAP_CHOWN CAP_DAC_OVERRIDE CAP_FOWNER",
+		"LimitCORE=0", "CapabilityBoundingSet=CAP_CHOWN CAP_DAC_OVERRIDE CAP_FOWNER CAP_LEASE",
 		"SystemCallArchitectures=native", "LockPersonality=yes", "MemoryDenyWriteExecute=yes",
 		"RestrictRealtime=yes", "RestrictSUIDSGID=yes",
 	} {

@@ -52,6 +52,7 @@ func newRootCmd() *cobra.Command {
 		newDockerCredentialCmd(),
 		newGitCredentialCmd(),
 		newExecCmd(),
+		newPurgeCmd(),
 	)
 	return root
 }

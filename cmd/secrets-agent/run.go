@@ -26,7 +26,9 @@ func newRunCmd() *cobra.Command {
 		Short: "Run the daemon in the foreground: apply the environment's secrets and keep them current",
 		Long: `run applies the environment's secrets and keeps them in step with the control
 plane until SIGTERM or SIGINT, which leave every output in place. SIGHUP, or a
-change of the config file or the token file, reloads them.
+change of the config file or the token file, reloads them. Without a token file
+or a controlplane.environment_id yet, it runs and waits for them, its status
+saying "waiting for token" or "not configured".
 
 With --once it runs one pass and exits: 0 when every secret applied, else 1
 with a summary of each secret on stderr (names, scopes, targets and errors;
@@ -67,7 +69,7 @@ func runAgent(ctx context.Context, configPath string, once bool, stderr *os.File
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	cfg, err := config.Load(configPath) // (3)
+	cfg, err := config.LoadUnconfigured(configPath) // (3): no environment_id yet: the agent waits for one
 	if err != nil {
 		return err
 	}
@@ -76,7 +78,7 @@ func runAgent(ctx context.Context, configPath string, once bool, stderr *os.File
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-	a, err := agent.New(cfg, log, agent.WithVersion(version), agent.WithConfigFile(watchedConfig(configPath), config.Load))
+	a, err := agent.New(cfg, log, agent.WithVersion(version), agent.WithConfigFile(watchedConfig(configPath), config.LoadUnconfigured))
 	if err != nil {
 		return err
 	}

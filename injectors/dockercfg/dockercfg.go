@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/secrets-agent/secrets-agent/injectors"
 	"github.com/secrets-agent/secrets-agent/internal/atomicfile"
@@ -138,6 +139,12 @@ func (in *Injector) Kind() secrets.MountKind { return secrets.MountRegistry }
 // ConfigPath is the config.json the injector manages.
 func (in *Injector) ConfigPath() string { return filepath.Join(in.configDir, configName) }
 
+// Reserved returns ConfigPath: a file secret there and this injector would
+// rewrite the file back and forth for ever.
+func (in *Injector) Reserved() []injectors.Reserved {
+	return []injectors.Reserved{{Path: in.ConfigPath(), What: "the docker config dockercfg manages"}}
+}
+
 // Key returns the auths/credHelpers key for a registry host, the key docker
 // itself looks up: Docker Hub's names are "https://index.docker.io/v1/",
 // other hosts are lower-cased, without scheme or path, port kept.
@@ -180,13 +187,21 @@ type pass struct {
 //	    earlier entry, if any, is left as it is.
 //	(2) Load the manifest (which entries the injector wrote and the HMAC of
 //	    each); open the state dir and the config dir with os.Root, creating
-//	    them 0700 (the config dir owned by Owner) where missing. On the
+//	    them 0700 (the config dir owned by Owner) where missing; a config
+//	    dir in the home that someone else owns is given to Owner
+//	    (takeOverDir), so the user can reach config.json. On the
 //	    first Apply, remove the temp files a crashed agent left beside
 //	    config.json and the manifest (atomicfile.CleanTemps): they may hold
 //	    credentials.
-//	(3) Read config.json (no symlink followed) and parse it as a generic JSON
+//	(3) Read config.json (no symlink followed) once it has settled: empty
+//	    or not valid JSON while a program writes it is a user's edit in
+//	    flight, waited for (readSettled; all waits of one Apply together
+//	    at most settleBudget). Parse it as a generic JSON
 //	    object. Not valid JSON: the pass fails, the file is untouched.
 //	(4) Decide the mode: Auto is Helper when credsStore is set.
+//	(4b) A config.json someone else owns is taken over (owned by Owner,
+//	    0600) when it holds no credentials but the injector's, else the
+//	    pass fails (takeOver).
 //	(5) For each desired secret set auths[key] = {"auth": ...} (keeping
 //	    any non-credential field of an entry already there) or
 //	    credHelpers[key] = HelperName. Note when docker may not read it
@@ -199,19 +214,29 @@ type pass struct {
 //	    reported as a removal of its own.
 //	(7) Nothing changed (and the mode is right): stop, no write. Else
 //	    encode the object, then read config.json again: if it differs from
-//	    (3), another program wrote in between; start again at (3), at most
-//	    maxAttempts times.
+//	    (3), or a program holds it open for writing, another program writes
+//	    in between; start again at (3), at most maxAttempts times. Keep the
+//	    file read open, to look at after (9).
 //	(8) Write the manifest with both the old and the new HMACs, so that a
 //	    crash after (9) still knows the new entries as the injector's.
 //	(9) Write config.json through atomicfile (temp file, fsync, rename),
 //	    keeping its mode and owner (0600 and Owner when creating; group and
 //	    other bits cleared when it holds an inline credential).
+//	(9b) Look at the file (9) replaced: a program that had it open for
+//	    writing across the rename (an in-place edit) wrote into a file no
+//	    one will read again. Wait for it to finish (lateWrite), then merge
+//	    that write as in (5)-(6) and go back to (7), where config.json
+//	    must still hold what (9) wrote.
 //	(10) Write the manifest with the new HMACs only.
 //
-// The remaining window: a write by another program that lands between the
-// re-read of (7) and the rename of (9) — the time to write and fsync a temp
-// file — is lost. docker/cli takes no lock on config.json (it too writes a
-// temp file and renames it), so no cooperative lock could close it.
+// The remaining window: another program that renames its own file over
+// config.json between the re-read of (7) and the rename of (9) — the time
+// to write and fsync a temp file — loses its write. docker/cli takes no lock
+// on config.json (it too writes a temp file and renames it), so no
+// cooperative lock could close it. In-place writers lose nothing: (3) and
+// (9b) catch them; one that is still writing when the waits are over (or
+// through every attempt) fails the pass instead, and the merge happens in
+// the pass its last write brings.
 func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injectors.Result {
 	res := injectors.Result{Paths: []string{in.ConfigPath()}}
 	outs := make([]injectors.Outcome, len(desired))
@@ -280,6 +305,11 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 		return failAll(fmt.Errorf("dockercfg: config dir: %w", err))
 	}
 	defer cfgRoot.Close()
+	if len(wants) > 0 {
+		if err := in.takeOverDir(cfgRoot); err != nil {
+			return failAll(fmt.Errorf("dockercfg: config dir: %w", err))
+		}
+	}
 	if !in.cleaned {
 		// A failure is not reported: a temp file that stays does not hinder
 		// a write.
@@ -289,17 +319,26 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 	}
 
 	var p *pass
+	// late is a write that landed in the config.json the last rename
+	// replaced (9b); written is what that rename put in its place.
+	var late *configRead
+	var written []byte
+	until := time.Now().Add(settleBudget) // all waiting for config.json to settle
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return failAll(fmt.Errorf("dockercfg: %w", err))
 		}
 		// (3)-(6)
-		p, err = in.merge(cfgRoot, man, wants, keep)
+		if late != nil {
+			p, err = in.mergeRead(*late, man, wants, keep)
+		} else {
+			p, err = in.merge(ctx, cfgRoot, until, man, wants, keep)
+		}
 		if err != nil {
 			return failAll(fmt.Errorf("dockercfg: %s: %w", in.ConfigPath(), err))
 		}
 		// (7)
-		if !p.doc.changed && !p.fixMode {
+		if !p.doc.changed && !p.fixMode && late == nil {
 			break
 		}
 		data := p.before
@@ -315,11 +354,22 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 		if err != nil {
 			return failAll(fmt.Errorf("dockercfg: %s: %w", in.ConfigPath(), err))
 		}
-		if !sameRead(now, p.before) {
+		expect := p.before
+		if late != nil {
+			expect = written
+		}
+		writing, _ := writersAt(cfgRoot)
+		if !sameRead(now, expect) || writing {
 			if attempt == maxAttempts {
 				return failAll(fmt.Errorf("dockercfg: %s: changed by another program during each of %d attempts; try again later", in.ConfigPath(), maxAttempts))
 			}
+			late = nil
 			continue
+		}
+		held := holdConfig(cfgRoot, now)
+		if held == nil && now.info != nil {
+			late = nil
+			continue // replaced since the re-read
 		}
 		// (8)
 		wrote, err := man.union(p.recs).save(stateRoot)
@@ -332,12 +382,30 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 		// (9)
 		out, err := atomicfile.Write(cfgRoot, configName, data, atomicfile.Options{Mode: p.perm, UID: p.uid, GID: p.gid})
 		if err != nil {
+			if held != nil {
+				held.Close()
+			}
 			return failAll(fmt.Errorf("dockercfg: %w", err))
 		}
 		if out != atomicfile.Unchanged {
 			res.Writes++
 		}
-		break
+		// (9b)
+		if held == nil {
+			break
+		}
+		late, err = lateWrite(ctx, held, now.data, until)
+		held.Close()
+		if err != nil {
+			return failAll(fmt.Errorf("dockercfg: %s: %w", in.ConfigPath(), err))
+		}
+		if late == nil {
+			break
+		}
+		if attempt == maxAttempts {
+			return failAll(fmt.Errorf("dockercfg: %s: written by another program during each of %d attempts; try again later", in.ConfigPath(), maxAttempts))
+		}
+		written = data
 	}
 
 	// (10)
@@ -387,10 +455,10 @@ func (in *Injector) moveFrom(ctx context.Context, old string) ([]injectors.Outco
 	return res.Outcomes, res.Writes
 }
 
-// merge is steps (3) to (6) of Apply on one reading of config.json.
-func (in *Injector) merge(root *os.Root, man *manifest, wants []want, keep map[string]bool) (*pass, error) {
+// merge is steps (3) to (6) of Apply on one settled reading of config.json.
+func (in *Injector) merge(ctx context.Context, root *os.Root, until time.Time, man *manifest, wants []want, keep map[string]bool) (*pass, error) {
 	// (3)
-	r, err := readConfig(root)
+	r, err := readSettled(ctx, root, until)
 	if err != nil {
 		return nil, err
 	}
@@ -425,6 +493,13 @@ func (in *Injector) mergeRead(r configRead, man *manifest, wants []want, keep ma
 	section := sectionAuths
 	if p.mode == Helper {
 		section = sectionCredHelpers
+	}
+	// (4b)
+	var ownerNote string
+	if len(wants) > 0 {
+		if ownerNote, err = in.takeOver(p, r, man); err != nil {
+			return nil, err
+		}
 	}
 
 	// (5)
@@ -474,12 +549,15 @@ func (in *Injector) mergeRead(r configRead, man *manifest, wants []want, keep ma
 				notes = append(notes, fmt.Sprintf("credHelpers[%s] is set: docker asks that helper first and uses auths only when it has nothing for this host", w.key))
 			}
 		}
+		if ownerNote != "" {
+			notes = append(notes, ownerNote)
+		}
 		p.notes[w.out] = strings.Join(notes, "; ")
 	}
 	if p.mode == Inline && len(wants) > 0 {
 		// An inline credential is a secret: never in a file wider than 0600.
 		p.perm &^= 0o077
-		p.fixMode = r.info != nil && p.perm != r.info.Mode().Perm()
+		p.fixMode = p.fixMode || r.info != nil && p.perm != r.info.Mode().Perm()
 	}
 
 	// (6)

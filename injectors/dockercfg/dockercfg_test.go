@@ -380,24 +380,6 @@ func TestKeepsModeAndOwner(t *testing.T) {
 	}
 }
 
-func TestKeepsOwnerOfExistingConfig(t *testing.T) {
-	testutil.NeedRoot(t, "chown config.json to another user")
-	f := newFixture(t, Inline)
-	f.write(t, `{"auths": {}}`)
-	if err := os.Chown(f.path(), 4321, 4322); err != nil {
-		t.Fatal(err)
-	}
-	f.apply(t, registrySecret("s", "r.example.com", "u", "p"))
-	fi, err := os.Stat(f.path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := fi.Sys().(*syscall.Stat_t)
-	if st.Uid != 4321 || st.Gid != 4322 {
-		t.Fatalf("owner %d:%d, want 4321:4322", st.Uid, st.Gid)
-	}
-}
-
 func TestCreatesConfigOwnedByOwner(t *testing.T) {
 	testutil.NeedRoot(t, "create config.json for another user")
 	base := t.TempDir()

@@ -83,6 +83,12 @@ func (*Injector) Name() string { return "envprofile" }
 // Kind returns secrets.MountEnv.
 func (*Injector) Kind() secrets.MountKind { return secrets.MountEnv }
 
+// Reserved returns Dir: the fragments in it are sourced by every shell, so
+// no file secret may be written there.
+func (in *Injector) Reserved() []injectors.Reserved {
+	return []injectors.Reserved{{Path: in.opts.Dir, What: "the env fragment dir of envprofile"}}
+}
+
 // Apply makes env.sh, env.fish and env in Dir set exactly the variables of
 // desired.
 //

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+
+	"github.com/secrets-agent/secrets-agent/secrets"
 )
 
 // Var is one variable of a fragment, as a program's environment gets it.
@@ -12,90 +14,93 @@ type Var struct {
 	Value []byte
 }
 
-// ParseDotenv reads a dotenv fragment as Render writes it (the dialect is
-// described at quoteDotenv) and returns its variables in order, each value
-// byte for byte as the secret holds it. Lines starting with # are comments.
-// It is the reader of our own writer, not of dotenv files in general: any
-// other shape (an unquoted value, an unknown escape, an unterminated quote)
-// is an error naming the line, never quoting a value.
+// ParseDotenv reads a dotenv fragment as Render writes it and returns its
+// variables in order, each value byte for byte as the secret holds it. It is
+// written from the dialect quoteDotenv documents (not from quoteDotenv's
+// code): comments, NAME='...' literal (may span lines), NAME="..." with \\
+// \" \n \r escapes, NAME=bare for printable ASCII without spaces that ends in
+// a backslash. It is the reader of our own writer, not of dotenv files in
+// general: anything else is an error naming the variable, never quoting its
+// value.
 func ParseDotenv(data []byte) ([]Var, error) {
-	var vars []Var
-	line := 1
+	var out []Var
 	for len(data) > 0 {
-		if data[0] == '\n' {
-			data, line = data[1:], line+1
-			continue
-		}
 		if data[0] == '#' {
 			i := bytes.IndexByte(data, '\n')
 			if i < 0 {
-				break
+				return out, nil
 			}
-			data, line = data[i+1:], line+1
+			data = data[i+1:]
 			continue
 		}
 		eq := bytes.IndexByte(data, '=')
-		if eq <= 0 || bytes.IndexByte(data[:eq], '\n') >= 0 {
-			return nil, fmt.Errorf("dotenv line %d: want NAME=VALUE", line)
+		if eq < 0 {
+			return nil, errors.New("dotenv: a line without =")
 		}
-		v := Var{Name: string(data[:eq])}
-		rest := data[eq+1:]
-		val, n, err := unquoteDotenv(rest)
-		if err != nil {
-			return nil, fmt.Errorf("dotenv line %d (%s): %w", line, v.Name, err)
+		name := string(data[:eq])
+		if !secrets.ValidEnvName(name) {
+			return nil, errors.New("dotenv: a line that does not start with a variable name")
 		}
-		v.Value = val
-		line += bytes.Count(rest[:n], []byte{'\n'})
-		rest = rest[n:]
-		switch {
-		case len(rest) == 0:
-		case rest[0] == '\n':
-			rest, line = rest[1:], line+1
-		default:
-			return nil, fmt.Errorf("dotenv line %d (%s): text after the closing quote", line, v.Name)
+		data = data[eq+1:]
+		if len(data) == 0 {
+			return nil, fmt.Errorf("dotenv: %s: no value", name)
 		}
-		vars = append(vars, v)
-		data = rest
-	}
-	return vars, nil
-}
-
-// unquoteDotenv reads one quoted value at the start of b and returns it and
-// the number of bytes it took, quotes included.
-func unquoteDotenv(b []byte) ([]byte, int, error) {
-	if len(b) == 0 || (b[0] != '\'' && b[0] != '"') {
-		return nil, 0, errors.New("value is not quoted")
-	}
-	if b[0] == '\'' {
-		end := bytes.IndexByte(b[1:], '\'')
-		if end < 0 {
-			return nil, 0, errors.New("unterminated single quote")
-		}
-		return append([]byte{}, b[1:1+end]...), end + 2, nil
-	}
-	var out []byte
-	for i := 1; i < len(b); i++ {
-		switch c := b[i]; c {
+		var val []byte
+		switch data[0] {
+		case '\'':
+			end := bytes.IndexByte(data[1:], '\'')
+			if end < 0 {
+				return nil, fmt.Errorf("dotenv: %s: unterminated '", name)
+			}
+			val = append([]byte{}, data[1:1+end]...)
+			data = data[end+2:]
 		case '"':
-			return out, i + 1, nil
-		case '\\':
-			if i+1 >= len(b) {
-				return nil, 0, errors.New("unterminated double quote")
+			i := 1
+			for ; i < len(data) && data[i] != '"'; i++ {
+				if data[i] != '\\' {
+					val = append(val, data[i])
+					continue
+				}
+				i++
+				if i == len(data) {
+					return nil, fmt.Errorf("dotenv: %s: trailing backslash", name)
+				}
+				switch data[i] {
+				case '\\', '"':
+					val = append(val, data[i])
+				case 'n':
+					val = append(val, '\n')
+				case 'r':
+					val = append(val, '\r')
+				default:
+					return nil, fmt.Errorf("dotenv: %s: unknown escape", name)
+				}
 			}
-			i++
-			switch b[i] {
-			case '\\', '"', '$':
-				out = append(out, b[i])
-			case 'n':
-				out = append(out, '\n')
-			case 'r':
-				out = append(out, '\r')
-			default:
-				return nil, 0, errors.New("unknown escape")
+			if i == len(data) {
+				return nil, fmt.Errorf("dotenv: %s: unterminated \"", name)
 			}
+			data = data[i+1:]
 		default:
-			out = append(out, c)
+			end := bytes.IndexByte(data, '\n')
+			if end < 0 {
+				end = len(data)
+			}
+			val = append([]byte{}, data[:end]...)
+			for _, c := range val {
+				if c <= ' ' || c >= 0x7f {
+					return nil, fmt.Errorf("dotenv: %s: bare value holds a space or a byte that is not printable ASCII", name)
+				}
+			}
+			if !bytes.HasSuffix(val, []byte(`\`)) {
+				return nil, fmt.Errorf("dotenv: %s: bare value does not end in a backslash", name)
+			}
+			data = data[end:]
 		}
+		if len(data) == 0 || data[0] != '\n' {
+			return nil, fmt.Errorf("dotenv: %s: no newline after value", name)
+		}
+		data = data[1:]
+		out = append(out, Var{Name: name, Value: val})
 	}
-	return nil, 0, errors.New("unterminated double quote")
+	return out, nil
 }

@@ -69,7 +69,10 @@ type Injector struct {
 	helper string // the helper value as written, git-config quoted
 }
 
-var _ injectors.CredentialServer = (*Injector)(nil)
+var (
+	_ injectors.CredentialServer = (*Injector)(nil)
+	_ injectors.Reserver         = (*Injector)(nil)
+)
 
 // New returns an injector for o. It touches nothing on disk.
 func New(o Options) (*Injector, error) {
@@ -100,6 +103,11 @@ func (in *Injector) Kind() secrets.MountKind { return secrets.MountGitCredential
 
 // Path is the file the injector manages.
 func (in *Injector) Path() string { return path.Join(in.o.Owner.Home, File) }
+
+// Reserved is File in the home: no file secret may target it.
+func (in *Injector) Reserved() []injectors.Reserved {
+	return []injectors.Reserved{{Path: in.Path(), What: "the git credential helpers file gitcred manages"}}
+}
 
 // Credential answers git's question for s's host: the configured user name
 // and s's value as the password. ok is false when the value cannot be a git

@@ -62,6 +62,9 @@ type Injector struct {
 	saved    []byte            // the manifest as last read or saved
 	sessions map[string]string // path -> session last applied (memory only)
 	cleaned  bool              // stale temp files have been removed
+
+	// reserved are the paths no secret may target (Avoid).
+	reserved []injectors.Reserved
 }
 
 var _ injectors.Injector = (*Injector)(nil)
@@ -245,6 +248,7 @@ type pass struct {
 	// firstPass: the first Apply of this process, which also removes temp
 	// files a crash left beside the manifest.
 	firstPass bool
+	resIDs    *[]reservedID // identities of the reserved paths, once looked up
 }
 
 func (p *pass) close() {
@@ -302,7 +306,8 @@ type job struct {
 // prepare is step (2a) for one secret. It returns either a job to write or
 // the secret's failed outcome.
 //
-//	(a) The target must be a clean absolute path below an allowed root.
+//	(a) The target must be a clean absolute path below an allowed root,
+//	    and not reserved (checkReserved).
 //	(b) Lstat it below the root: a symlink anywhere on the way that leads
 //	    outside the root is an error here (os.Root), and an existing
 //	    directory, device, FIFO, socket or symlink is refused.
@@ -328,6 +333,9 @@ func (p *pass) prepare(s secrets.Secret) (*job, injectors.Outcome) {
 	p.targets[target] = s.ID
 	rootPath, root, rel, err := p.locate(target)
 	if err != nil {
+		return fail(err)
+	}
+	if err := p.checkReserved(target, root, rel); err != nil {
 		return fail(err)
 	}
 

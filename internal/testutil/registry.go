@@ -32,6 +32,12 @@ import (
 // Registry is a TLS container-registry stand-in on 127.0.0.1: enough of the
 // registry v2 API for `docker manifest inspect HOST/repo:tag`, with HTTP
 // Basic auth, recording every Authorization header it is sent.
+//
+// The live tests (make test-live) use the real registry instead
+// (DockerRegistry: `docker-registry` with htpasswd, pushed to and pulled from
+// by a real dockerd). The stand-in stays for the tests of `make test`, which
+// run without a docker daemon, and for what the real registry cannot show: the
+// exact Authorization header a client sent.
 type Registry struct {
 	// Host is "127.0.0.1:port", the registry's name in image references and
 	// docker's config.json key.

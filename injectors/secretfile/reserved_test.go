@@ -1,0 +1,114 @@
+package secretfile
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/secrets-agent/secrets-agent/injectors"
+	"github.com/secrets-agent/secrets-agent/secrets"
+)
+
+// TestReservedTargetsAreRefusedAndOthersApplied: a target that is a reserved
+// path, lies below a reserved dir, holds a reserved file, reaches one through
+// a symlink inside the root, or names a kept-aside file fails alone with an
+// error naming whose path it is; nothing is written there, and a good secret
+// beside them is applied.
+func TestReservedTargetsAreRefusedAndOthersApplied(t *testing.T) {
+	f := newFixture(t)
+	docker := f.path(".docker/config.json")
+	state := f.path(".local/state/secrets-agent")
+	if err := os.MkdirAll(f.path(".docker"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(docker, []byte(`{"auths":{}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// Planted by the user: a link to ~/.docker and one to the state dir.
+	if err := os.Symlink(".docker", f.path("dlink")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(".local/state", f.path("slink")); err != nil {
+		t.Fatal(err)
+	}
+	f.in.Avoid([]injectors.Reserved{
+		{Path: docker, What: "the docker config dockercfg manages"},
+		{Path: state + "/", What: "the agent's state dir"}, // cleaned by Avoid
+		{Path: "relative/ignored", What: "nothing"},
+	})
+	cases := []struct{ target, errHas string }{
+		{docker, "is the docker config dockercfg manages"},
+		{docker + "/x", "is below " + docker},
+		{f.path(".docker"), "holds " + docker},
+		{state + "/secretfile.json", "is below " + state},
+		{state, "is the agent's state dir"},
+		{f.path(".local"), "holds " + state},
+		{f.path("dlink/config.json"), "the docker config dockercfg manages (reached through a symlink"},
+		{f.path("slink/secrets-agent/evil"), "the agent's state dir (reached through a symlink"},
+		{f.path("x" + OrigSuffix), "keeps a file aside"},
+	}
+	ss := []secrets.Secret{sec("good", f.path("good"), "good value")}
+	for i, c := range cases {
+		ss = append(ss, sec("r"+string(rune('a'+i)), c.target, "sekret"))
+	}
+	res := f.in.Apply(t.Context(), ss)
+	wantAction(t, res, f.path("good"), injectors.Created)
+	wantFile(t, f.path("good"), "good value", 0o600)
+	for _, c := range cases {
+		o := wantAction(t, res, c.target, injectors.Failed)
+		if o.Err == nil || !strings.Contains(o.Err.Error(), c.errHas) {
+			t.Errorf("%s: error %v, want one saying %q", c.target, o.Err, c.errHas)
+		}
+	}
+	if b, _ := os.ReadFile(docker); string(b) != `{"auths":{}}` {
+		t.Errorf("docker config rewritten: %q", b)
+	}
+	if ents, _ := os.ReadDir(state); len(ents) != 0 {
+		t.Errorf("written into the state dir: %v", ents)
+	}
+}
+
+// TestAvoidAgainReplacesTheReservedSet: a reload hands a new set; a path no
+// longer reserved is a target like any other.
+func TestAvoidAgainReplacesTheReservedSet(t *testing.T) {
+	f := newFixture(t)
+	p := f.path("tok")
+	f.in.Avoid([]injectors.Reserved{{Path: p, What: "the agent's token file"}})
+	wantAction(t, f.in.Apply(t.Context(), []secrets.Secret{sec("a", p, "v")}), p, injectors.Failed)
+	f.in.Avoid(nil)
+	wantAction(t, f.apply(sec("a", p, "v")), p, injectors.Created)
+}
+
+// TestReservedPathNotYetWrittenIsRefusedThroughASymlink: the docker config
+// does not exist yet (dockercfg runs after secretfile in a pass); a target
+// reaching its name through a planted link to its directory is still refused.
+func TestReservedPathNotYetWrittenIsRefusedThroughASymlink(t *testing.T) {
+	f := newFixture(t)
+	if err := os.MkdirAll(f.path(".docker"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(".docker", f.path("dlink")); err != nil {
+		t.Fatal(err)
+	}
+	f.in.Avoid([]injectors.Reserved{{Path: f.path(".docker/config.json"), What: "the docker config dockercfg manages"}})
+	target := f.path("dlink/config.json")
+	o := wantAction(t, f.in.Apply(t.Context(), []secrets.Secret{sec("a", target, "v")}), target, injectors.Failed)
+	if o.Err == nil || !strings.Contains(o.Err.Error(), "reached through a symlink") {
+		t.Errorf("error %v, want a refusal through the symlink", o.Err)
+	}
+	wantGone(t, f.path(".docker/config.json"))
+}
+
+// TestNamesThatOnlyLookLikeReservedOnesAreTargets: a shared prefix is not
+// "below": ~/token2 and ~/tokendir/x are fine when ~/token is reserved.
+func TestNamesThatOnlyLookLikeReservedOnesAreTargets(t *testing.T) {
+	f := newFixture(t)
+	f.in.Avoid([]injectors.Reserved{{Path: f.path("token"), What: "the agent's token file"}})
+	res := f.apply(sec("a", f.path("token2"), "a"), sec("b", f.path("tokendir/x"), "b"), sec("c", f.path("toke"), "c"))
+	for _, p := range []string{"token2", "tokendir/x", "toke"} {
+		wantAction(t, res, f.path(p), injectors.Created)
+	}
+}
