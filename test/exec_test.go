@@ -1,6 +1,7 @@
 package test
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -209,5 +210,38 @@ func TestExecFailsWithTheSocketWhenNoAgentAndOutlivesOne(t *testing.T) {
 	p.Signal(syscall.SIGTERM)
 	if code := p.Wait(t, 10*time.Second); code != 143 {
 		t.Errorf("exit code %d, want 143", code)
+	}
+}
+
+// TestExecStartedBeforeTheFirstPassWaitsForIt: an agent still waiting for
+// its token has no variables yet; exec waits for its first pass, so the
+// program starts once, with them.
+func TestExecStartedBeforeTheFirstPassWaitsForIt(t *testing.T) {
+	testutil.NeedTool(t, "sh")
+	s := &execStack{stack: newStack(t)}
+	s.tokenID = s.dev.CreateSecret(t, "user", "alice", "TOKEN", env(), []byte("v1"))
+	token := readFile(t, s.tokenFile)
+	if err := os.Remove(s.tokenFile); err != nil {
+		t.Fatal(err)
+	}
+	testutil.StartAgent(t, s.writeConfig(t))
+	testutil.Eventually(t, 10*time.Second, "the agent's socket", func() bool {
+		_, err := os.Stat(s.cfg.Socket)
+		return err == nil
+	})
+	p := testutil.StartProcess(t, nil, testutil.AgentBin(t), "exec", "--socket", s.cfg.Socket, "--wait", "30s", "--",
+		"sh", "-c", childScript)
+	time.Sleep(500 * time.Millisecond)
+	if strings.Contains(p.Output(), "start ") {
+		t.Fatalf("the program started before the first pass:\n%s", p.Output())
+	}
+	if err := os.WriteFile(s.tokenFile, token, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 20*time.Second, "the program starts with TOKEN", func() bool {
+		return strings.Contains(p.Output(), "start TOKEN=v1")
+	})
+	if n := count(p.Output(), "start "); n != 1 {
+		t.Errorf("%d starts, want 1:\n%s", n, p.Output())
 	}
 }

@@ -21,6 +21,7 @@ func newExecCmd() *cobra.Command {
 		only     []string
 		interval time.Duration
 		grace    time.Duration
+		wait     time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "exec [--on-change restart|signal:NAME|none] [--only NAME,...] -- CMD [ARGS...]",
@@ -42,8 +43,11 @@ A change of a variable CMD was not given never touches it; neither does a new
 variable (list it with --only to have it watched). --only limits what CMD is
 given, and watched, to those names.
 
-exec asks the agent for the variables every --interval; if the agent cannot be
-reached then, CMD keeps running with what it has. On a terminal CMD stays in the
+Before starting CMD, exec waits up to --wait for the agent's first pass (as
+secrets-agent wait does), so that CMD does not start without its variables; past
+that it starts CMD with what the agent has and says so. It then asks the agent
+for the variables every --interval; if the agent cannot be reached then, CMD
+keeps running with what it has. On a terminal CMD stays in the
 foreground as usual: Ctrl-C, Ctrl-\ and Ctrl-Z reach it from the terminal, once.
 
 Exit codes of exec itself: 125 when the agent cannot be reached at start (the
@@ -58,6 +62,7 @@ socket it tried is named) or exec fails otherwise, 126 when CMD cannot be run,
 	f.StringSliceVar(&only, "only", nil, "give CMD only these `NAME`s (comma-separated or repeated)")
 	f.DurationVar(&interval, "interval", time.Second, "how often to ask the agent whether the variables changed")
 	f.DurationVar(&grace, "grace", 10*time.Second, "how long a restart waits after SIGTERM before SIGKILL")
+	f.DurationVar(&wait, "wait", 30*time.Second, "how long to wait for the agent's first pass before starting CMD anyway")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		oc, err := supervise.ParseOnChange(onChange)
 		if err != nil {
@@ -68,12 +73,19 @@ socket it tried is named) or exec fails otherwise, 126 when CMD cannot be run,
 				return exitWith(supervise.ExitFailed, fmt.Sprintf("--only: %q is not a variable name", n))
 			}
 		}
-		if interval <= 0 || grace <= 0 {
-			return exitWith(supervise.ExitFailed, "--interval and --grace must be positive")
+		if interval <= 0 || grace <= 0 || wait < 0 {
+			return exitWith(supervise.ExitFailed, "--interval and --grace must be positive, --wait not negative")
 		}
 		c, err := sock.client()
 		if err != nil {
 			return exitWith(supervise.ExitFailed, err.Error())
+		}
+		if err := waitFirstPass(cmd.Context(), c, wait); err != nil {
+			if errors.Is(err, agent.ErrWaitTimeout) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "secrets-agent exec: the agent has not applied its first pass within %s; starting %s with what it has\n", wait, args[0])
+			} else {
+				return exitWith(supervise.ExitFailed, sock.message(c, err))
+			}
 		}
 		code, err := supervise.Run(cmd.Context(), supervise.Options{
 			Argv: args, Base: os.Environ(), Only: only, OnChange: oc, Interval: interval, Grace: grace,
@@ -92,6 +104,13 @@ socket it tried is named) or exec fails otherwise, 126 when CMD cannot be run,
 		return nil
 	}
 	return cmd
+}
+
+// waitFirstPass waits up to timeout for the agent's first applied pass.
+func waitFirstPass(ctx context.Context, c *agent.Client, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout+clientTimeout)
+	defer cancel()
+	return c.Wait(ctx, timeout)
 }
 
 // fetchVars returns the environment-variable secrets the agent serves now,
