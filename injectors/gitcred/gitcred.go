@@ -29,6 +29,7 @@ import (
 
 	"github.com/secrets-agent/secrets-agent/injectors"
 	"github.com/secrets-agent/secrets-agent/internal/atomicfile"
+	"github.com/secrets-agent/secrets-agent/internal/safeopen"
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
 
@@ -178,7 +179,7 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 	sort.Strings(hosts)
 
 	// (2)
-	root, err := os.OpenRoot(in.o.Owner.Home)
+	root, err := safeopen.OpenRoot(in.o.Owner.Home)
 	if err != nil {
 		r.Err = fmt.Errorf("gitcred: open home %s: %w", in.o.Owner.Home, err)
 		for _, s := range ok {
@@ -279,23 +280,20 @@ const (
 	sectionSuffix = `"]`
 )
 
+// maxFile bounds what readOwn reads: ours is a few lines per host.
+const maxFile = 1 << 20
+
 // readOwn returns the hosts File holds, and whether File is ours (starts
 // with header). A missing File is no hosts and not ours; a File that is not
 // ours holds no hosts of ours. A File that is not a regular file (a symlink
-// planted there) is an error: it is never followed or replaced.
+// or a FIFO planted there) is an error, found without blocking: it is never
+// followed, read or replaced.
 func readOwn(root *os.Root) (hosts map[string]bool, ours bool, err error) {
 	hosts = map[string]bool{}
-	fi, err := root.Lstat(File)
+	data, err := safeopen.ReadFile(root, File, maxFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return hosts, false, nil
 	}
-	if err != nil {
-		return nil, false, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, false, fmt.Errorf("%w (%s)", atomicfile.ErrNotRegular, fi.Mode().Type())
-	}
-	data, err := root.ReadFile(File)
 	if err != nil {
 		return nil, false, err
 	}

@@ -7,10 +7,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/secrets-agent/secrets-agent/injectors"
-	"github.com/secrets-agent/secrets-agent/internal/atomicfile"
+	"github.com/secrets-agent/secrets-agent/internal/safeopen"
 	"github.com/secrets-agent/secrets-agent/internal/testutil"
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
@@ -187,11 +189,35 @@ func TestSymlinkAtFileIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := in.Apply(context.Background(), []secrets.Secret{gitSecret("a", "github.com", token)})
-	if r.Err == nil || !errors.Is(r.Err, atomicfile.ErrNotRegular) || len(r.Failed()) != 1 {
+	if r.Err == nil || !errors.Is(r.Err, safeopen.ErrNotRegular) || len(r.Failed()) != 1 {
 		t.Errorf("apply through a symlink: %+v", r)
 	}
 	if data, _ := os.ReadFile(outside); string(data) != "keep" {
 		t.Errorf("the symlink's target changed: %q", data)
+	}
+}
+
+func TestFIFOAtFileFailsWithoutBlocking(t *testing.T) {
+	in, home := newInjector(t)
+	file := filepath.Join(home, File)
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(file, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan injectors.Result, 1)
+	go func() { done <- in.Apply(context.Background(), []secrets.Secret{gitSecret("a", "github.com", token)}) }()
+	select {
+	case r := <-done:
+		if r.Err == nil || !errors.Is(r.Err, safeopen.ErrNotRegular) || len(r.Failed()) != 1 {
+			t.Errorf("apply over a FIFO: %+v", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Apply blocked on a FIFO at its file")
+	}
+	if removed, err := RemoveFile(home); removed || err == nil {
+		t.Errorf("RemoveFile over a FIFO: %v %v", removed, err)
 	}
 }
 

@@ -2,10 +2,10 @@ package gitcred
 
 import (
 	"fmt"
-	"os"
 	"path"
 
 	"github.com/secrets-agent/secrets-agent/internal/atomicfile"
+	"github.com/secrets-agent/secrets-agent/internal/safeopen"
 )
 
 // SystemGitConfig is git's system-wide config file as distributions build
@@ -45,7 +45,7 @@ func Include(system bool, home, xdgConfigHome string) (file, text string) {
 // header), for install-hooks --uninstall; it reports whether it did. A file
 // that is not ours, or none, is left alone with no error.
 func RemoveFile(home string) (bool, error) {
-	root, err := os.OpenRoot(home)
+	root, err := safeopen.OpenRoot(home)
 	if err != nil {
 		return false, fmt.Errorf("open home %s: %w", home, err)
 	}
