@@ -231,3 +231,63 @@ func TestGitOverHTTPSUsesTheAgentsToken(t *testing.T) {
 		t.Errorf("~/.gitconfig changed:\n%s", got)
 	}
 }
+
+// TestGitCredentialHelperSpeaksTheProtocol runs `secrets-agent
+// git-credential` as git does, against a running agent: an answer only for
+// an https request for a served host (whatever else the request holds), and
+// for everything else no answer, exit 0, so that git asks its next helper.
+func TestGitCredentialHelperSpeaksTheProtocol(t *testing.T) {
+	s := newStack(t)
+	s.dev.CreateSecret(t, "user", "alice", "GIT_TOKEN", gitHost("git.example.com:8443"), []byte("tok-1"))
+	cfg := s.writeConfig(t)
+	testutil.StartAgent(t, cfg)
+	if _, stderr, code := testutil.RunAgent(t, nil, "wait", "--config", cfg, "--timeout", "30s"); code != 0 {
+		t.Fatalf("wait exited %d: %s", code, stderr)
+	}
+	helper := func(socket, action, in string) (stdout, stderr string, code int) {
+		cmd := exec.Command(testutil.AgentBin(t), "git-credential", "--socket", socket, action)
+		cmd.Stdin = strings.NewReader(in)
+		var o, e bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &o, &e
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return o.String(), e.String(), code
+	}
+	const answer = "username=oauth2\npassword=tok-1\n\n"
+	for _, c := range []struct{ what, action, in, out string }{
+		{"get", "get", "protocol=https\nhost=git.example.com:8443\n\n", answer},
+		{"extra keys and case", "get", "capability[]=authtype\nprotocol=https\nhost=Git.Example.com:8443\npath=a/b.git\nwwwauth[]=Basic realm=\"x\"\nfuture=1\n\n", answer},
+		{"ended by EOF", "get", "protocol=https\nhost=git.example.com:8443", answer},
+		{"the configured user", "get", "protocol=https\nhost=git.example.com:8443\nusername=oauth2\n\n", answer},
+		{"plain http", "get", "protocol=http\nhost=git.example.com:8443\n\n", ""},
+		{"another user", "get", "protocol=https\nhost=git.example.com:8443\nusername=alice\n\n", ""},
+		{"quit", "get", "protocol=https\nhost=git.example.com:8443\nquit=1\n\n", ""},
+		{"another host", "get", "protocol=https\nhost=github.com\n\n", ""},
+		{"no port", "get", "protocol=https\nhost=git.example.com\n\n", ""},
+		{"store", "store", "protocol=https\nhost=git.example.com:8443\nusername=oauth2\npassword=other\n\n", ""},
+		{"unknown action", "frobnicate", "protocol=https\nhost=git.example.com:8443\n\n", ""},
+		{"malformed", "get", "protocol=https\nnot a key value line\n\n", ""},
+	} {
+		out, stderr, code := helper(s.cfg.Socket, c.action, c.in)
+		if out != c.out || code != 0 {
+			t.Errorf("%s: printed %q, exit %d (stderr %q); want %q, exit 0", c.what, out, code, stderr, c.out)
+		}
+	}
+	out, stderr, code := helper(s.cfg.Socket, "erase", "protocol=https\nhost=git.example.com:8443\nusername=oauth2\npassword=tok-1\n\n")
+	if out != "" || code != 0 || !strings.Contains(stderr, "not erasing the token for git.example.com:8443") || strings.Contains(stderr, "tok-1") {
+		t.Errorf("erase: %q %q %d", out, stderr, code)
+	}
+	if st, _, _ := testutil.RunAgent(t, nil, "status", "--json", "--config", cfg); !strings.Contains(st, `"outcome": "unchanged"`) && !strings.Contains(st, `"outcome": "created"`) {
+		t.Errorf("the secret is not applied after erase:\n%s", st)
+	}
+	gone := filepath.Join(t.TempDir(), "none.sock")
+	out, stderr, code = helper(gone, "get", "protocol=https\nhost=git.example.com:8443\n\n")
+	if out != "" || code != 0 || !strings.Contains(stderr, gone) {
+		t.Errorf("no agent: %q %q %d; want nothing on stdout, exit 0, the socket named on stderr", out, stderr, code)
+	}
+}
