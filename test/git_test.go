@@ -107,6 +107,15 @@ func TestGitOverHTTPSUsesTheAgentsToken(t *testing.T) {
 		t.Fatalf("the agent's git config:\n%s", data)
 	}
 
+	// Drift: the file removed is put back.
+	if err := os.Remove(agentFile); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, "the agent's git config is put back", func() bool {
+		_, err := os.Stat(agentFile)
+		return err == nil
+	})
+
 	// Clone, commit, push: no prompt, the user-scope token.
 	work := t.TempDir()
 	mustGit(t, gitEnv, work, "clone", "--quiet", repoURL, "app")
@@ -121,7 +130,7 @@ func TestGitOverHTTPSUsesTheAgentsToken(t *testing.T) {
 		t.Errorf("server refused %d and accepted %d requests with credentials", refused, accepted)
 	}
 
-	// status --json lists the git secret and what it shadows.
+	// status --json lists the git secret, what it shadows, and the repair.
 	out, _, _ := testutil.RunAgent(t, nil, "status", "--json", "--config", cfg)
 	var st struct {
 		Secrets []struct {
@@ -135,7 +144,7 @@ func TestGitOverHTTPSUsesTheAgentsToken(t *testing.T) {
 	found := false
 	for _, r := range st.Secrets {
 		if r.ID == id {
-			found = r.Mount == "git_credential" && r.Target == gs.Host && r.LastAction == "created" &&
+			found = r.Mount == "git_credential" && r.Target == gs.Host && r.LastAction == "repaired" &&
 				len(r.Shadows) == 1 && r.Shadows[0].ID == orgID
 		}
 	}

@@ -68,6 +68,10 @@ type Options struct {
 type Injector struct {
 	o      Options
 	helper string // the helper value as written, git-config quoted
+	// last is the file the last Apply made (nil before the first, or after
+	// it removed the file), so that a rewrite of the same content is known
+	// as a repair of someone else's change.
+	last []byte
 }
 
 var (
@@ -154,7 +158,9 @@ func HostKey(host string) string { return strings.ToLower(host) }
 //	    with internal/atomicfile, 0600 and owned by Owner, creating its
 //	    directory 0700. Atomic: git reads the old file or the new one.
 //	(5) Report each host created or unchanged, and each host the old file
-//	    held that is gone as removed.
+//	    held that is gone as removed. When the file had to be written
+//	    although what it should hold is what the last Apply wrote, someone
+//	    else changed or removed it: every host is reported repaired.
 func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injectors.Result {
 	var r injectors.Result
 	// (1)
@@ -197,8 +203,10 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 		return r
 	}
 
+	repaired := false
 	if len(hosts) == 0 {
 		// (3)
+		in.last = nil
 		if oldOurs {
 			if err := root.Remove(File); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				r.Err = fmt.Errorf("gitcred: remove %s: %w", in.Path(), err)
@@ -211,11 +219,17 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 		if _, err := atomicfile.MkdirAll(root, path.Dir(File), 0o700, in.o.Owner.UID, in.o.Owner.GID); err != nil {
 			r.Err = fmt.Errorf("gitcred: %w", err)
 		} else {
-			out, werr := atomicfile.Write(root, File, in.render(hosts), atomicfile.Options{Mode: 0o600, UID: in.o.Owner.UID, GID: in.o.Owner.GID})
-			if werr != nil {
+			data := in.render(hosts)
+			out, werr := atomicfile.Write(root, File, data, atomicfile.Options{Mode: 0o600, UID: in.o.Owner.UID, GID: in.o.Owner.GID})
+			switch {
+			case werr != nil:
 				r.Err = fmt.Errorf("gitcred: %w", werr)
-			} else if out != atomicfile.Unchanged {
+			case out != atomicfile.Unchanged:
 				r.Writes++
+				repaired = bytes.Equal(data, in.last)
+				fallthrough
+			default:
+				in.last = data
 			}
 		}
 		if r.Err == nil {
@@ -230,6 +244,8 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 		switch {
 		case r.Err != nil:
 			o = injectors.Fail(s, host, r.Err)
+		case repaired:
+			o.Action = injectors.Repaired
 		case !old[host]:
 			o.Action = injectors.Created
 		}

@@ -1,6 +1,7 @@
 package gitcred
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -100,6 +101,27 @@ func TestUnchangedSetWritesNothing(t *testing.T) {
 	r := in.Apply(context.Background(), []secrets.Secret{gitSecret("a", "github.com", "rotated-token")})
 	if r.Writes != 0 || actions(r)["github.com"] != injectors.Unchanged {
 		t.Errorf("a rotated token rewrote the file: %+v", r)
+	}
+}
+
+func TestChangedOrDeletedFileIsRepaired(t *testing.T) {
+	in, home := newInjector(t)
+	file := filepath.Join(home, File)
+	want := []secrets.Secret{gitSecret("a", "github.com", token)}
+	in.Apply(context.Background(), want)
+	good, _ := os.ReadFile(file)
+	for _, spoil := range []func(){
+		func() { _ = os.Remove(file) },
+		func() { _ = os.WriteFile(file, []byte("[credential]\n\thelper = store\n"), 0o600) },
+	} {
+		spoil()
+		r := in.Apply(context.Background(), want)
+		if actions(r)["github.com"] != injectors.Repaired || r.Writes != 1 {
+			t.Errorf("after a change by someone else: %+v", r)
+		}
+		if got, _ := os.ReadFile(file); !bytes.Equal(got, good) {
+			t.Errorf("file %q, want %q", got, good)
+		}
 	}
 }
 
