@@ -4,7 +4,7 @@
 // managed host
 //
 //	[credential "https://HOST"]
-//		helper = "!'/path/to/secrets-agent' git-credential --socket '/run/secrets-agent/agent.sock'"
+//		helper = "!'/usr/local/bin/secrets-agent' 'git-credential' '--socket' '/run/secrets-agent/agent.sock'"
 //
 // git reads that file through one include line that `secrets-agent
 // install-hooks` adds once to a config level read before ~/.gitconfig (the
@@ -14,6 +14,11 @@
 // the agent answers from memory (Credential). git collects the helpers of
 // every config level in order, so a user's own helper for the same host is
 // asked when ours has nothing, and helpers for other hosts are untouched.
+//
+// The file holds no token, only host names and the helper's command line. It
+// is 0600 and the user's all the same (only the user's git reads it). It
+// needs no manifest: the whole file is the injector's, known by its first
+// line, and it is removed with the last git-credential secret.
 package gitcred
 
 import (
