@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/secrets-agent/secrets-agent/internal/safeopen"
+	"github.com/secrets-agent/secrets-agent/internal/tilde"
 )
 
 // EnvPrefix starts the name of every environment variable that sets a key:
@@ -391,7 +392,7 @@ func (c *Config) resolve() error {
 		if *p.value == "" {
 			continue // Validate says which are required
 		}
-		v, err := expandHome(*p.value, c.Home)
+		v, err := tilde.Expand(*p.value, c.Home)
 		if err != nil {
 			return fmt.Errorf("%s: %w", p.key, err)
 		}
@@ -462,18 +463,4 @@ func (c *Config) paths() []pathKey {
 		ps = append(ps, pathKey{fmt.Sprintf("injectors.secretfile.allowed_roots[%d]", i), &c.Injectors.SecretFile.AllowedRoots[i]})
 	}
 	return ps
-}
-
-// expandHome replaces a leading "~" in p by home and cleans the result.
-// "~user" is an error: only the configured user's home is known.
-func expandHome(p, home string) (string, error) {
-	switch {
-	case p == "~":
-		return home, nil
-	case strings.HasPrefix(p, "~/"):
-		return filepath.Join(home, p[2:]), nil
-	case strings.HasPrefix(p, "~"):
-		return "", fmt.Errorf("%q: only ~ and ~/ are expanded (to home)", p)
-	}
-	return filepath.Clean(p), nil
 }
