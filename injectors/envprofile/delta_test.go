@@ -2,6 +2,7 @@ package envprofile
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -119,38 +120,38 @@ func TestDeltaSyncEndsWhereAFullSyncDoes(t *testing.T) {
 		}
 		return out
 	}
-	start := set("SA_A", "a1", "SA_B", "b1", "SA_C", "c1", "SA_E", "e1")
+	start := set("SA_A", "a1", "SA_B", "b1", "SA_C", "c1", "SA_E", "e1", "SA_PATH", "/a::/b:")
 	steps := []step{
-		{name: "rotate one", apply: set("SA_A", "a1", "SA_B", "b2", "SA_C", "c1", "SA_E", "e1"),
+		{name: "rotate two, one a list in fish", apply: set("SA_A", "a1", "SA_B", "b2", "SA_C", "c1", "SA_E", "e1", "SA_PATH", "/c:/d"),
 			want: map[string]string{"SA_A": "a1", "SA_B": "b2"}},
 		{name: "add at the front, middle and end", apply: set("SA_0", "zero", "SA_A", "a1", "SA_B", "b2", "SA_C", "c1",
-			"SA_D", "d1", "SA_E", "e1", "SA_Z", "z1"),
+			"SA_D", "d1", "SA_E", "e1", "SA_Z", "z1", "SA_PATH", "/c:/d"),
 			want: map[string]string{"SA_0": "zero", "SA_D": "d1", "SA_Z": "z1", "SA_B": "b2"}},
-		{name: "remove two, rotate one", apply: set("SA_0", "zero", "SA_B", "b2", "SA_C", "c2", "SA_E", "e1", "SA_Z", "z1"),
+		{name: "remove two, rotate one", apply: set("SA_0", "zero", "SA_B", "b2", "SA_C", "c2", "SA_E", "e1", "SA_Z", "z1", "SA_PATH", "/c:/d"),
 			want: map[string]string{"SA_A": "", "SA_D": "", "SA_C": "c2", "SA_0": "zero", "SA_Z": "z1"}},
 		{name: "an added name the user has set stays theirs",
 			user:  map[string]string{"sh": "SA_NEW=mine", "fish": "set -g SA_NEW mine"},
-			apply: set("SA_0", "zero", "SA_B", "b3", "SA_C", "c2", "SA_E", "e1", "SA_NEW", "theirs", "SA_Z", "z1"),
+			apply: set("SA_0", "zero", "SA_B", "b3", "SA_C", "c2", "SA_E", "e1", "SA_NEW", "theirs", "SA_Z", "z1", "SA_PATH", "/c:/d"),
 			want:  map[string]string{"SA_NEW": "mine", "SA_B": "b3"}},
 		{name: "while one is the user's, the whole fragment", full: true,
-			apply: set("SA_0", "zero", "SA_B", "b3", "SA_C", "c3", "SA_E", "e1", "SA_Z", "z1"),
+			apply: set("SA_0", "zero", "SA_B", "b3", "SA_C", "c3", "SA_E", "e1", "SA_Z", "z1", "SA_PATH", "/c:/d"),
 			want:  map[string]string{"SA_NEW": "mine", "SA_C": "c3"}},
 		{name: "the user changed one of ours", full: true,
 			user:  map[string]string{"sh": "SA_B=userb", "fish": "set -g SA_B userb"},
-			apply: set("SA_0", "zero", "SA_B", "b3", "SA_C", "c4", "SA_E", "e1", "SA_Z", "z1"),
+			apply: set("SA_0", "zero", "SA_B", "b3", "SA_C", "c4", "SA_E", "e1", "SA_Z", "z1", "SA_PATH", "/c:/d"),
 			want:  map[string]string{"SA_B": "userb", "SA_C": "c4"}},
 		{name: "the user's stays when removed", full: true,
-			apply: set("SA_0", "zero", "SA_C", "c5", "SA_E", "e1", "SA_Z", "z1"),
+			apply: set("SA_0", "zero", "SA_C", "c5", "SA_E", "e1", "SA_Z", "z1", "SA_PATH", "/c:/d"),
 			want:  map[string]string{"SA_B": "userb", "SA_C": "c5"}},
 		{name: "clean again",
 			user:  map[string]string{"sh": "unset SA_B SA_NEW", "fish": "set -e SA_B; set -e SA_NEW"},
-			apply: set("SA_0", "zero", "SA_C", "c6", "SA_E", "e1", "SA_Z", "z1"),
+			apply: set("SA_0", "zero", "SA_C", "c6", "SA_E", "e1", "SA_Z", "z1", "SA_PATH", "/c:/d"),
 			want:  map[string]string{"SA_B": "", "SA_C": "c6"}},
 		{name: "a missed generation", full: true,
-			apply: set("SA_0", "zero", "SA_C", "c6", "SA_E", "e2", "SA_Z", "z1"),
-			then:  set("SA_0", "zero", "SA_C", "c6", "SA_E", "e3", "SA_Z", "z1"),
+			apply: set("SA_0", "zero", "SA_C", "c6", "SA_E", "e2", "SA_Z", "z1", "SA_PATH", "/c:/d"),
+			then:  set("SA_0", "zero", "SA_C", "c6", "SA_E", "e3", "SA_Z", "z1", "SA_PATH", "/c:/d"),
 			want:  map[string]string{"SA_E": "e3", "SA_C": "c6"}},
-		{name: "a delta after the fallback", apply: set("SA_0", "zero", "SA_C", "c7", "SA_E", "e3", "SA_Z", "z1"),
+		{name: "a delta after the fallback", apply: set("SA_0", "zero", "SA_C", "c7", "SA_E", "e3", "SA_Z", "z1", "SA_PATH", "/c:/d"),
 			want: map[string]string{"SA_C": "c7", "SA_E": "e3"}},
 		{name: "all removed", full: true, apply: set(),
 			want: map[string]string{"SA_0": "", "SA_C": "", "SA_E": "", "SA_Z": ""}},
@@ -174,16 +175,8 @@ func TestDeltaSyncEndsWhereAFullSyncDoes(t *testing.T) {
 				if res := in.Apply(context.Background(), env); res.Err != nil || len(res.Failed()) > 0 {
 					t.Fatalf("apply: %v %v", res.Err, res.Failed())
 				}
-				if !mark {
-					return
-				}
-				for f, line := range map[string]string{"env.sh": "SA_FULL=yes\n", "env.fish": "set -g SA_FULL yes\n"} {
-					fh, err := os.OpenFile(filepath.Join(dir, f), os.O_APPEND|os.O_WRONLY, 0)
-					if err != nil {
-						t.Fatal(err)
-					}
-					fh.WriteString(line)
-					fh.Close()
+				if mark {
+					markFull(t, dir)
 				}
 			}
 			apply(start, false)
@@ -402,6 +395,82 @@ func TestHookSourcesOnlyADeltaThisUserOwns(t *testing.T) {
 			}
 			if got, want := ask("|SA_A SA_DELTA"), "S full=no check=ok SA_A=two SA_DELTA=unset"; got != want {
 				t.Errorf("got  %s\nwant %s", got, want)
+			}
+		})
+	}
+}
+
+// markFull appends to env.sh and env.fish in dir an assignment SA_FULL=yes:
+// a shell has it only if its hook sourced the whole fragment.
+func markFull(t *testing.T, dir string) {
+	t.Helper()
+	for f, line := range map[string]string{"env.sh": "SA_FULL=yes\n", "env.fish": "set -g SA_FULL yes\n"} {
+		fh, err := os.OpenFile(filepath.Join(dir, f), os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = fh.WriteString(line)
+		fh.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestDeltaCarriesEveryValueExactly: every value of the corpus, brought to
+// bash, zsh and fish by delta files (a few at a time, as deltas are), reads
+// back byte for byte, as a shell variable and in the exported environment.
+func TestDeltaCarriesEveryValueExactly(t *testing.T) {
+	envTool := testutil.NeedTool(t, "env")
+	for _, sh := range []string{"bash", "zsh", "fish"} {
+		t.Run(sh, func(t *testing.T) {
+			t.Parallel()
+			dir := filepath.Join(t.TempDir(), "env")
+			in, _ := New(Options{Dir: dir, Owner: injectors.Owner{UID: -1, GID: -1}})
+			want := corpusSecrets()
+			env := corpusSecrets()
+			for i := range env {
+				env[i].Value = []byte("before")
+			}
+			if res := in.Apply(context.Background(), env); res.Err != nil {
+				t.Fatal(res.Err)
+			}
+			ask := startDeltaShell(t, sh, dir)
+			for i := 0; i < len(env); i += minDeltaCap {
+				for k := i; k < min(i+minDeltaCap, len(env)); k++ {
+					env[k].Value = want[k].Value
+				}
+				if res := in.Apply(context.Background(), env); res.Err != nil || len(res.Failed()) > 0 {
+					t.Fatalf("apply: %v %v", res.Err, res.Failed())
+				}
+				markFull(t, dir)
+				if got := ask("|"); got != "S full=no check=ok" {
+					t.Fatalf("values %d and on: %s", i, got)
+				}
+			}
+			out := t.TempDir()
+			var dump strings.Builder
+			for _, s := range want { // the same in sh and fish
+				fmt.Fprintf(&dump, `printf '%%s' "$%s" >%s/%s; `, s.Mount.Target, out, s.Mount.Target)
+			}
+			fmt.Fprintf(&dump, "%s -0 >%s/ENV0", envTool, out)
+			ask(dump.String() + "|")
+			exported, err := os.ReadFile(filepath.Join(out, "ENV0"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			envm := parseEnv0(exported)
+			for _, s := range want {
+				got, err := os.ReadFile(filepath.Join(out, s.Mount.Target))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got, s.Value) {
+					t.Errorf("%s reads back as %q, want %q", s.Mount.Target, trunc(got), trunc(s.Value))
+				}
+				if e, ok := envm[s.Mount.Target]; !ok || e != string(s.Value) {
+					t.Errorf("%s exported as %q (present %v)", s.Mount.Target, trunc([]byte(e)), ok)
+				}
 			}
 		})
 	}

@@ -334,7 +334,14 @@ func renderDelta(f Format, d *delta, vars []variable) []byte {
 		}
 		var snap []byte
 		for _, v := range vars {
-			snap = append(append(snap, v.value...), fishSnapSep)
+			val := v.value
+			if strings.HasSuffix(v.name, "PATH") {
+				// fish makes a variable whose name ends in PATH a list,
+				// split at each colon, and the join puts the separator
+				// between its elements.
+				val = bytes.ReplaceAll(val, []byte(":"), []byte{fishSnapSep})
+			}
+			snap = append(append(snap, val...), fishSnapSep)
 		}
 		b.WriteString("set -g __SECRETS_AGENT_SNAPV ")
 		b.Write(quoteFish(append(snap, '.')))
