@@ -36,7 +36,8 @@
 # the names and values that changed, where each name is in the lists, and
 # the snapshot (the join) after them, so a change of a few variables costs
 # one join and a few copies of the lists, whatever the size of the set, and
-# no set, escape or search of every variable.
+# no set, escape or search of every variable. The agent writes no delta for
+# a change of most of the set (envprofile.go).
 if not set -q __secrets_agent_hook_loaded
     set -g __secrets_agent_hook_loaded 1
     set -g __secrets_agent_default_dir @DEFAULT_DIR@

@@ -37,9 +37,11 @@
 # craft that.)
 # Then, too, if env.sh.delta takes this shell's generation to a later one,
 # only it is sourced (__secrets_agent_delta): the names and values that
-# changed, so a change of a few variables costs about two printfs over the
-# set, whatever its size, and never the export of every variable (zsh's
-# export of one variable searches its whole environment).
+# changed, and the next snapshot as one word. So a change of a few
+# variables costs that one comparison and a look at each changed name,
+# whatever the size of the set, and never the export of every variable
+# (zsh's export of one variable searches its whole environment). The agent
+# writes no delta for a change of most of the set (envprofile.go).
 if [ -z "${__secrets_agent_hook_loaded-}" ]; then
 __secrets_agent_hook_loaded=1
 __secrets_agent_default_dir=@DEFAULT_DIR@
