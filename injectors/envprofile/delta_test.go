@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"os"
 	"os/exec"
@@ -473,5 +476,36 @@ func TestDeltaCarriesEveryValueExactly(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestManifestWithoutItsKeyGivesNoDelta: a manifest whose key is lost has
+// lost what the variables were, so the next change writes no delta (one
+// would take every variable for new).
+func TestManifestWithoutItsKeyGivesNoDelta(t *testing.T) {
+	dir, state := filepath.Join(t.TempDir(), "env"), t.TempDir()
+	opts := Options{Dir: dir, StateDir: state, Owner: injectors.Owner{UID: -1, GID: -1}}
+	in, _ := New(opts)
+	a := envSecret("a", "SA_A", []byte("one"))
+	if res := in.Apply(context.Background(), []secrets.Secret{a}); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	p := filepath.Join(state, manifestName)
+	data, _ := os.ReadFile(p)
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil || m["gen"] == nil {
+		t.Fatalf("manifest %s: %v", data, err)
+	}
+	m["key"] = "lost"
+	data, _ = json.Marshal(m)
+	os.WriteFile(p, data, 0o600)
+
+	restarted, _ := New(opts)
+	a.Value = []byte("two")
+	if res := restarted.Apply(context.Background(), []secrets.Secret{a}); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "env.sh.delta")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a delta from a manifest without its key: %v", err)
 	}
 }

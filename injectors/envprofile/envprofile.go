@@ -454,6 +454,7 @@ func (in *Injector) loadManifest() error {
 		_, _ = rand.Read(k[:])
 		m.Key = hex.EncodeToString(k[:])
 		m.Vars = map[string]manifestV{} // MACs under another key mean nothing
+		m.Gen, m.Delta = "", nil        // and no delta can be told from them
 	}
 	in.man = m
 	return nil
