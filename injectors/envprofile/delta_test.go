@@ -16,6 +16,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -507,5 +508,37 @@ func TestManifestWithoutItsKeyGivesNoDelta(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(dir, "env.sh.delta")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("a delta from a manifest without its key: %v", err)
+	}
+}
+
+// TestADeltaThatCannotBeWrittenFailsNoSecret: a FIFO the user put where a
+// delta file goes is not opened; the change is still written and every
+// secret applied, the result says what failed, and the next pass removes
+// the FIFO.
+func TestADeltaThatCannotBeWrittenFailsNoSecret(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "env")
+	in, _ := New(Options{Dir: dir, Owner: injectors.Owner{UID: -1, GID: -1}})
+	ctx := context.Background()
+	a := envSecret("a", "SA_A", []byte("one"))
+	if res := in.Apply(ctx, []secrets.Secret{a}); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	fifo := filepath.Join(dir, "env.sh.delta")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a.Value = []byte("two")
+	res := in.Apply(ctx, []secrets.Secret{a})
+	if res.Err == nil || !strings.Contains(res.Err.Error(), "env.sh.delta") || len(res.Failed()) != 0 {
+		t.Fatalf("err %v, failed %v: want the delta's error and no secret failed", res.Err, res.Failed())
+	}
+	if data, _ := os.ReadFile(filepath.Join(dir, "env.sh")); !strings.Contains(string(data), "SA_A='two'") {
+		t.Errorf("env.sh was not written:\n%s", data)
+	}
+	if res := in.Apply(ctx, []secrets.Secret{a}); res.Err != nil {
+		t.Fatalf("next pass: %v", res.Err)
+	}
+	if _, err := os.Lstat(fifo); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the FIFO is still there: %v", err)
 	}
 }

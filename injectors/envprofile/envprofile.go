@@ -152,7 +152,10 @@ func (in *Injector) Reserved() []injectors.Reserved {
 //	    its delta file (or the removal of the one there, when there is no
 //	    delta): so a hook that sees the new generation finds its delta. An
 //	    unchanged set writes nothing; a file someone changed or removed is
-//	    put back.
+//	    put back. A delta file that cannot be written fails no secret (the
+//	    hooks then source the fragment, as a delta file that is not a
+//	    regular file or is stale makes them do); the error is the result's,
+//	    and the next pass removes the delta files.
 //	(5) Compare with the manifest to report created, updated, unchanged
 //	    (repaired if a file had to be put back) and removed variables, and
 //	    save the manifest if it changed.
@@ -196,13 +199,13 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 	}
 	// (4)
 	fopts := atomicfile.Options{Mode: 0o600, UID: in.opts.Owner.UID, GID: in.opts.Owner.GID}
-	var werr error
+	var werr, derr error
 	for _, f := range Formats {
 		if name := f.DeltaName(); name != "" {
 			n, err := in.writeDelta(root, name, f, d, vars, fopts)
 			res.Writes += n
 			if err != nil {
-				werr = errors.Join(werr, fmt.Errorf("envprofile: %w", err))
+				derr = errors.Join(derr, fmt.Errorf("envprofile: %w", err))
 			} else if d != nil {
 				res.Paths = append(res.Paths, filepath.Join(in.opts.Dir, name))
 			}
@@ -222,6 +225,9 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 	}
 	// (5)
 	next := &manifest{Key: in.man.Key, Vars: map[string]manifestV{}, Gen: gen, Delta: d}
+	if derr != nil {
+		next.Delta = nil // the next pass removes what is there
+	}
 	same := len(vars) == len(in.man.Vars)
 	outcomes := make([]injectors.Outcome, len(vars))
 	for k, v := range vars {
@@ -255,9 +261,7 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 	}
 	n, err := in.saveManifest(next)
 	res.Writes += n
-	if err != nil {
-		res.Err = err
-	}
+	res.Err = errors.Join(derr, err)
 	return res
 }
 
