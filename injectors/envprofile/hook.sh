@@ -208,11 +208,13 @@ __secrets_agent_sync() {
 # that is not, each followed by \037. bash runs printf over
 # $__secrets_agent_snapx (that fragment's __SECRETS_AGENT_SNAP); zsh, which
 # takes time growing faster than N to parse a command of N words, expands
-# the names in __secrets_agent_vars in one substitution instead. Only bash
-# and zsh keep a snapshot (step (6)).
+# the names in __secrets_agent_vars in one substitution instead (with zsh's
+# own options, whatever the user's are). Only bash and zsh keep a snapshot
+# (step (6)).
 __secrets_agent_snapshot() {
 	if [ -n "${ZSH_VERSION-}" ]; then
-		eval 'setopt localoptions extendedglob
+		eval 'emulate -L zsh
+			setopt extendedglob
 			local MATCH MBEGIN MEND
 			local -a __secrets_agent_a
 			__secrets_agent_a=(${=__secrets_agent_vars})
@@ -275,7 +277,7 @@ __secrets_agent_delta() {
 	# it; none if the user kept a variable of the set.
 	__secrets_agent_untracked=$__secrets_agent_kept
 	if [ $__secrets_agent_kept = 0 ] && [ -n "$__secrets_agent_snapx" ]; then
-		__secrets_agent_snap=$__SECRETS_AGENT_SNAPV
+		__secrets_agent_snap=${__SECRETS_AGENT_SNAPV-}
 	else
 		__secrets_agent_snapx=
 	fi
