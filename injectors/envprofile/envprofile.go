@@ -265,21 +265,20 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 	return res
 }
 
-// maxDeltaShare and minDeltaCap bound a delta: one that changes more
-// than maxDeltaShare of the variables, and more than minDeltaCap, is not
-// written. The hooks then source the whole fragment, which costs them less
-// than a delta of most of it (fish's hook, say, sets each variable of a
-// delta on its own, and zsh exports it).
+// A delta is written only if it changes at most minDeltaCap variables or at
+// most one in deltaShare of them. Past that the hooks source the whole
+// fragment, which costs them less than a delta of much of it (fish's hook
+// sets each variable of a delta on its own, zsh exports each).
 const (
-	maxDeltaShare = 8 // one eighth
-	minDeltaCap   = 16
+	minDeltaCap = 16
+	deltaShare  = 8
 )
 
 // nextDelta returns the delta from m's generation to the fragments of
 // generation gen setting vars, telling changed values by their MACs under
 // key; nil if m's generation is unknown, if vars is empty (the fragments
 // then hold nothing and the delta would only outlive them), or if the
-// delta is past its bound (maxDeltaShare).
+// delta is past its bound (minDeltaCap, deltaShare).
 func (m *manifest) nextDelta(key []byte, vars []variable, gen string) *delta {
 	if m.Gen == "" || len(vars) == 0 {
 		return nil
@@ -301,7 +300,7 @@ func (m *manifest) nextDelta(key []byte, vars []variable, gen string) *delta {
 		}
 	}
 	sort.Strings(d.Unset)
-	if n := len(d.Set) + len(d.Add) + len(d.Unset); n > minDeltaCap && n*maxDeltaShare > len(vars) {
+	if n := len(d.Set) + len(d.Add) + len(d.Unset); n > minDeltaCap && n*deltaShare > len(vars) {
 		return nil
 	}
 	return d
