@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"reflect"
 	"strings"
 	"sync"
@@ -638,7 +637,7 @@ func (a *Agent) reloadNow() (restartStream bool) {
 		}
 		return false
 	}
-	if err := settled(path); err != nil {
+	if err := config.Settled(path); err != nil {
 		a.log.Error("config reload rejected; the old configuration stays in force",
 			zap.String("config", path), zap.Error(err))
 		a.setConfigError(err)
@@ -687,36 +686,6 @@ func (a *Agent) setConfigError(err error) {
 	a.mu.Lock()
 	a.status.ConfigError, a.status.ConfigErrorTime = err.Error(), time.Now()
 	a.mu.Unlock()
-}
-
-// settled waits, up to settleLimit, until the config file at path has kept
-// its size and modification time for settleQuiet, so that a reload does not
-// read a file an editor or `os.WriteFile` has truncated but not yet written.
-// It returns an error when the file is still empty then: a running agent
-// never trades its configuration for an empty file (the write that follows
-// sends another event, and so another reload). A file it cannot stat is left
-// to the loader to report.
-func settled(path string) error {
-	const settleQuiet, settleLimit = 50 * time.Millisecond, 500 * time.Millisecond
-	var last os.FileInfo
-	for deadline := time.Now().Add(settleLimit); ; {
-		fi, err := os.Stat(path)
-		if err != nil {
-			return nil
-		}
-		if last != nil && fi.Size() == last.Size() && fi.ModTime().Equal(last.ModTime()) {
-			break
-		}
-		if time.Now().After(deadline) {
-			break
-		}
-		last = fi
-		time.Sleep(settleQuiet)
-	}
-	if fi, err := os.Stat(path); err == nil && fi.Size() == 0 {
-		return fmt.Errorf("config %s is empty (being written?)", path)
-	}
-	return nil
 }
 
 // injectorConfigChanged reports whether the injectors must be built again.

@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -412,6 +413,36 @@ func lookupUser(name string) (*user.User, error) {
 		return user.LookupId(name)
 	}
 	return user.Lookup(name)
+}
+
+// Settled waits, up to settleLimit, until the config file at path has kept
+// its size and modification time for settleQuiet, so that a reload does not
+// read a file an editor or `os.WriteFile` has truncated but not yet written.
+// It returns an error when the file is still empty then: a running agent
+// never trades its configuration for an empty file (the write that follows
+// sends another event, and so another reload). A file it cannot stat is left
+// to the loader to report.
+func Settled(path string) error {
+	const settleQuiet, settleLimit = 50 * time.Millisecond, 500 * time.Millisecond
+	var last os.FileInfo
+	for deadline := time.Now().Add(settleLimit); ; {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return nil
+		}
+		if last != nil && fi.Size() == last.Size() && fi.ModTime().Equal(last.ModTime()) {
+			break
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		last = fi
+		time.Sleep(settleQuiet)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Size() == 0 {
+		return fmt.Errorf("config %s is empty (being written?)", path)
+	}
+	return nil
 }
 
 // UserID returns the uid of name (a user name or a numeric uid); "" is the
