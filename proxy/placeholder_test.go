@@ -35,11 +35,11 @@ func TestPlaceholderIsRotatedWhenTheSessionChanges(t *testing.T) {
 
 func TestIsPlaceholder(t *testing.T) {
 	for s, want := range map[string]bool{
-		NewPlaceholder():                               true,
-		Prefix:                                         false,
-		Prefix + "0123456789abcdef0123456789abcdeF":    false,
-		Prefix + "0123456789abcdef0123456789abcdef":    true,
-		Prefix + "0123456789abcdef0123456789abcdef00":  false,
+		NewPlaceholder(): true,
+		Prefix:           false,
+		Prefix + "0123456789abcdef0123456789abcdeF":     false,
+		Prefix + "0123456789abcdef0123456789abcdef":     true,
+		Prefix + "0123456789abcdef0123456789abcdef00":   false,
 		"x" + Prefix + "0123456789abcdef0123456789abcd": false,
 	} {
 		if IsPlaceholder(s) != want {
