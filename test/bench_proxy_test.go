@@ -52,7 +52,9 @@ func BenchmarkProxyLatency(b *testing.B) {
 	real := srv.Listener.Addr().String()
 	_, port, _ := net.SplitHostPort(real)
 	var d net.Dialer
-	dial := func(ctx context.Context, network, addr string) (net.Conn, error) { return d.DialContext(ctx, network, real) }
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return d.DialContext(ctx, network, real)
+	}
 
 	ca, err := proxy.LoadCA(b.TempDir())
 	if err != nil {
