@@ -98,6 +98,9 @@ func ValidateMeta(s Secret) error {
 		if !ValidEnvName(t) {
 			return invalid(s, "environmentVariable", "%q is not a POSIX variable name", printable(t))
 		}
+		if why := EnvNameRefusal(t); why != "" {
+			return invalid(s, "environmentVariable", "%s %s", t, why)
+		}
 	case MountFile:
 		switch {
 		case strings.IndexByte(t, 0) >= 0:
@@ -125,7 +128,8 @@ func ValidateMeta(s Secret) error {
 }
 
 // ValidateValue checks s.Value against its mount and lim: the size cap for
-// every kind, no NUL in an environment variable, and for a registry secret
+// every kind, no NUL in an environment variable and a NAME=VALUE string no
+// longer than MaxEnvString, and for a registry secret
 // base64 of "user:password" with a non-empty user. It returns nil or an *Error.
 func ValidateValue(s Secret, lim Limits) error {
 	if n := len(s.Value); n > lim.maxValueSize() {
@@ -135,6 +139,9 @@ func ValidateValue(s Secret, lim Limits) error {
 	case MountEnv:
 		if bytes.IndexByte(s.Value, 0) >= 0 {
 			return invalid(s, "value", "contains a NUL byte, which no environment variable can hold")
+		}
+		if err := checkEnvString(s); err != nil {
+			return err
 		}
 	case MountRegistry:
 		if _, _, err := RegistryAuth(s.Value); err != nil {

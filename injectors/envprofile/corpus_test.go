@@ -83,8 +83,9 @@ func corpusSecrets() []secrets.Secret {
 
 // parseDotenv is a parser for the dialect quoteDotenv documents, written
 // from that description (not from quoteDotenv's code): comments, NAME='...'
-// literal (may span lines), NAME="..." with \\ \" \$ \n \r escapes. It
-// returns the variables in order, or an error on anything else.
+// literal (may span lines), NAME="..." with \\ \" \n \r escapes, NAME=bare
+// for printable ASCII without spaces that ends in a backslash. It returns
+// the variables in order, or an error on anything else.
 func parseDotenv(data []byte) ([][2]string, error) {
 	var out [][2]string
 	for len(data) > 0 {
@@ -129,7 +130,7 @@ func parseDotenv(data []byte) ([][2]string, error) {
 					return nil, fmt.Errorf("%s: trailing backslash", name)
 				}
 				switch data[i] {
-				case '\\', '"', '$':
+				case '\\', '"':
 					val = append(val, data[i])
 				case 'n':
 					val = append(val, '\n')
@@ -144,7 +145,20 @@ func parseDotenv(data []byte) ([][2]string, error) {
 			}
 			data = data[i+1:]
 		default:
-			return nil, fmt.Errorf("%s: value not quoted", name)
+			end := bytes.IndexByte(data, '\n')
+			if end < 0 {
+				end = len(data)
+			}
+			val = data[:end]
+			for _, c := range val {
+				if c <= ' ' || c >= 0x7f {
+					return nil, fmt.Errorf("%s: bare value holds %q", name, c)
+				}
+			}
+			if !bytes.HasSuffix(val, []byte(`\`)) {
+				return nil, fmt.Errorf("%s: bare value does not end in a backslash", name)
+			}
+			data = data[end:]
 		}
 		if len(data) == 0 || data[0] != '\n' {
 			return nil, fmt.Errorf("%s: no newline after value", name)

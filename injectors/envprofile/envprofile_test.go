@@ -1,7 +1,9 @@
 package envprofile
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -143,5 +145,33 @@ func TestDirInTheHomeIsNotFollowedOutOfIt(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(victim); len(entries) != 0 {
 		t.Errorf("the agent wrote into the other dir: %v", entries)
+	}
+}
+
+// TestSecretsPastExecveBoundsFailAloneAndAreNotWritten: a value over one
+// environment string's limit, and the secrets past the total budget, fail
+// each on their own; the others are written.
+func TestSecretsPastExecveBoundsFailAloneAndAreNotWritten(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "env")
+	in, _ := New(Options{Dir: dir, Owner: injectors.Owner{UID: -1, GID: -1}})
+	env := []secrets.Secret{
+		envSecret("a", "HUGE", bytes.Repeat([]byte("h"), secrets.MaxEnvString)),
+		envSecret("b", "FINE", []byte("fine")),
+	}
+	for i := range 11 { // 11 x 100 KiB: the last by name does not fit
+		env = append(env, envSecret(fmt.Sprintf("c%d", i), fmt.Sprintf("BULK_%02d", i), bytes.Repeat([]byte("b"), 100<<10)))
+	}
+	got := actions(in.Apply(context.Background(), env))
+	for name, want := range map[string]injectors.Action{"HUGE": injectors.Failed, "FINE": injectors.Created, "BULK_00": injectors.Created, "BULK_09": injectors.Created, "BULK_10": injectors.Failed} {
+		if got[name] != want {
+			t.Errorf("%s: %s, want %s", name, got[name], want)
+		}
+	}
+	sh, err := os.ReadFile(filepath.Join(dir, "env.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(sh, []byte("HUGE=")) || bytes.Contains(sh, []byte("BULK_10=")) || !bytes.Contains(sh, []byte("FINE=")) {
+		t.Errorf("env.sh holds a refused variable or lacks FINE")
 	}
 }

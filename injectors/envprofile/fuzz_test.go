@@ -130,6 +130,10 @@ func FuzzDotenv(f *testing.F) {
 		if err != nil {
 			t.Fatalf("%v in %q", err, frag)
 		}
+		// A value python-dotenv cannot read is written after the others.
+		if len(got) == 2 && got[0][0] == "W" {
+			got[0], got[1] = got[1], got[0]
+		}
 		if len(got) != 2 || got[0][0] != "V" || got[0][1] != string(v) || got[1] != [2]string{"W", "w"} {
 			t.Fatalf("read back %q, want V=%q W=w", got, v)
 		}

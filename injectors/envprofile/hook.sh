@@ -17,6 +17,24 @@
 # whose secret is removed is unset and a rotated one is updated, but only if
 # it still holds the value this hook set; a variable the user has set,
 # changed or unset is left as the user made it (and no longer tracked).
+#
+# Time: a change costs time linear in the number of variables: no set is
+# ever searched as a string, and what the hook knows about a name lives in
+# variables of its own: __secrets_agent_v_NAME holds the value this hook
+# set (it is set exactly while NAME is tracked), __secrets_agent_n_NAME the
+# number of the last sync whose set held NAME; during one sync
+# __secrets_agent_k_NAME holds a user's value to keep and
+# __secrets_agent_g_NAME marks one the user unset.
+# In bash and zsh, when the user touched none of the variables, a change
+# that adds or removes no name needs no look at each name to find what the
+# user changed; in bash one that does unsets the whole last set at once and
+# looks at each name only if one of the new set is the user's. That nothing
+# was touched is found out by one printf over the last fragment's
+# __SECRETS_AGENT_SNAP line gives every value at once, and it equals that
+# fragment's __SECRETS_AGENT_SNAPV line (what the same printf gave right
+# after it was sourced) unless one of them was touched. (A value holding
+# the separator \037 could let two edits cancel out; a user would have to
+# craft that.)
 if [ -z "${__secrets_agent_hook_loaded-}" ]; then
 __secrets_agent_hook_loaded=1
 __secrets_agent_default_dir=@DEFAULT_DIR@
@@ -25,7 +43,7 @@ __secrets_agent_default_dir=@DEFAULT_DIR@
 # this shell sourced last.
 __secrets_agent_sync() {
 	local __secrets_agent_f __secrets_agent_l1 __secrets_agent_l2 __secrets_agent_n \
-		__secrets_agent_rest __secrets_agent_keep __secrets_agent_gone __secrets_agent_new
+		__secrets_agent_kg __secrets_agent_cur
 	__secrets_agent_f=${SECRETS_AGENT_ENV_DIR:-$__secrets_agent_default_dir}/env.sh
 	# Only a fragment this user owns: a root shell that kept another user's
 	# $USER (su without -) must not source a file that user can write.
@@ -37,87 +55,133 @@ __secrets_agent_sync() {
 	{ IFS= read -r __secrets_agent_l1 && IFS= read -r __secrets_agent_l2; } 2>/dev/null <"$__secrets_agent_f" || return 0
 	case $__secrets_agent_l1 in '# secrets-agent generation '*) ;; *) return 0 ;; esac
 	case $__secrets_agent_l2 in '# secrets-agent vars'*) ;; *) return 0 ;; esac
-	__secrets_agent_l2="${__secrets_agent_l2#'# secrets-agent vars'} "
+	__secrets_agent_l2=${__secrets_agent_l2#'# secrets-agent vars'}
+	# Split the names on spaces only (zsh splits an unquoted word only with
+	# SH_WORD_SPLIT). Every name is [A-Za-z0-9_] (checked before any eval),
+	# so globbing cannot change one.
+	local IFS=' '
+	[ -z "${ZSH_VERSION-}" ] || setopt localoptions shwordsplit
+	__secrets_agent_kg=' '
+	local __secrets_agent_same=0 __secrets_agent_untouched=0
+	[ "x${__secrets_agent_vars-}" = "x$__secrets_agent_l2" ] && __secrets_agent_same=1
+	# Lists of nothing but [A-Za-z_][A-Za-z0-9_]* names may be used whole
+	# (unset, printf); otherwise each name is checked on its own.
+	local __secrets_agent_plain=1
+	case "$__secrets_agent_l2 ${__secrets_agent_vars-}" in *[!A-Za-z0-9_\ ]* | *' '[0-9]*) __secrets_agent_plain=0 ;; esac
+	# This sync's number marks the names of the new set (__secrets_agent_n_NAME).
+	__secrets_agent_syncs=$((${__secrets_agent_syncs-0} + 1))
 
-	# (1) Not the first time: a variable of the new set that the user has set,
-	# changed or unset is kept as it is (value saved in __secrets_agent_k_NAME).
-	__secrets_agent_keep=' '
-	__secrets_agent_gone=' '
+	# (1) Not the first time: a variable of the new set that the user has
+	# set, changed or unset is kept as the user made it. If every variable
+	# of the last set is tracked and still holds what the last sync left
+	# (one printf compares them all), only a name new to the set can be the
+	# user's, and if the set is the same there is nothing to look for.
 	if [ -n "${__secrets_agent_line+x}" ]; then
-		__secrets_agent_rest=$__secrets_agent_l2
-		while [ -n "${__secrets_agent_rest# }" ]; do
-			__secrets_agent_rest=${__secrets_agent_rest# }
-			__secrets_agent_n=${__secrets_agent_rest%% *}
-			__secrets_agent_rest=${__secrets_agent_rest#"$__secrets_agent_n"}
-			case $__secrets_agent_n in '' | [0-9]* | *[!A-Za-z0-9_]*) continue ;; esac
-			case ${__secrets_agent_vars-} in
-			*" $__secrets_agent_n "*)
-				if eval "[ -n \"\${$__secrets_agent_n+x}\" ] && [ \"x\${$__secrets_agent_n}\" = \"x\${__secrets_agent_v_$__secrets_agent_n}\" ]"; then
-					continue # still ours
-				fi
-				;;
-			esac
-			if eval "[ -n \"\${$__secrets_agent_n+x}\" ]"; then
-				eval "__secrets_agent_k_$__secrets_agent_n=\${$__secrets_agent_n}"
-				__secrets_agent_keep="$__secrets_agent_keep$__secrets_agent_n "
-			else
-				case ${__secrets_agent_vars-} in
-				*" $__secrets_agent_n "*) __secrets_agent_gone="$__secrets_agent_gone$__secrets_agent_n " ;;
-				esac
+		if [ "${__secrets_agent_untracked-1}" = 0 ] && [ -n "${__secrets_agent_snapx-}" ]; then
+			eval "printf -v __secrets_agent_cur '%s\037' $__secrets_agent_snapx"
+			[ "x$__secrets_agent_cur" = "x${__secrets_agent_snap-}" ] && __secrets_agent_untouched=$__secrets_agent_plain
+		fi
+		if [ $__secrets_agent_untouched = 0 ]; then
+			for __secrets_agent_n in $__secrets_agent_l2; do
+				case $__secrets_agent_n in [0-9]* | *[!A-Za-z0-9_]*) continue ;; esac
+				eval "__secrets_agent_n_$__secrets_agent_n=\$__secrets_agent_syncs
+					if [ -n \"\${__secrets_agent_v_$__secrets_agent_n+x}\" ] && [ -n \"\${$__secrets_agent_n+x}\" ] &&
+						[ \"x\$$__secrets_agent_n\" = \"x\$__secrets_agent_v_$__secrets_agent_n\" ]; then
+						: still ours
+					elif [ -n \"\${$__secrets_agent_n+x}\" ]; then
+						__secrets_agent_k_$__secrets_agent_n=\$$__secrets_agent_n
+						__secrets_agent_kg=\"\${__secrets_agent_kg}$__secrets_agent_n \"
+					elif [ -n \"\${__secrets_agent_v_$__secrets_agent_n+x}\" ]; then
+						__secrets_agent_g_$__secrets_agent_n=1
+						__secrets_agent_kg=\"\${__secrets_agent_kg}$__secrets_agent_n \"
+					fi"
+			done
+		elif [ $__secrets_agent_same = 0 ] && [ -z "${ZSH_VERSION-}" ]; then
+			# Every variable of the last set is ours and as we left it:
+			# take them all away at once (the fragment sets again those it
+			# still has), with what tracks them. A name of the new set that
+			# is still set is then the user's own: one printf tells whether
+			# there is any, and only then is each name looked at.
+			unset $__secrets_agent_vars
+			printf -v __secrets_agent_cur '__secrets_agent_v_%s ' $__secrets_agent_vars
+			unset $__secrets_agent_cur
+			__secrets_agent_cur=
+			if [ -n "$__secrets_agent_l2" ]; then
+				printf -v __secrets_agent_cur '"${%s+x}"' $__secrets_agent_l2
+				eval "printf -v __secrets_agent_cur '%s' $__secrets_agent_cur"
 			fi
-		done
+			if [ -n "$__secrets_agent_cur" ]; then
+				for __secrets_agent_n in $__secrets_agent_l2; do
+					eval "if [ -n \"\${$__secrets_agent_n+x}\" ]; then
+							__secrets_agent_k_$__secrets_agent_n=\$$__secrets_agent_n
+							__secrets_agent_kg=\"\${__secrets_agent_kg}$__secrets_agent_n \"
+						fi"
+				done
+			fi
+			__secrets_agent_vars=
+		elif [ $__secrets_agent_same = 0 ]; then
+			# zsh, whose unset and export of N exported variables each
+			# search its whole environment: only a name new to the set can
+			# be the user's.
+			for __secrets_agent_n in $__secrets_agent_l2; do
+				eval "__secrets_agent_n_$__secrets_agent_n=\$__secrets_agent_syncs
+					if [ -z \"\${__secrets_agent_v_$__secrets_agent_n+x}\" ] && [ -n \"\${$__secrets_agent_n+x}\" ]; then
+						__secrets_agent_k_$__secrets_agent_n=\$$__secrets_agent_n
+						__secrets_agent_kg=\"\${__secrets_agent_kg}$__secrets_agent_n \"
+					fi"
+			done
+		fi
 	fi
 
 	# (2) Source it.
 	. "$__secrets_agent_f"
 
-	# (3) Put back what the user had.
-	__secrets_agent_rest=$__secrets_agent_keep
-	while [ -n "${__secrets_agent_rest# }" ]; do
-		__secrets_agent_rest=${__secrets_agent_rest# }
-		__secrets_agent_n=${__secrets_agent_rest%% *}
-		__secrets_agent_rest=${__secrets_agent_rest#"$__secrets_agent_n"}
-		eval "$__secrets_agent_n=\$__secrets_agent_k_$__secrets_agent_n"
-		unset "__secrets_agent_k_$__secrets_agent_n"
-	done
-	__secrets_agent_rest=$__secrets_agent_gone
-	while [ -n "${__secrets_agent_rest# }" ]; do
-		__secrets_agent_rest=${__secrets_agent_rest# }
-		__secrets_agent_n=${__secrets_agent_rest%% *}
-		__secrets_agent_rest=${__secrets_agent_rest#"$__secrets_agent_n"}
-		unset "$__secrets_agent_n"
+	# (3) If the set of names changed: unset ours that the fragment no
+	# longer sets, if they still hold our value.
+	if [ $__secrets_agent_same = 0 ]; then
+		for __secrets_agent_n in ${__secrets_agent_vars-}; do
+			case $__secrets_agent_n in [0-9]* | *[!A-Za-z0-9_]*) continue ;; esac
+			eval "[ \"\${__secrets_agent_n_$__secrets_agent_n-}\" = \"\$__secrets_agent_syncs\" ] ||
+				{
+					if [ -n \"\${__secrets_agent_v_$__secrets_agent_n+x}\" ] && [ -n \"\${$__secrets_agent_n+x}\" ] &&
+						[ \"x\$$__secrets_agent_n\" = \"x\$__secrets_agent_v_$__secrets_agent_n\" ]; then
+						unset $__secrets_agent_n
+					fi
+					unset __secrets_agent_v_$__secrets_agent_n __secrets_agent_n_$__secrets_agent_n
+				}"
+		done
+	fi
+
+	# (4) Track what the fragment set, with its value.
+	for __secrets_agent_n in $__secrets_agent_l2; do
+		case $__secrets_agent_n in [0-9]* | *[!A-Za-z0-9_]*) continue ;; esac
+		eval "__secrets_agent_v_$__secrets_agent_n=\$$__secrets_agent_n"
 	done
 
-	# (4) Unset ours that the fragment no longer sets, if they still hold our value.
-	__secrets_agent_rest=${__secrets_agent_vars-}
-	while [ -n "${__secrets_agent_rest# }" ]; do
-		__secrets_agent_rest=${__secrets_agent_rest# }
-		__secrets_agent_n=${__secrets_agent_rest%% *}
-		__secrets_agent_rest=${__secrets_agent_rest#"$__secrets_agent_n"}
-		case " ${__SECRETS_AGENT_VARS-} " in *" $__secrets_agent_n "*) continue ;; esac
-		if eval "[ -n \"\${$__secrets_agent_n+x}\" ] && [ \"x\${$__secrets_agent_n}\" = \"x\${__secrets_agent_v_$__secrets_agent_n}\" ]"; then
-			unset "$__secrets_agent_n"
+	# (5) Put back what the user had; those are no longer tracked.
+	__secrets_agent_untracked=0
+	for __secrets_agent_n in $__secrets_agent_kg; do
+		if eval "[ -n \"\${__secrets_agent_k_$__secrets_agent_n+x}\" ]"; then
+			eval "$__secrets_agent_n=\$__secrets_agent_k_$__secrets_agent_n"
+			unset "__secrets_agent_k_$__secrets_agent_n"
+		else
+			unset "$__secrets_agent_n" "__secrets_agent_g_$__secrets_agent_n"
 		fi
 		unset "__secrets_agent_v_$__secrets_agent_n"
+		__secrets_agent_untracked=$((__secrets_agent_untracked + 1))
 	done
 
-	# (5) Track what we set now, with the value we set.
-	__secrets_agent_new=' '
-	__secrets_agent_rest=" ${__SECRETS_AGENT_VARS-} "
-	while [ -n "${__secrets_agent_rest# }" ]; do
-		__secrets_agent_rest=${__secrets_agent_rest# }
-		__secrets_agent_n=${__secrets_agent_rest%% *}
-		__secrets_agent_rest=${__secrets_agent_rest#"$__secrets_agent_n"}
-		case $__secrets_agent_n in '' | [0-9]* | *[!A-Za-z0-9_]*) continue ;; esac
-		case "$__secrets_agent_keep$__secrets_agent_gone" in
-		*" $__secrets_agent_n "*) unset "__secrets_agent_v_$__secrets_agent_n" ;;
-		*)
-			eval "__secrets_agent_v_$__secrets_agent_n=\${$__secrets_agent_n}"
-			__secrets_agent_new="$__secrets_agent_new$__secrets_agent_n "
-			;;
-		esac
-	done
-	__secrets_agent_vars=$__secrets_agent_new
+	# (6) Keep the snapshot of every value for the next change: the
+	# fragment's __SECRETS_AGENT_SNAPV is what printf over its
+	# __SECRETS_AGENT_SNAP gives now (bash and zsh, which have printf -v;
+	# elsewhere step 1 looks at each name).
+	__secrets_agent_snapx=
+	if [ -n "${BASH_VERSION-}${ZSH_VERSION-}" ] && [ -n "${__SECRETS_AGENT_SNAP-}" ] &&
+		[ -n "${__SECRETS_AGENT_SNAPV+x}" ]; then
+		__secrets_agent_snap=$__SECRETS_AGENT_SNAPV
+		__secrets_agent_snapx=$__SECRETS_AGENT_SNAP
+	fi
+	__secrets_agent_vars=$__secrets_agent_l2
 	__secrets_agent_line="# secrets-agent generation ${__SECRETS_AGENT_GEN-}"
 	return 0
 }

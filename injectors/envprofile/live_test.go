@@ -109,6 +109,7 @@ type shellDialect struct {
 	start   func(t *testing.T, hook string) *exec.Cmd
 	show    func(v string) string // prints V:<value>: or V:unset:
 	setUser func(v, val string) string
+	unset   func(v string) string
 	status  string
 }
 
@@ -124,6 +125,7 @@ var liveShells = []shellDialect{
 		},
 		show:    posixShow,
 		setUser: func(v, val string) string { return v + "=" + val },
+		unset:   func(v string) string { return "unset " + v },
 		status:  `printf 'ST:%s:\n' "$?"`,
 	},
 	{
@@ -137,6 +139,7 @@ var liveShells = []shellDialect{
 		},
 		show:    posixShow,
 		setUser: func(v, val string) string { return v + "=" + val },
+		unset:   func(v string) string { return "unset " + v },
 		status:  `printf 'ST:%s:\n' "$?"`,
 	},
 	{
@@ -149,6 +152,7 @@ var liveShells = []shellDialect{
 			return fmt.Sprintf(`if set -q %s; printf '%s:%%s:\n' "$%s"; else; printf '%s:unset:\n'; end`, v, v, v, v)
 		},
 		setUser: func(v, val string) string { return "set -g " + v + " " + val },
+		unset:   func(v string) string { return "set -e " + v },
 		status:  `printf 'ST:%s:\n' "$status"`,
 	},
 }
@@ -162,36 +166,9 @@ func TestLiveShellsFollowRotationAndRemovalAtTheNextPrompt(t *testing.T) {
 	for _, sh := range liveShells {
 		t.Run(sh.name, func(t *testing.T) {
 			t.Parallel()
-			dir := filepath.Join(t.TempDir(), "env")
-			in, _ := New(Options{Dir: dir, Owner: injectors.Owner{UID: -1, GID: -1}})
-			apply := func(env ...secrets.Secret) {
-				t.Helper()
-				if res := in.Apply(context.Background(), env); res.Err != nil || len(res.Failed()) > 0 {
-					t.Fatalf("apply: %v %v", res.Err, res.Failed())
-				}
-			}
 			one, two := envSecret("a", "SA_A", []byte("one")), envSecret("b", "SA_B", []byte("two"))
 			dee := envSecret("d", "SA_D", []byte("dee"))
-			apply(one, two, dee)
-
-			hookShell := "sh"
-			if sh.name == "fish" {
-				hookShell = "fish"
-			}
-			text, err := HookScript(hookShell, HookUser)
-			if err != nil {
-				t.Fatal(err)
-			}
-			hook := filepath.Join(t.TempDir(), "hook."+hookShell)
-			if err := os.WriteFile(hook, text, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			cmd := sh.start(t, hook)
-			home := t.TempDir()
-			cmd.Env = append(cmd.Env, "TERM=dumb", "HOME="+home, "PATH=/usr/bin:/bin",
-				"XDG_CONFIG_HOME="+home, "XDG_DATA_HOME="+home, "SECRETS_AGENT_ENV_DIR="+dir, "LC_ALL=C.UTF-8")
-			tm := startTerm(t, cmd)
-			tm.wait(livePrompt)
+			apply, tm := startLive(t, sh, one, two, dee)
 			tm.expect(sh.show("SA_A"), "SA_A:one:")
 			tm.expect(sh.show("SA_B"), "SA_B:two:")
 
@@ -222,6 +199,82 @@ func TestLiveShellsFollowRotationAndRemovalAtTheNextPrompt(t *testing.T) {
 			tm.expect(sh.show("SA_D"), "SA_D:myown:")
 		})
 	}
+}
+
+// TestUserEditSurvivesARotationOfTheSameNames: when only values rotate (the
+// hooks' fast path, which compares every value at once), a variable the
+// user reassigned or unset is still left as the user made it, and the
+// others follow.
+func TestUserEditSurvivesARotationOfTheSameNames(t *testing.T) {
+	for _, sh := range liveShells {
+		t.Run(sh.name, func(t *testing.T) {
+			t.Parallel()
+			a, b := envSecret("a", "SA_A", []byte("a1")), envSecret("b", "SA_B", []byte("b1"))
+			c := envSecret("c", "SA_C", []byte("c1"))
+			apply, tm := startLive(t, sh, a, b, c)
+			tm.expect(sh.show("SA_A"), "SA_A:a1:")
+			a.Value = []byte("a2")
+			apply(a, b, c)
+			tm.send("")
+			tm.wait(livePrompt)
+			tm.expect(sh.show("SA_A"), "SA_A:a2:")
+
+			tm.send(sh.setUser("SA_B", "mine"))
+			tm.wait(livePrompt)
+			tm.send(sh.unset("SA_C"))
+			tm.wait(livePrompt)
+			a.Value, b.Value, c.Value = []byte("a3"), []byte("b3"), []byte("c3")
+			apply(a, b, c)
+			tm.send("")
+			tm.wait(livePrompt)
+			tm.expect(sh.show("SA_A"), "SA_A:a3:")
+			tm.expect(sh.show("SA_B"), "SA_B:mine:")
+			tm.expect(sh.show("SA_C"), "SA_C:unset:")
+
+			// Kept variables stay the user's at the next rotation too.
+			a.Value, b.Value = []byte("a4"), []byte("b4")
+			apply(a, b, c)
+			tm.send("")
+			tm.wait(livePrompt)
+			tm.expect(sh.show("SA_A"), "SA_A:a4:")
+			tm.expect(sh.show("SA_B"), "SA_B:mine:")
+		})
+	}
+}
+
+// startLive applies env to a fresh injector, starts sh interactively on a
+// pty with the user hook, and returns a function that applies a new set and
+// the terminal at its first prompt.
+func startLive(t *testing.T, sh shellDialect, env ...secrets.Secret) (func(...secrets.Secret), *term) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "env")
+	in, _ := New(Options{Dir: dir, Owner: injectors.Owner{UID: -1, GID: -1}})
+	apply := func(env ...secrets.Secret) {
+		t.Helper()
+		if res := in.Apply(context.Background(), env); res.Err != nil || len(res.Failed()) > 0 {
+			t.Fatalf("apply: %v %v", res.Err, res.Failed())
+		}
+	}
+	apply(env...)
+	hookShell := "sh"
+	if sh.name == "fish" {
+		hookShell = "fish"
+	}
+	text, err := HookScript(hookShell, HookUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook := filepath.Join(t.TempDir(), "hook."+hookShell)
+	if err := os.WriteFile(hook, text, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := sh.start(t, hook)
+	home := t.TempDir()
+	cmd.Env = append(cmd.Env, "TERM=dumb", "HOME="+home, "PATH=/usr/bin:/bin",
+		"XDG_CONFIG_HOME="+home, "XDG_DATA_HOME="+home, "SECRETS_AGENT_ENV_DIR="+dir, "LC_ALL=C.UTF-8")
+	tm := startTerm(t, cmd)
+	tm.wait(livePrompt)
+	return apply, tm
 }
 
 // TestUnchangedPromptForksNothing traces the hook with strace: a prompt

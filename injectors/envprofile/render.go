@@ -56,24 +56,9 @@ const (
 	varsPrefix = "# secrets-agent vars"
 )
 
-// reservedNames are variables that bash, zsh or fish treat as read-only or
-// magic (assigning them fails, aborts a POSIX-mode sourcing, or changes the
-// shell's own state, e.g. zsh's UID calls setuid). A secret may not set them.
-var reservedNames = map[string]bool{}
-
-func init() {
-	for _, n := range strings.Fields(`
-		BASHOPTS BASHPID BASH_ALIASES BASH_ARGC BASH_ARGV BASH_ARGV0 BASH_CMDS BASH_LINENO
-		BASH_REMATCH BASH_SOURCE BASH_SUBSHELL BASH_VERSINFO DIRSTACK EUID FUNCNAME GROUPS
-		PPID SHELLOPTS UID
-		ARGC EGID ERRNO GID HISTCMD LINENO TTYIDLE USERNAME ZSH_ARGZERO ZSH_SUBSHELL
-		aliases argv builtins commands dirstack funcfiletrace funcsourcetrace funcstack
-		functions functrace history historywords jobdirs jobstates jobtexts modules options
-		parameters pipestatus reswords signals status
-		CMD_DURATION FISH_VERSION PWD SHLVL _ fish_pid hostname last_pid umask version`) {
-		reservedNames[n] = true
-	}
-}
+// snapSep ends each value in env.sh's __SECRETS_AGENT_SNAPV, as the hook's
+// printf '%s\037' does (hook.sh).
+const snapSep = 0x1f
 
 // checkVar returns why s cannot be an environment variable in a fragment, or
 // nil. The error names the secret and never holds its value.
@@ -87,10 +72,8 @@ func checkVar(s secrets.Secret) error {
 		return &secrets.Error{ID: s.ID, Name: s.Name, Field: "mount", Reason: "is not an environment variable"}
 	case !secrets.ValidEnvName(name):
 		return bad("is not a POSIX variable name ([A-Za-z_][A-Za-z0-9_]*)")
-	case strings.HasPrefix(strings.ToLower(name), "__secrets_agent"):
-		return bad("names starting with __SECRETS_AGENT are the shell hook's own")
-	case reservedNames[name]:
-		return bad(fmt.Sprintf("%s is read-only or special in bash, zsh or fish", name))
+	case secrets.EnvNameRefusal(name) != "": // the name policy, as Resolve applies it
+		return bad(name + " " + secrets.EnvNameRefusal(name))
 	case bytes.IndexByte(s.Value, 0) >= 0:
 		return &secrets.Error{ID: s.ID, Name: s.Name, Field: "value", Reason: "contains a NUL byte, which no environment variable can hold"}
 	}
@@ -106,10 +89,12 @@ type variable struct {
 // split sorts the secrets that can go into a fragment by variable name and
 // returns them with one error per secret that cannot (in input order), keyed
 // by the secret's index in env. A second secret for a variable already taken
-// is an error too: the resolver never sends one.
+// is an error too: the resolver never sends one. So is a secret past
+// execve's bounds (secrets.OverEnvBudget says which).
 func split(env []secrets.Secret) (vars []variable, idx []int, errs map[int]error) {
 	errs = map[int]error{}
 	seen := map[string]bool{}
+	var ok []int
 	for i, s := range env {
 		err := checkVar(s)
 		if err == nil && seen[s.Mount.Target] {
@@ -120,7 +105,19 @@ func split(env []secrets.Secret) (vars []variable, idx []int, errs map[int]error
 			continue
 		}
 		seen[s.Mount.Target] = true
-		vars = append(vars, variable{name: s.Mount.Target, value: s.Value})
+		ok = append(ok, i)
+	}
+	fit := make([]secrets.Secret, len(ok))
+	for k, i := range ok {
+		fit[k] = env[i]
+	}
+	over := secrets.OverEnvBudget(fit)
+	for k, i := range ok {
+		if err := over[k]; err != nil {
+			errs[i] = err
+			continue
+		}
+		vars = append(vars, variable{name: env[i].Mount.Target, value: env[i].Value})
 		idx = append(idx, i)
 	}
 	order := make([]int, len(vars))
@@ -139,8 +136,9 @@ func split(env []secrets.Secret) (vars []variable, idx []int, errs map[int]error
 //
 // The fragment holds every secret that can be a variable; err joins one
 // *secrets.Error per secret that cannot (not an environment-variable mount,
-// an invalid or reserved name, a NUL byte in the value, a variable already
-// set by an earlier secret), naming the secret, never its value. With no
+// a name the policy refuses, a NUL byte in the value, a variable already
+// set by an earlier secret, past execve's bounds), naming the secret, never
+// its value. With no
 // secrets it returns a fragment that sets nothing. The generation line of a
 // rendered fragment is "-": only Apply's files carry a real generation.
 func Render(f Format, env []secrets.Secret) ([]byte, error) {
@@ -159,7 +157,8 @@ func Render(f Format, env []secrets.Secret) ([]byte, error) {
 
 // render writes the fragment: the generation line, the vars line, a comment,
 // one assignment per variable, and (sh, fish) the list of names and the
-// generation as shell variables for the hook.
+// generation as shell variables for the hook (sh: and the lines that let hook.sh
+// compare every variable at once).
 func render(f Format, vars []variable, gen string) []byte {
 	var b bytes.Buffer
 	names := make([]string, len(vars))
@@ -181,7 +180,25 @@ func render(f Format, vars []variable, gen string) []byte {
 			b.WriteByte('\n')
 		}
 		b.WriteString("__SECRETS_AGENT_VARS='" + list + "'\n")
-		b.WriteString("__SECRETS_AGENT_GEN='" + gen + "'\n")
+		// For the hook (hook.sh): at the next change, one printf over SNAP
+		// in the shell, compared with SNAPV (what that printf gives right
+		// after this fragment is sourced), tells whether the user changed
+		// any of the variables since. Names are [A-Za-z0-9_], so SNAP
+		// needs no quoting beyond the single quotes.
+		b.WriteString("__SECRETS_AGENT_SNAP='")
+		for i, n := range names {
+			if i > 0 {
+				b.WriteByte(' ')
+			}
+			b.WriteString(`"${` + n + `+x$` + n + `}"`)
+		}
+		b.WriteString("'\n__SECRETS_AGENT_SNAPV=")
+		var snap []byte
+		for _, v := range vars {
+			snap = append(append(append(snap, 'x'), v.value...), snapSep)
+		}
+		b.Write(quoteSh(snap))
+		b.WriteString("\n__SECRETS_AGENT_GEN='" + gen + "'\n")
 	case FormatFish:
 		for _, v := range vars {
 			b.WriteString("set -gx " + v.name + " ")
@@ -191,10 +208,15 @@ func render(f Format, vars []variable, gen string) []byte {
 		b.WriteString("set -g __SECRETS_AGENT_VARS " + list + "\n")
 		b.WriteString("set -g __SECRETS_AGENT_GEN '" + gen + "'\n")
 	case FormatDotenv:
-		for _, v := range vars {
-			b.WriteString(v.name + "=")
-			b.Write(quoteDotenv(v.value))
-			b.WriteByte('\n')
+		for _, last := range []bool{false, true} {
+			for _, v := range vars {
+				if dotenvLast(v.value) != last {
+					continue
+				}
+				b.WriteString(v.name + "=")
+				b.Write(quoteDotenv(v.value))
+				b.WriteByte('\n')
+			}
 		}
 	}
 	return b.Bytes()
@@ -239,18 +261,49 @@ func quoteFish(v []byte) []byte {
 // quoteDotenv quotes v for the env file. The dialect:
 //
 //   - A line is NAME=VALUE; lines starting with # are comments.
-//   - A value holding neither ' nor \ is single-quoted and literal: every byte
-//     between the quotes, newlines included, is the value. docker compose
-//     (env_file, --env-file) and python-dotenv read such a value unchanged.
-//   - Any other value is double-quoted with exactly these escapes: \\ for \,
-//     \" for ", \$ for $, \n for newline, \r for carriage return; every other
-//     byte stands for itself. (python-dotenv and docker compose differ from
-//     each other on $ and on some escapes; tools that need exactness read
-//     the single-quoted form or env.sh.)
+//   - A value holding none of ', \ and carriage return is single-quoted
+//     and literal: every byte between the quotes, newlines included, is
+//     the value.
+//   - A value that ends in a backslash, is printable ASCII without spaces
+//     and starts with neither ' nor " is written bare: the rest of the line
+//     is the value. (python-dotenv cannot read such a value quoted; see
+//     below.)
+//   - Any other value is double-quoted with exactly these escapes: \\ for
+//     \, \" for ", \n for newline, \r for carriage return; every other
+//     byte, $ and ' included, stands for itself.
+//
+// What the readers of such files make of it (TestDotenvReadersReadBack runs
+// the first two):
+//
+//   - python-dotenv (dotenv_values, load_dotenv; Debian's 0.21 and 1.x)
+//     with interpolate=False reads every value that is UTF-8 back exactly,
+//     but for one that ends in a backslash and cannot be written bare (it
+//     holds a space or a newline, say): its pattern for a quoted value takes the escaped
+//     backslash before the closing quote for an escaped quote and reads on,
+//     so that value and the ones after it come out wrong; such values are
+//     written after all the others.
+//     With its default interpolate=True it also replaces ${NAME} and
+//     ${NAME:-default} anywhere in a value, single-quoted or not, and no
+//     escape prevents that. It reads the file as text in the locale's
+//     encoding (pass encoding="utf-8"), so a value that is not valid in
+//     that encoding fails the whole file; it turns a raw carriage return
+//     into a newline, which is why carriage returns are escaped.
+//   - docker run --env-file (docker/cli pkg/kvfile) does no unquoting: the
+//     value is the rest of the line, quotes included, and each further line
+//     of a multi-line value is a line of its own (one without = names a
+//     variable docker copies from the caller's environment). It reads only
+//     bare values exactly, so it cannot read this file; pass variables with
+//     -e or use env.sh.
+//   - docker compose (env_file, --env-file) has a parser of its own, not
+//     run here; by its documentation a single-quoted value is literal and a
+//     double-quoted one has its $ expanded.
 //
 // Bytes that are not UTF-8 are written as they are.
 func quoteDotenv(v []byte) []byte {
-	if !bytes.ContainsAny(v, `'\`) {
+	if dotenvBare(v) {
+		return append([]byte(nil), v...)
+	}
+	if !bytes.ContainsAny(v, "'\\\r") {
 		out := make([]byte, 0, len(v)+2)
 		out = append(out, '\'')
 		out = append(out, v...)
@@ -260,7 +313,7 @@ func quoteDotenv(v []byte) []byte {
 	out = append(out, '"')
 	for _, c := range v {
 		switch c {
-		case '\\', '"', '$':
+		case '\\', '"':
 			out = append(out, '\\', c)
 		case '\n':
 			out = append(out, `\n`...)
@@ -271,4 +324,25 @@ func quoteDotenv(v []byte) []byte {
 		}
 	}
 	return append(out, '"')
+}
+
+// dotenvBare reports whether v is written bare in the env file: see
+// quoteDotenv.
+func dotenvBare(v []byte) bool {
+	if len(v) == 0 || v[len(v)-1] != '\\' || v[0] == '\'' || v[0] == '"' {
+		return false
+	}
+	for _, c := range v {
+		if c <= ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// dotenvLast reports whether v goes after the other values in the env file:
+// a value python-dotenv misreads together with what follows it (see
+// quoteDotenv).
+func dotenvLast(v []byte) bool {
+	return len(v) > 0 && v[len(v)-1] == '\\' && !dotenvBare(v)
 }
