@@ -135,6 +135,7 @@ type Agent struct {
 	repair      chan struct{} // a repair pass is wanted; size 1
 	reload      chan struct{} // a reload is wanted; size 1
 	watchMoved  chan struct{} // the watch stream came up or went down; size 1
+	streamWake  chan struct{} // the control plane answered: reconnect the stream now; size 1
 }
 
 // New builds an agent for cfg. It fails when no control-plane client can be
@@ -161,6 +162,7 @@ func New(cfg *config.Config, log *zap.Logger, opts ...Option) (*Agent, error) {
 		repair:      make(chan struct{}, 1),
 		reload:      make(chan struct{}, 1),
 		watchMoved:  make(chan struct{}, 1),
+		streamWake:  make(chan struct{}, 1),
 	}
 	for _, o := range opts {
 		o(&a.opts)

@@ -22,8 +22,10 @@ type timing struct {
 	retryBase   time.Duration // first retry of a failed pass, before jitter
 	retryCap    time.Duration // longest wait between retries and reconnects
 	streamBase  time.Duration // first reconnect of the stream, before jitter
-	healthy     time.Duration // a stream up this long resets the reconnect backoff
-	silence     time.Duration // a stream quiet this long is dead (3x the server keepalive)
+	fastCap     time.Duration // longest wait of the first fastTries attempts
+	fastTries   int           // attempts whose wait stays under fastCap
+	flap        time.Duration // at most one stream is opened per flap period
+	silence     time.Duration // overrides watch_silence_timeout when set (tests)
 	passTimeout time.Duration // bounds one pass
 }
 
@@ -33,25 +35,44 @@ func (t timing) withDefaults() timing {
 			*d = v
 		}
 	}
-	def(&t.retryBase, time.Second)
+	def(&t.retryBase, 250*time.Millisecond)
 	def(&t.retryCap, 60*time.Second)
-	def(&t.streamBase, time.Second)
-	def(&t.healthy, 60*time.Second)
-	def(&t.silence, 45*time.Second)
+	def(&t.streamBase, 250*time.Millisecond)
+	def(&t.fastCap, 2*time.Second)
+	def(&t.flap, 500*time.Millisecond)
 	def(&t.passTimeout, 2*time.Minute)
+	if t.fastTries <= 0 {
+		t.fastTries = 10
+	}
 	return t
 }
 
-// backoff returns the wait before attempt n (1, 2, ...): exponential from
-// base, capped, with full jitter (uniform in [0, min(cap, base·2^(n-1))]).
-func backoff(base, limit time.Duration, n int) time.Duration {
-	d := limit
-	if n < 31 {
-		if e := base << (n - 1); e > 0 && e < limit {
-			d = e
-		}
+// backoff returns the wait before attempt n (1, 2, ...) with full jitter:
+// uniform in [0, ceiling]. The ceiling doubles from base, but stays at most
+// fastCap for the first fastTries attempts, so that an outage of a few
+// seconds (a control plane restarting) is noticed within about fastCap of its
+// end; from then on it doubles on from fastCap up to limit, so a long outage
+// costs the control plane little. Full jitter spreads a fleet's attempts over
+// the whole ceiling, so agents cut off together do not come back together.
+func (t timing) backoff(base time.Duration, n int) time.Duration {
+	fast := min(t.fastCap, t.retryCap)
+	var d time.Duration
+	if n <= t.fastTries {
+		d = doubled(base, n-1, fast)
+	} else {
+		d = doubled(fast, n-t.fastTries, t.retryCap)
 	}
 	return time.Duration(rand.Int64N(int64(d) + 1))
+}
+
+// doubled returns d·2^k, at most limit.
+func doubled(d time.Duration, k int, limit time.Duration) time.Duration {
+	if k < 31 {
+		if e := d << k; e > 0 && e < limit {
+			return e
+		}
+	}
+	return limit
 }
 
 // jittered returns d ±20%.
@@ -59,8 +80,9 @@ func jittered(d time.Duration) time.Duration {
 	return d + time.Duration((rand.Float64()*0.4-0.2)*float64(d))
 }
 
-// errSilent ends a stream that sent nothing, not even a keepalive, for too long.
-var errSilent = errors.New("watch stream silent past its deadline")
+// errSilent ends a stream that sent nothing, not even a blank line, for
+// longer than watch_silence_timeout.
+var errSilent = errors.New("watch stream silent past watch_silence_timeout")
 
 // kick asks for a full pass; it never blocks, and kicks that arrive while one
 // is pending coalesce into it.
@@ -224,7 +246,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		report()
 		if again {
 			failures++
-			wait := backoff(t.retryBase, t.retryCap, failures)
+			wait := t.backoff(t.retryBase, failures)
 			a.log.Info("retrying", zap.Int("attempt", failures), zap.Duration("in", wait))
 			retry.Reset(wait)
 		} else {
@@ -286,29 +308,50 @@ func (a *Agent) startStream(ctx context.Context) (stop func()) {
 	}
 }
 
-// holdStream keeps a watch stream open until ctx ends, reconnecting with
-// exponential backoff and full jitter, capped; a stream that stayed up for
-// the healthy period resets the backoff. unauthenticated re-reads the token
-// file before the next attempt.
+// holdStream keeps a watch stream open until ctx ends. In order:
+//
+//  1. Open the stream. Once the server has answered 200 the reconnect
+//     backoff starts again from its first step, and a pass is kicked to
+//     catch up on what happened while the stream was down.
+//  2. Read it until it ends (readStream).
+//  3. Wait before the next attempt: backoff with full jitter (small for the
+//     first attempts, see timing.backoff), cut short by wakeStream, which a
+//     pass that reached the control plane calls: it is up, so try now. A
+//     stream that ended within the flap period of opening makes the wait
+//     (woken or not) last at least the rest of that period, so a server that
+//     accepts and drops at once sees each agent, and its kicked passes, at
+//     most once per flap period, while two restarts close together still
+//     cost only a short wait each.
+//     unauthenticated re-reads the token file first.
 func (a *Agent) holdStream(ctx context.Context) {
 	t := a.opts.timing
 	failures := 0
 	for ctx.Err() == nil {
 		cfg, cp := a.config(), a.controlPlane()
-		s, err := cp.WatchEvents(ctx, cfg.ControlPlane.EnvironmentID)
+		envID := cfg.ControlPlane.EnvironmentID
+		// floor is the rest of the flap period after a short-lived stream.
+		var floor time.Duration
+		s, err := cp.WatchEvents(ctx, envID) // (1)
 		if err == nil {
+			failures = 0
+			select { // a wake from while this stream was opening is stale now
+			case <-a.streamWake:
+			default:
+			}
 			a.setWatchConnected(true)
-			a.log.Info("watch stream connected", zap.String("environment", cfg.ControlPlane.EnvironmentID))
+			a.log.Info("watch stream connected", zap.String("environment", envID))
 			a.kick()
 			began := time.Now()
+			silence := time.Duration(cfg.ControlPlane.WatchSilenceTimeout)
+			if t.silence > 0 {
+				silence = t.silence
+			}
 			stopClose := context.AfterFunc(ctx, func() { _ = s.Close() })
-			err = a.readStream(s, t.silence)
+			err = a.readStream(s, envID, silence) // (2)
 			stopClose()
 			_ = s.Close()
 			a.setWatchConnected(false)
-			if time.Since(began) >= t.healthy {
-				failures = 0
-			}
+			floor = t.flap - time.Since(began)
 		}
 		if ctx.Err() != nil {
 			return
@@ -319,26 +362,69 @@ func (a *Agent) holdStream(ctx context.Context) {
 			}
 		}
 		failures++
-		wait := backoff(t.streamBase, t.retryCap, failures)
+		wait := max(t.backoff(t.streamBase, failures), floor) // (3)
 		a.log.Warn("watch stream down; reconnecting", zap.Error(err), zap.Duration("in", wait))
+		start := time.Now()
+		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			timer.Stop()
 			return
-		case <-time.After(wait):
+		case <-timer.C:
+		case <-a.streamWake:
+			timer.Stop()
+			a.log.Info("control plane reachable again; reconnecting the watch stream now")
+			if rest := floor - time.Since(start); rest > 0 && !sleep(ctx, rest) {
+				return
+			}
 		}
 	}
 }
 
-// readStream reads events until the stream ends; an event that is not a
-// keepalive kicks a pass. A stream that sends nothing for silence is closed
-// and errSilent returned.
-func (a *Agent) readStream(s EventStream, silence time.Duration) error {
+// sleep waits d or until ctx ends, and reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// wakeStream cuts short the watch stream's reconnect wait, if it is in one.
+// It never blocks; a wake while the stream is up is dropped.
+func (a *Agent) wakeStream() {
+	a.mu.Lock()
+	up := a.status.WatchConnected
+	a.mu.Unlock()
+	if up {
+		return
+	}
+	select {
+	case a.streamWake <- struct{}{}:
+	default:
+	}
+}
+
+// readStream reads events until the stream ends. An event that can change
+// envID's secrets (controlplane.Event.Relevant) kicks a pass; any other
+// (keepalives, blank lines, other resource types and environments, unknown
+// operations) is dropped, logged at debug. With silence > 0, a stream that
+// sends nothing, not even a blank line, for silence is closed and errSilent
+// returned; with silence 0 there is no such deadline.
+func (a *Agent) readStream(s EventStream, envID string, silence time.Duration) error {
 	var silent atomic.Bool
-	timer := time.AfterFunc(silence, func() {
-		silent.Store(true)
-		_ = s.Close()
-	})
-	defer timer.Stop()
+	seen := func() {}
+	if silence > 0 {
+		timer := time.AfterFunc(silence, func() {
+			silent.Store(true)
+			_ = s.Close()
+		})
+		defer timer.Stop()
+		seen = func() { timer.Reset(silence) }
+	}
 	for {
 		ev, err := s.Next()
 		if silent.Load() {
@@ -347,9 +433,14 @@ func (a *Agent) readStream(s EventStream, silence time.Duration) error {
 		if err != nil {
 			return err
 		}
-		timer.Reset(silence)
-		if ev.Operation == "" || ev.Operation == "RESOURCE_OPERATION_UNSPECIFIED" {
-			continue // keepalive
+		seen()
+		if ev == (controlplane.Event{}) || ev.Operation == controlplane.OpUnspecified {
+			continue // a keepalive or blank line
+		}
+		if !ev.Relevant(envID) {
+			a.log.Debug("event ignored: it cannot change this environment's secrets", zap.String("operation", ev.Operation),
+				zap.String("type", ev.ResourceType), zap.String("id", ev.ResourceID))
+			continue
 		}
 		a.log.Debug("event", zap.String("operation", ev.Operation), zap.String("type", ev.ResourceType),
 			zap.String("id", ev.ResourceID))

@@ -15,7 +15,7 @@ import (
 
 // fastTiming keeps retries and reconnects short so tests stay quick.
 var fastTiming = timing{retryBase: 10 * time.Millisecond, retryCap: 50 * time.Millisecond,
-	streamBase: 10 * time.Millisecond, healthy: time.Hour, silence: time.Hour}
+	streamBase: 10 * time.Millisecond}
 
 // run starts r's agent with a socket in a temp dir and stops it (and checks
 // Run returned nil) when the test ends.
@@ -136,7 +136,7 @@ func TestPollFloorAppliesChangesWhenStreamIsDown(t *testing.T) {
 	cfg := testConfig()
 	cfg.ControlPlane.Watch = true
 	cfg.ControlPlane.PollInterval = config.Duration(100 * time.Millisecond)
-	r := newRig(t, cfg, withTiming(timing{retryCap: time.Hour, streamBase: time.Hour, silence: time.Hour}))
+	r := newRig(t, cfg, withTiming(timing{retryCap: time.Hour, streamBase: time.Hour, fastCap: time.Hour}))
 	r.cp.set(func(f *fakePlane) { f.watchErr = errUnavailable })
 	r.cp.put("s1", "KEY_FILE", controlplane.ScopeUser, "file", "/x/key", "v1")
 	r.run(t)

@@ -88,6 +88,7 @@ func (a *Agent) fullPass(ctx context.Context) (rep PassReport, retry bool) {
 		rep.Duration = time.Since(rep.Started)
 		return rep, true
 	}
+	a.wakeStream() // the control plane answered: a stream waiting to reconnect need not wait
 	p := a.makePlan(ctx, cp, env)
 	a.lastPlan = p
 	rep.Results = a.apply(ctx, p.desired, p.held, false)
@@ -150,7 +151,7 @@ func (a *Agent) makePlan(ctx context.Context, cp ControlPlane, env *controlplane
 		if s.Mount.Kind != secrets.MountAPIOnly {
 			reason = "mount kind not known to this agent"
 		}
-		a.log.Debug("secret skipped", zap.String("secret", s.Name), zap.String("scope", s.Scope.String()),
+		a.log.Debug("secret skipped", zap.String("secret", secrets.Label(s.Name)), zap.String("scope", s.Scope.String()),
 			zap.String("id", s.ID), zap.String("reason", reason))
 		r := row(s, "skipped", nil)
 		r.Note = reason
@@ -163,14 +164,23 @@ func (a *Agent) makePlan(ctx context.Context, cp ControlPlane, env *controlplane
 		s := w.Secret
 		r := row(s, "", nil)
 		for _, sh := range w.Shadows {
-			r.Shadows = append(r.Shadows, ShadowedSecret{ID: sh.ID, Name: sh.Name, Scope: sh.Scope.String()})
+			r.Shadows = append(r.Shadows, ShadowedSecret{ID: sh.ID, Name: secrets.Label(sh.Name), Scope: sh.Scope.String()})
 		}
 		idx := len(p.rows)
 		sl, ok := slotFor(slots, s.Mount.Kind)
 		switch {
+		case s.CredentialProxy != nil:
+			// Its value must never be written into the environment, and
+			// this agent has no proxy to hand it to: it is not even
+			// fetched. It still shadows what it would have shadowed.
+			r.Outcome, r.Note = "skipped", "credential proxy: the value is meant for a proxy this agent does not have; not materialised"
+			a.log.Info("secret not materialised: it is for a credential proxy", zap.String("secret", secrets.Label(s.Name)),
+				zap.String("id", s.ID), zap.String("mount", s.Mount.String()))
+			p.rows = append(p.rows, r)
+			continue
 		case !ok:
 			r.Outcome, r.Note = "skipped", "no injector for mount kind "+s.Mount.Kind.String()
-			a.log.Debug("secret skipped", zap.String("secret", s.Name), zap.String("id", s.ID), zap.String("reason", r.Note))
+			a.log.Debug("secret skipped", zap.String("secret", secrets.Label(s.Name)), zap.String("id", s.ID), zap.String("reason", r.Note))
 			p.rows = append(p.rows, r)
 			continue
 		case !sl.enabled:
@@ -283,7 +293,7 @@ func (a *Agent) values(ctx context.Context, cp ControlPlane, todo []pending) []f
 // fetch asks the control plane for s's value. It is safe to call from
 // several goroutines at once.
 func (a *Agent) fetch(ctx context.Context, cp ControlPlane, s secrets.Secret) (secrets.Value, error) {
-	a.log.Debug("fetching value", zap.String("secret", s.Name), zap.String("id", s.ID), zap.String("session", s.Session))
+	a.log.Debug("fetching value", zap.String("secret", secrets.Label(s.Name)), zap.String("id", s.ID), zap.String("session", s.Session))
 	v, err := cp.GetSecretValue(ctx, s.ID)
 	var ce *controlplane.Error
 	if errors.As(err, &ce) && ce.Code == controlplane.CodeResourceExhausted && ce.HTTPStatus == http.StatusOK {
@@ -356,7 +366,7 @@ func (a *Agent) noteApplied(name string, want []secrets.Secret, r injectors.Resu
 
 func (a *Agent) logOutcomes(injector string, r injectors.Result, repair bool) {
 	for _, o := range r.Outcomes {
-		fields := []zap.Field{zap.String("injector", injector), zap.String("secret", o.Secret.Name),
+		fields := []zap.Field{zap.String("injector", injector), zap.String("secret", secrets.Label(o.Secret.Name)),
 			zap.String("scope", o.Secret.Scope), zap.String("id", o.Secret.ID), zap.String("target", o.Target),
 			zap.String("action", string(o.Action))}
 		if o.Note != "" {
@@ -530,10 +540,11 @@ func slotFor(slots []slot, k secrets.MountKind) (slot, bool) {
 	return slot{}, false
 }
 
-// row is a status row for s (never its value).
+// row is a status row for s (never its value); the name as secrets.Label
+// shows it.
 func row(s secrets.Secret, outcome string, err error) SecretStatus {
-	r := SecretStatus{ID: s.ID, Name: s.Name, Scope: s.Scope.String(), Mount: s.Mount.Kind.String(),
-		Target: s.Mount.Target, Outcome: outcome}
+	r := SecretStatus{ID: s.ID, Name: secrets.Label(s.Name), Scope: s.Scope.String(), Mount: s.Mount.Kind.String(),
+		Target: s.Mount.Target, Outcome: outcome, Source: s.Source, SourceRef: s.SourceRef}
 	if err != nil {
 		r.Error = err.Error()
 	}
@@ -542,7 +553,7 @@ func row(s secrets.Secret, outcome string, err error) SecretStatus {
 
 // secretFields are the log fields naming s and err; never its value.
 func secretFields(s secrets.Secret, err error) []zap.Field {
-	return []zap.Field{zap.String("secret", s.Name), zap.String("scope", s.Scope.String()), zap.String("id", s.ID),
+	return []zap.Field{zap.String("secret", secrets.Label(s.Name)), zap.String("scope", s.Scope.String()), zap.String("id", s.ID),
 		zap.String("mount", s.Mount.String()), zap.Error(err)}
 }
 

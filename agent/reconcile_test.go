@@ -185,7 +185,7 @@ func TestFailedFirstFetchHoldsItsInjectorInsteadOfRemoving(t *testing.T) {
 func TestOneBadSecretDoesNotStopOthers(t *testing.T) {
 	r := newRig(t, nil)
 	r.cp.put("bad1", "NUL_VALUE", controlplane.ScopeUser, "env", "NULLY", "a\x00b")
-	r.cp.put("bad2", "x", controlplane.ScopeUser, "env", "SHORT_NAME", "v")
+	r.cp.put("bad2", "x", controlplane.ScopeUser, "env", "1BAD", "v")
 	r.cp.put("bad3", "BAD_REG", controlplane.ScopeUser, "registry", "ghcr.io", "not base64!")
 	r.cp.put("api", "API_ONLY", controlplane.ScopeUser, "api", "", "never")
 	r.cp.put("good", "GOOD_VAR", controlplane.ScopeUser, "env", "GOOD", "fine")

@@ -110,7 +110,7 @@ func fullStatus(state State) Status {
 		LastChange: t, LastChangeWrites: 2, ConfigError: "config c.yaml: no_such_key: line 9: unknown key", ConfigErrorTime: t,
 		Injectors: []InjectorStatus{{Name: "envprofile", Enabled: true, Applied: 1, Failed: 1, Writes: 2, Error: "dir gone", Mode: "helper"}},
 		Secrets: []SecretStatus{{
-			ID: "s-2", Name: "API_TOKEN", Scope: "user", Mount: "env", Target: "API_TOKEN",
+			ID: "s-2", Name: "API_TOKEN", Scope: "user", Source: "control-plane", SourceRef: "s-2", Mount: "env", Target: "API_TOKEN",
 			Outcome: "created", Note: "n", Error: "e", LastChanged: t, LastAction: "created",
 			Shadows: []ShadowedSecret{{ID: "s-1", Name: "API_TOKEN", Scope: "project"}},
 		}},

@@ -71,10 +71,12 @@ type InjectorStatus struct {
 type SecretStatus struct {
 	ID          string           `json:"id"`
 	Name        string           `json:"name"`
-	Scope       string           `json:"scope"`
-	Mount       string           `json:"mount"`   // kind: env | file | registry | git_credential | api_only | none
-	Target      string           `json:"target"`  // variable, path or host
-	Outcome     string           `json:"outcome"` // an injectors.Action, or "rejected" / "skipped"
+	Scope       string           `json:"scope"`               // user | service_account | project | organization | runner | unspecified (ranks lowest)
+	Source      string           `json:"source,omitempty"`    // where the control plane says it comes from ("control-plane", "runner")
+	SourceRef   string           `json:"sourceRef,omitempty"` // its reference in that source (a secret id)
+	Mount       string           `json:"mount"`               // kind: env | file | registry | git_credential | api_only | none
+	Target      string           `json:"target"`              // variable, path or host
+	Outcome     string           `json:"outcome"`             // an injectors.Action, or "rejected" / "skipped"
 	Note        string           `json:"note,omitempty"`
 	Error       string           `json:"error,omitempty"`
 	LastChanged time.Time        `json:"lastChanged,omitzero"`

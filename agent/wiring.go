@@ -23,15 +23,28 @@ var loadConfig = config.Load
 
 // newControlPlane builds the real client from cfg.
 func newControlPlane(cfg *config.Config) (ControlPlane, error) {
+	cp := cfg.ControlPlane
 	c, err := controlplane.New(controlplane.Options{
-		BaseURL:   cfg.ControlPlane.URL,
-		TokenFile: cfg.ControlPlane.TokenFile,
-		UserAgent: "secrets-agent",
+		BaseURL:      cp.URL,
+		TokenFile:    cp.TokenFile,
+		UserAgent:    "secrets-agent",
+		KeepAlive:    offIfZero(cp.KeepAlive),
+		PingInterval: offIfZero(cp.PingInterval),
+		PingTimeout:  time.Duration(cp.PingTimeout),
 	})
 	if err != nil {
 		return nil, err
 	}
 	return clientAdapter{c}, nil
+}
+
+// offIfZero maps a config duration where 0 means off to the client's
+// convention, where 0 means the default and a negative value off.
+func offIfZero(d config.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return time.Duration(d)
 }
 
 // clientAdapter makes *controlplane.Client a ControlPlane: only WatchEvents

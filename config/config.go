@@ -37,6 +37,20 @@ type ControlPlane struct {
 	TokenFile     string   `yaml:"token_file"`
 	PollInterval  Duration `yaml:"poll_interval"`
 	Watch         bool     `yaml:"watch"`
+	// WatchSilenceTimeout, when set, ends a watch stream that sent no line
+	// (not even a blank one) for this long, and reconnects. 0 (the default)
+	// sets no such deadline: the control plane need not send keepalive
+	// lines, and dead connections are found by KeepAlive and the pings.
+	WatchSilenceTimeout Duration `yaml:"watch_silence_timeout"`
+	// KeepAlive is the TCP keepalive of control-plane connections (idle
+	// time and probe interval; 3 lost probes drop the connection). 0 is off.
+	KeepAlive Duration `yaml:"keepalive"`
+	// PingInterval and PingTimeout are the HTTP/2 health check: after
+	// PingInterval without a frame a PING is sent, and the connection is
+	// dropped when no answer comes within PingTimeout. They apply when the
+	// control plane speaks HTTP/2. PingInterval 0 is off.
+	PingInterval Duration `yaml:"ping_interval"`
+	PingTimeout  Duration `yaml:"ping_timeout"`
 }
 
 // Injectors configures each injector.

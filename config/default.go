@@ -63,6 +63,9 @@ func defaults(system bool) *Config {
 			URL:          "https://app.gitpod.io/api",
 			PollInterval: Duration(30 * time.Second),
 			Watch:        true,
+			KeepAlive:    Duration(15 * time.Second),
+			PingInterval: Duration(15 * time.Second),
+			PingTimeout:  Duration(10 * time.Second),
 		},
 		ReadyTimeout: Duration(30 * time.Second),
 		Injectors: Injectors{

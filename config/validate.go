@@ -43,8 +43,19 @@ func (c *Config) validate(requireEnvironment bool) error {
 	if cp.EnvironmentID == "" && requireEnvironment {
 		bad("controlplane.environment_id", "required")
 	}
-	if cp.PollInterval < 0 {
-		bad("controlplane.poll_interval", "must not be negative")
+	for _, d := range []struct {
+		key string
+		v   Duration
+	}{
+		{"controlplane.poll_interval", cp.PollInterval},
+		{"controlplane.watch_silence_timeout", cp.WatchSilenceTimeout},
+		{"controlplane.keepalive", cp.KeepAlive},
+		{"controlplane.ping_interval", cp.PingInterval},
+		{"controlplane.ping_timeout", cp.PingTimeout},
+	} {
+		if d.v < 0 {
+			bad(d.key, "must not be negative")
+		}
 	}
 	if c.ReadyTimeout < 0 {
 		bad("ready_timeout", "must not be negative")

@@ -31,6 +31,9 @@ const (
 	DefaultMaxResponseBytes = 8 << 20
 	DefaultMaxLineBytes     = 64 << 10
 	DefaultUserAgent        = "secrets-agent"
+	DefaultKeepAlive        = 15 * time.Second
+	DefaultPingInterval     = 15 * time.Second
+	DefaultPingTimeout      = 10 * time.Second
 
 	// MaxRetryAfter caps how long a server's Retry-After makes the client
 	// wait before the next attempt. A longer request is waited for this long.
@@ -78,9 +81,22 @@ type Options struct {
 	// MaxLineBytes caps one line of the WatchEvents stream, its newline
 	// excluded. Default 64 KiB.
 	MaxLineBytes int
-	// HTTPClient sends the requests. Default: a pooled cleanhttp client. The
-	// client is copied; its Timeout is replaced by CallTimeout for unary calls
-	// and by none for the stream.
+	// KeepAlive is the TCP keepalive of every connection: idle this long, a
+	// probe is sent every KeepAlive and the connection is dropped after 3
+	// unanswered probes, so a peer that vanished is found even when nothing
+	// is being sent. Default 15s; negative disables probes.
+	KeepAlive time.Duration
+	// PingInterval and PingTimeout detect a dead HTTP/2 connection (the
+	// watch stream's included, which may be silent for hours): after
+	// PingInterval without a frame the client sends a PING, and closes the
+	// connection when no answer comes within PingTimeout. They apply when
+	// the server speaks HTTP/2 (over TLS); an HTTP/1 connection relies on
+	// KeepAlive. Defaults 15s and 10s; a negative PingInterval disables pings.
+	PingInterval time.Duration
+	PingTimeout  time.Duration
+	// HTTPClient sends the requests. Default: a pooled client over
+	// Transport(o). The client is copied; its Timeout is replaced by
+	// CallTimeout for unary calls and by none for the stream.
 	HTTPClient *http.Client
 	// UserAgent is sent as User-Agent. Default "secrets-agent".
 	UserAgent string
@@ -147,7 +163,7 @@ func New(o Options) (*Client, error) {
 	}
 	hc := o.HTTPClient
 	if hc == nil {
-		hc = cleanhttp.DefaultPooledClient()
+		hc = &http.Client{Transport: Transport(o)}
 	}
 	unary, stream := *hc, *hc
 	unary.Timeout = o.CallTimeout
@@ -171,6 +187,36 @@ func New(o Options) (*Client, error) {
 		ErrorHandler: c.finalError,
 	}
 	return c, nil
+}
+
+// Transport returns the transport New uses when o.HTTPClient is nil:
+// cleanhttp's pooled transport (proxy from the environment, HTTP/2 over TLS)
+// with o's TCP keepalive on the dialer and o's HTTP/2 health-check pings.
+// Zero fields of o take their defaults. A test that needs its own TLS
+// settings starts from it and passes it in an HTTPClient.
+func Transport(o Options) *http.Transport {
+	keep := o.KeepAlive
+	if keep == 0 {
+		keep = DefaultKeepAlive
+	}
+	ping, pingTimeout := o.PingInterval, o.PingTimeout
+	if ping == 0 {
+		ping = DefaultPingInterval
+	}
+	if pingTimeout <= 0 {
+		pingTimeout = DefaultPingTimeout
+	}
+	t := cleanhttp.DefaultPooledTransport()
+	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: keep}
+	if keep > 0 {
+		d.KeepAliveConfig = net.KeepAliveConfig{Enable: true, Idle: keep, Interval: keep, Count: 3}
+	}
+	t.DialContext = d.DialContext
+	t.ForceAttemptHTTP2 = true
+	if ping > 0 {
+		t.HTTP2 = &http.HTTP2Config{SendPingTimeout: ping, PingTimeout: pingTimeout}
+	}
+	return t
 }
 
 // Requests returns how many HTTP requests the client has sent so far, every

@@ -329,9 +329,15 @@ func TestStatusWithoutConnectBodyInfersTheCode(t *testing.T) {
 		body   string
 		code   Code
 	}{
-		{404, "<html>not here</html>", CodeNotFound},
+		// As the Connect protocol maps a status without a code: a 404 is a
+		// procedure the server does not have, a 400 a malformed exchange.
+		{404, "<html>not here</html>", CodeUnimplemented},
+		{400, "", CodeInternal},
 		{403, `{"code":"no_such_code","message":"m"}`, CodePermissionDenied},
 		{401, "", CodeUnauthenticated},
+		{429, "", CodeUnavailable},
+		{502, "", CodeUnavailable},
+		{412, "", CodeUnknown},
 		{418, "", CodeUnknown},
 	} {
 		t.Run(fmt.Sprint(tc.status), func(t *testing.T) {

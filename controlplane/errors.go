@@ -30,12 +30,14 @@ const (
 	CodeUnauthenticated    Code = "unauthenticated"
 )
 
-// HTTPStatus is the status Connect maps the code to.
+// HTTPStatus is the status the Connect protocol maps the code to
+// (connectrpc.com/docs/protocol#error-codes): failed_precondition is 400 and
+// unimplemented 501, as amended by Connect's RFC 003; an unknown code is 500.
 func (c Code) HTTPStatus() int {
 	switch c {
 	case CodeCanceled:
-		return 499
-	case CodeInvalidArgument, CodeOutOfRange:
+		return 499 // Client Closed Request
+	case CodeInvalidArgument, CodeFailedPrecondition, CodeOutOfRange:
 		return http.StatusBadRequest
 	case CodeDeadlineExceeded:
 		return http.StatusGatewayTimeout
@@ -47,8 +49,6 @@ func (c Code) HTTPStatus() int {
 		return http.StatusForbidden
 	case CodeResourceExhausted:
 		return http.StatusTooManyRequests
-	case CodeFailedPrecondition:
-		return http.StatusPreconditionFailed
 	case CodeUnimplemented:
 		return http.StatusNotImplemented
 	case CodeUnavailable:
@@ -56,21 +56,23 @@ func (c Code) HTTPStatus() int {
 	case CodeUnauthenticated:
 		return http.StatusUnauthorized
 	}
-	return http.StatusInternalServerError
+	return http.StatusInternalServerError // unknown, internal, data_loss
 }
 
-// CodeFromHTTPStatus is the code Connect infers from a status when the body
-// carries none.
+// CodeFromHTTPStatus is the code the Connect protocol makes of a status when
+// the body carries none: 400 is internal (a server answers invalid_argument
+// with a body), 404 unimplemented (no such procedure), 429 and the gateway
+// errors unavailable, anything else unknown.
 func CodeFromHTTPStatus(status int) Code {
 	switch status {
 	case http.StatusBadRequest:
-		return CodeInvalidArgument
+		return CodeInternal
 	case http.StatusUnauthorized:
 		return CodeUnauthenticated
 	case http.StatusForbidden:
 		return CodePermissionDenied
 	case http.StatusNotFound:
-		return CodeNotFound
+		return CodeUnimplemented
 	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 		return CodeUnavailable
 	}

@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -88,8 +89,11 @@ func (c *Client) openStream(ctx context.Context, payload []byte) (*Stream, error
 	return &Stream{ctx: sctx, cancel: cancel, body: resp.Body, r: bufio.NewReader(resp.Body), max: c.opts.MaxLineBytes}, nil
 }
 
-// Next blocks for the next event and returns it. Empty lines are skipped.
-// Unknown fields are ignored.
+// Next blocks for the next event and returns it. A blank line (a keepalive
+// some servers send) is returned as the zero Event, so that a caller timing
+// the stream's silence sees it; the caller acts on no zero Event. Unknown
+// fields are ignored, and so are unknown operations and resource types: they
+// are returned as they are, for the caller to judge (Event.Relevant).
 //
 // It returns io.EOF when the server ends the stream cleanly (after a full
 // line), and otherwise an *Error: CodeUnavailable wrapping
@@ -104,22 +108,20 @@ func (s *Stream) Next() (Event, error) {
 	if s.err != nil {
 		return Event{}, s.err
 	}
-	for {
-		line, err := s.readLine()
-		if err != nil {
-			s.err = err
-			return Event{}, err
-		}
-		if len(line) == 0 {
-			continue
-		}
-		var ev Event
-		if err := decodeJSON(line, &ev); err != nil {
-			s.err = &Error{Procedure: ProcWatchEvents, Code: CodeInternal, HTTPStatus: http.StatusOK, Message: "decode event", Err: err}
-			return Event{}, s.err
-		}
-		return ev, nil
+	line, err := s.readLine()
+	if err != nil {
+		s.err = err
+		return Event{}, err
 	}
+	if len(bytes.TrimSpace(line)) == 0 {
+		return Event{}, nil
+	}
+	var ev Event
+	if err := decodeJSON(line, &ev); err != nil {
+		s.err = &Error{Procedure: ProcWatchEvents, Code: CodeInternal, HTTPStatus: http.StatusOK, Message: "decode event", Err: err}
+		return Event{}, s.err
+	}
+	return ev, nil
 }
 
 // readLine returns the next line without its "\n" (and "\r"). Step by step:

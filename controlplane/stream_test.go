@@ -49,6 +49,7 @@ func TestWatchEventsDeliversLinesThenEOF(t *testing.T) {
 	defer s.Close()
 	want := []Event{
 		{OpUpdate, ResEnvironment, "env-1"},
+		{}, // the blank line, so that a silence timer sees it
 		{OpDelete, ResEnvironment, "env-1"},
 	}
 	for i, w := range want {

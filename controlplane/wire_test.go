@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/secrets-agent/secrets-agent/secrets"
@@ -32,7 +33,6 @@ func TestSpecSecretToDomain(t *testing.T) {
 		{"two mounts", with(func(w *EnvironmentSpecSecret) { w.EnvironmentVariable = ptr("A"); w.FilePath = ptr("/a") }), secrets.Mount{}, "mount"},
 		{"mount and api only", with(func(w *EnvironmentSpecSecret) { w.FilePath = ptr("/a"); w.APIOnly = true }), secrets.Mount{}, "mount"},
 		{"unknown scope", with(func(w *EnvironmentSpecSecret) { w.Scope = "SCOPE_GALAXY" }), secrets.Mount{}, "scope"},
-		{"no scope", with(func(w *EnvironmentSpecSecret) { w.Scope = "" }), secrets.Mount{}, "scope"},
 	} {
 		t.Run(tc.what, func(t *testing.T) {
 			s, err := tc.w.Secret()
@@ -54,6 +54,69 @@ func TestSpecSecretToDomain(t *testing.T) {
 	}
 }
 
+func TestSpecSecretWithoutScopeIsUnspecified(t *testing.T) {
+	for _, body := range []string{
+		`{"id":"s1","name":"gh","environmentVariable":"GH_TOKEN"}`,
+		`{"id":"s1","name":"gh","scope":"SCOPE_UNSPECIFIED","environmentVariable":"GH_TOKEN"}`,
+	} {
+		var w EnvironmentSpecSecret
+		if err := json.Unmarshal([]byte(body), &w); err != nil {
+			t.Fatal(err)
+		}
+		s, err := w.Secret()
+		if err != nil || s.Scope != secrets.ScopeUnspecified {
+			t.Errorf("%s: Secret() = scope %s, %v; want scope unspecified, no error", body, s.Scope, err)
+		}
+	}
+}
+
+func TestSpecSecretKeepsItsCredentialProxy(t *testing.T) {
+	body := `{"id":"s1","name":"GitHub token (personal)","scope":"SCOPE_USER","environmentVariable":"GH_TOKEN",` +
+		`"credentialProxy":{"header":"Authorization","targetHosts":["api.github.com"],"futureField":1}}`
+	var w EnvironmentSpecSecret
+	if err := json.Unmarshal([]byte(body), &w); err != nil {
+		t.Fatal(err)
+	}
+	s, err := w.Secret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &secrets.CredentialProxy{Header: "Authorization", TargetHosts: []string{"api.github.com"}}
+	if !reflect.DeepEqual(s.CredentialProxy, want) {
+		t.Errorf("CredentialProxy = %+v, want %+v", s.CredentialProxy, want)
+	}
+	b, err := json.Marshal(SpecSecret(s))
+	if err != nil || !strings.Contains(string(b), `"credentialProxy":{"header":"Authorization","targetHosts":["api.github.com"]}`) {
+		t.Errorf("SpecSecret encodes %s, %v; want the credentialProxy kept", b, err)
+	}
+}
+
+func TestEventRelevance(t *testing.T) {
+	for _, tc := range []struct {
+		ev   Event
+		want bool
+	}{
+		{Event{OpUpdate, ResEnvironment, "env-1"}, true},
+		{Event{OpUpdate, ResEnvironment, ""}, true},
+		{Event{OpDelete, ResEnvironment, "env-1"}, true},
+		{Event{OpCreate, ResSecret, "sec-9"}, true},
+		{Event{OpUpdate, ResSecret, "sec-9"}, true},
+		{Event{OpDelete, ResSecret, ""}, true},
+		{Event{OpUpdate, ResEnvironment, "env-2"}, false},
+		{Event{"RESOURCE_OPERATION_UPDATE_STATUS", ResEnvironment, "env-1"}, false},
+		{Event{OpUpdate, "RESOURCE_TYPE_TASK", "t-1"}, false},
+		{Event{OpUpdate, "RESOURCE_TYPE_SERVICE", "svc-1"}, false},
+		{Event{OpUpdate, "RESOURCE_TYPE_FROM_THE_FUTURE", "x"}, false},
+		{Event{"RESOURCE_OPERATION_FROM_THE_FUTURE", ResEnvironment, "env-1"}, false},
+		{Event{OpUnspecified, ResEnvironment, "env-1"}, false},
+		{Event{}, false},
+	} {
+		if got := tc.ev.Relevant("env-1"); got != tc.want {
+			t.Errorf("%+v.Relevant(env-1) = %v, want %v", tc.ev, got, tc.want)
+		}
+	}
+}
+
 func TestSpecSecretRoundTrip(t *testing.T) {
 	mounts := []secrets.Mount{
 		{Kind: secrets.MountEnv, Target: "X"},
@@ -63,7 +126,7 @@ func TestSpecSecretRoundTrip(t *testing.T) {
 		{Kind: secrets.MountAPIOnly},
 		{Kind: secrets.MountNone},
 	}
-	scopes := []secrets.Scope{secrets.ScopeRunner, secrets.ScopeOrganization, secrets.ScopeProject, secrets.ScopeServiceAccount, secrets.ScopeUser}
+	scopes := []secrets.Scope{secrets.ScopeUnspecified, secrets.ScopeRunner, secrets.ScopeOrganization, secrets.ScopeProject, secrets.ScopeServiceAccount, secrets.ScopeUser}
 	for _, m := range mounts {
 		for _, sc := range scopes {
 			in := secrets.Secret{ID: "id-1", Name: "NAME_1", Scope: sc, Session: "s", Source: "o", SourceRef: "r", Mount: m}
@@ -82,8 +145,8 @@ func TestSpecSecretRoundTrip(t *testing.T) {
 			}
 		}
 	}
-	if got := WireScope(secrets.ScopeUnspecified); got != "SCOPE_UNSPECIFIED" {
-		t.Errorf("WireScope(unspecified) = %q", got)
+	if got := WireScope(secrets.ScopeUnspecified); got != "" {
+		t.Errorf("WireScope(unspecified) = %q, want it left out as proto3 JSON does", got)
 	}
 }
 

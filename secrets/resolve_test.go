@@ -61,6 +61,17 @@ func TestProjectSecretShadowsOrganizationSecret(t *testing.T) {
 	}
 }
 
+func TestUnspecifiedScopeAppliesBelowRunner(t *testing.T) {
+	alone := only(t, Resolve([]Secret{env("u", ScopeUnspecified, "X")}))
+	if alone.Secret.ID != "u" {
+		t.Errorf("winner %s, want the unspecified-scope secret applied when nothing else targets X", alone.Secret.ID)
+	}
+	w := only(t, Resolve([]Secret{env("u", ScopeUnspecified, "X"), env("r", ScopeRunner, "X")}))
+	if w.Secret.ID != "r" || !reflect.DeepEqual(ids(w.Shadows), []string{"u"}) {
+		t.Errorf("winner %s shadowing %v, want r shadowing [u]", w.Secret.ID, ids(w.Shadows))
+	}
+}
+
 func TestAllScopesRankUserServiceAccountProjectOrganizationRunner(t *testing.T) {
 	order := []Scope{ScopeUser, ScopeServiceAccount, ScopeProject, ScopeOrganization, ScopeRunner}
 	for i := range order {
@@ -132,7 +143,7 @@ func TestRepeatedIDIsRejected(t *testing.T) {
 
 func TestInvalidSecretNeitherWinsNorShadows(t *testing.T) {
 	bad := env("u", ScopeUser, "X")
-	bad.Name = "no" // too short
+	bad.Scope = 99 // no such scope
 	badLow := env("r", ScopeRunner, "X")
 	badLow.Mount.Target = "1X" // not a variable name, though it would be shadowed
 	r := Resolve([]Secret{bad, env("p", ScopeProject, "X"), badLow})

@@ -7,6 +7,8 @@ package secrets
 import (
 	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Scope is the level a secret was stored at. Scopes are ordered: a secret at a
@@ -21,10 +23,13 @@ import (
 // when no person owns it, so its secrets rank like a user's, just below it (an
 // environment has one or the other). Runner secrets are set by the
 // infrastructure that hosts the environment and are the most general default,
-// so they rank lowest.
+// so they rank low. A secret whose scope the control plane left out (proto3
+// JSON omits a zero enum) or sent as SCOPE_UNSPECIFIED is ScopeUnspecified: it
+// is valid and ranks lowest of all, below runner, so any secret that says
+// where it comes from shadows it.
 type Scope int
 
-// The scopes, in increasing precedence. ScopeUnspecified is never valid.
+// The scopes, in increasing precedence.
 const (
 	ScopeUnspecified Scope = iota
 	ScopeRunner
@@ -52,7 +57,8 @@ func (s Scope) String() string {
 }
 
 // ParseScope parses a short name as String returns it. It returns an error for
-// any other word, including "unspecified".
+// any other word, including "unspecified": a secret is never stored without
+// a scope, it only arrives without one.
 func ParseScope(name string) (Scope, error) {
 	for s, n := range scopeNames {
 		if n == name && s != ScopeUnspecified {
@@ -147,18 +153,32 @@ func (v Value) MarshalJSON() ([]byte, error) { return []byte(`"` + v.String() + 
 // MarshalText encodes a redaction, never the value.
 func (v Value) MarshalText() ([]byte, error) { return []byte(v.String()), nil }
 
+// CredentialProxy says that a secret is meant to reach the environment only
+// through a proxy that adds it, as Header, to requests to TargetHosts: its
+// real value must never be written into the environment.
+type CredentialProxy struct {
+	Header      string
+	TargetHosts []string
+}
+
 // Secret is one secret as the control plane describes it to an environment.
 // Session changes whenever Value changes, so an unchanged Session means the
 // value need not be fetched again. Value is empty until it has been fetched.
+//
+// Name is a human-readable label ("GitHub token (personal)"), not an
+// identifier: the mount carries the variable name, path or host. Show it
+// through Label. A secret with a CredentialProxy takes part in precedence
+// like any other, but its value is never materialised.
 type Secret struct {
-	ID        string
-	Name      string
-	Scope     Scope
-	Session   string
-	Source    string
-	SourceRef string
-	Mount     Mount
-	Value     Value
+	ID              string
+	Name            string
+	Scope           Scope
+	Session         string
+	Source          string
+	SourceRef       string
+	Mount           Mount
+	CredentialProxy *CredentialProxy
+	Value           Value
 }
 
 // Ref identifies a secret without its value, for reports and status.
@@ -171,7 +191,31 @@ type Ref struct {
 // Ref returns the secret's identity without its value.
 func (s Secret) Ref() Ref { return Ref{ID: s.ID, Name: s.Name, Scope: s.Scope.String()} }
 
-// String describes the secret by name, scope and id; never by value.
+// String describes the secret by name (as Label shows it), scope and id;
+// never by value.
 func (s Secret) String() string {
-	return fmt.Sprintf("%s (%s, id %s)", s.Name, s.Scope, s.ID)
+	return fmt.Sprintf("%s (%s, id %s)", Label(s.Name), s.Scope, s.ID)
+}
+
+// maxLabel is how many bytes of a name Label keeps.
+const maxLabel = 128
+
+// Label returns name fit to show in status and logs: control characters
+// (newlines, escape sequences) replaced by U+FFFD, invalid UTF-8 likewise,
+// and at most maxLabel bytes, cut on a rune boundary and marked with "...".
+// A name is a human-readable label chosen by whoever stored the secret; it
+// is never used to address anything.
+func Label(name string) string {
+	var b strings.Builder
+	for _, r := range strings.ToValidUTF8(name, "\uFFFD") {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			r = '\uFFFD'
+		}
+		if b.Len()+utf8.RuneLen(r) > maxLabel {
+			b.WriteString("...")
+			break
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

@@ -34,7 +34,7 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	who := e.Name
+	who := Label(e.Name)
 	if who == "" {
 		who = "(unnamed)"
 	}
@@ -46,19 +46,6 @@ func (e *Error) Error() string {
 
 func invalid(s Secret, field, format string, args ...any) error {
 	return &Error{ID: s.ID, Name: s.Name, Field: field, Reason: fmt.Sprintf(format, args...)}
-}
-
-// ValidName reports whether name is 3 to 127 characters of [A-Za-z0-9_].
-func ValidName(name string) bool {
-	if len(name) < 3 || len(name) > 127 {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		if !isWordByte(name[i]) {
-			return false
-		}
-	}
-	return true
 }
 
 // ValidEnvName reports whether name is a POSIX shell identifier:
@@ -79,17 +66,16 @@ func isWordByte(c byte) bool {
 	return c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
 }
 
-// ValidateMeta checks everything about s but its value: the id, the name, the
-// scope and the mount. It returns nil or an *Error naming the first bad field.
-// A secret with MountNone passes: it is skipped, not wrong.
+// ValidateMeta checks everything about s but its value: the id, the scope
+// and the mount. It returns nil or an *Error naming the first bad field. A
+// secret with MountNone passes: it is skipped, not wrong. The name is a
+// label, never checked (Label makes any name safe to show); ScopeUnspecified
+// is valid and ranks lowest.
 func ValidateMeta(s Secret) error {
 	if s.ID == "" {
 		return invalid(s, "id", "is empty")
 	}
-	if !ValidName(s.Name) {
-		return invalid(s, "name", "must be 3 to 127 characters of A-Z, a-z, 0-9 and _")
-	}
-	if s.Scope <= ScopeUnspecified || s.Scope > ScopeUser {
+	if s.Scope < ScopeUnspecified || s.Scope > ScopeUser {
 		return invalid(s, "scope", "is not a known scope")
 	}
 	t := s.Mount.Target

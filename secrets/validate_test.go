@@ -7,29 +7,6 @@ import (
 	"testing"
 )
 
-func TestValidName(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		ok   bool
-	}{
-		{"abc", true},
-		{"API_KEY_2", true},
-		{"___", true},
-		{strings.Repeat("a", 127), true},
-		{"", false},
-		{"ab", false},
-		{strings.Repeat("a", 128), false},
-		{"API-KEY", false},
-		{"API KEY", false},
-		{"ÄBC", false},
-		{"abc\x00", false},
-	} {
-		if got := ValidName(tc.name); got != tc.ok {
-			t.Errorf("ValidName(%q) = %v, want %v", tc.name, got, tc.ok)
-		}
-	}
-}
-
 func TestValidEnvName(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -69,8 +46,11 @@ func TestValidateMetaNamesTheBadField(t *testing.T) {
 		{"api only", mount(MountAPIOnly, ""), ""},
 		{"no mount", mount(MountNone, ""), ""},
 		{"no id", mod(func(s *Secret) { s.ID = "" }), "id"},
-		{"bad name", mod(func(s *Secret) { s.Name = "a b c" }), "name"},
-		{"unspecified scope", mod(func(s *Secret) { s.Scope = ScopeUnspecified }), "scope"},
+		{"human-readable name", mod(func(s *Secret) { s.Name = "GitHub token (personal)" }), ""},
+		{"short name", mod(func(s *Secret) { s.Name = "gh" }), ""},
+		{"no name", mod(func(s *Secret) { s.Name = "" }), ""},
+		{"unspecified scope", mod(func(s *Secret) { s.Scope = ScopeUnspecified }), ""},
+		{"negative scope", mod(func(s *Secret) { s.Scope = -1 }), "scope"},
 		{"unknown scope", mod(func(s *Secret) { s.Scope = 99 }), "scope"},
 		{"env name", mount(MountEnv, "1ABC"), "environmentVariable"},
 		{"empty env name", mount(MountEnv, ""), "environmentVariable"},
@@ -175,5 +155,21 @@ func TestValidateChecksMetaFirst(t *testing.T) {
 	s.ID = "x"
 	if err := Validate(s, Limits{}); !errors.As(err, &e) || e.Field != "value" {
 		t.Errorf("Validate = %v, want the value error", err)
+	}
+}
+
+func TestLabelShowsAnyNameSafely(t *testing.T) {
+	for _, tc := range []struct{ name, want string }{
+		{"GitHub token (personal)", "GitHub token (personal)"},
+		{"gh", "gh"},
+		{"", ""},
+		{"a\nb\x1b[31mc", "a\uFFFDb\uFFFD[31mc"},
+		{"bad\xffutf8", "bad\uFFFDutf8"},
+		{"Schlüssel", "Schlüssel"},
+		{strings.Repeat("é", 100), strings.Repeat("é", 64) + "..."},
+	} {
+		if got := Label(tc.name); got != tc.want {
+			t.Errorf("Label(%q) = %q, want %q", tc.name, got, tc.want)
+		}
 	}
 }

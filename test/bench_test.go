@@ -374,7 +374,7 @@ func BenchmarkIdle(b *testing.B) {
 	ag := testutil.StartAgent(b, testutil.WriteAgentConfig(b, e.dir, e.cfg))
 	waitApplied(b, s)
 	time.Sleep(2 * time.Second)
-	b.Logf("note: real secrets-agent binary, %s applied, watch on, poll_interval 30s (default, ±20%% jitter), measured over %v of idling; requests counted by a pass-through proxy, the long-lived stream excluded (the devserver's keepalive lines on it are not requests); CPU time is counted in 10 ms ticks, so over %v one tick is %.4f%% of a core",
+	b.Logf("note: real secrets-agent binary, %s applied, watch on, poll_interval 30s (default, ±20%% jitter), measured over %v of idling; requests counted by a pass-through proxy, the long-lived stream excluded (it is one request, silent while nothing changes); CPU time is counted in 10 ms ticks, so over %v one tick is %.4f%% of a core",
 		set, idleWindow, idleWindow, 100*0.01/idleWindow.Seconds())
 
 	var cpu, hwm float64

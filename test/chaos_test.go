@@ -173,10 +173,12 @@ func measureRecovery(t testing.TB, poll string, fault faultproxy.Fault) time.Dur
 // garbage bodies) turn the agent degraded with an error naming the failure.
 // Latency and a burst shorter than the client's retries fail no call: the
 // agent stays ready and applies the change through the fault. A stalled watch
-// stream cannot be told from a quiet one until the silence deadline (45 s,
-// three times the server's 15 s keepalive), so the agent stays ready and the
-// poll floor applies the change; that is the honest outcome, and it needs no
-// shorter deadline, which would cut healthy streams.
+// stream (the proxy holds it open and relays nothing) cannot be told from a
+// quiet one: the control plane promises no keepalive lines, the proxy's
+// kernel answers TCP keepalive and this stream is HTTP/1, so no HTTP/2 ping
+// crosses it; the agent stays ready and the poll floor applies the change.
+// That is the honest outcome: a silence deadline would cut healthy streams
+// (watch_silence_timeout exists for whoever wants one).
 var chaosFaults = []struct {
 	name  string
 	fault faultproxy.Fault

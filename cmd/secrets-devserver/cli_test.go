@@ -116,7 +116,8 @@ func TestCLIRejectsABadSecretNamingTheField(t *testing.T) {
 		args  []string
 		field string
 	}{
-		{"bad name", []string{"--scope", "user", "--owner", "u", "--name", "a-b", "--env"}, "name:"},
+		{"name not a variable", []string{"--scope", "user", "--owner", "u", "--name", "a-b", "--env"}, "environmentVariable:"},
+		{"empty name", []string{"--scope", "user", "--owner", "u", "--name", "", "--file", "/run/secrets/x"}, "name:"},
 		{"relative file", []string{"--scope", "user", "--owner", "u", "--name", "CERT", "--file", "cert.pem"}, "filePath:"},
 		{"unknown scope", []string{"--scope", "team", "--owner", "u", "--name", "ABC", "--env"}, "--scope"},
 		{"two mounts", []string{"--scope", "user", "--owner", "u", "--name", "ABC", "--env", "--api-only"}, "env"},

@@ -17,10 +17,10 @@ func newSecretCreateCmd() *cobra.Command {
 		val                     valueFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "create --data DIR --scope organization|project|user --owner ID --name N (--env | --file PATH | --registry HOST | --api-only) [--value V | --value-stdin]",
+		Use:   "create --data DIR --scope organization|project|user|service_account --owner ID --name N (--env | --file PATH | --registry HOST | --api-only) [--value V | --value-stdin]",
 		Short: "Create a secret and print its id",
-		Long: `create stores a secret of an organization, project or user (--scope and
---owner, the owner's id) with exactly one mount:
+		Long: `create stores a secret of an organization, project, user or service account
+(--scope and --owner, the owner's id) with exactly one mount:
 
   --env            an environment variable named N
   --file PATH      a file at the absolute PATH
@@ -28,7 +28,10 @@ func newSecretCreateCmd() *cobra.Command {
   --api-only       never injected; readable through GetSecretValue only
 
 Without --value or --value-stdin the value is empty. Every environment that
-sees the secret gets a watch event. Prints the new secret's id.`,
+sees the secret gets a watch event (no devserver environment runs as a
+service account, so none sees a service account's secrets). The name is a
+label, any text; with --env it is also the variable's name. Prints the new
+secret's id.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			sc, err := secrets.ParseScope(scope)
@@ -37,7 +40,7 @@ sees the secret gets a watch event. Prints the new secret's id.`,
 			}
 			ws := devserver.ScopeOf(sc, owner)
 			if ws == (devserver.SecretScope{}) {
-				return fmt.Errorf("--scope: must be organization, project or user")
+				return fmt.Errorf("--scope: must be organization, project, user or service_account")
 			}
 			value, err := val.read(stdin)
 			if err != nil {
@@ -59,9 +62,9 @@ sees the secret gets a watch event. Prints the new secret's id.`,
 	}
 	addDataFlag(cmd, &dir)
 	f := cmd.Flags()
-	f.StringVar(&scope, "scope", "", "organization, project or user (required)")
-	f.StringVar(&owner, "owner", "", "id of the organization, project or user that owns the secret (required)")
-	f.StringVar(&name, "name", "", "the secret's name, 3-127 of A-Z a-z 0-9 _ (required)")
+	f.StringVar(&scope, "scope", "", "organization, project, user or service_account (required)")
+	f.StringVar(&owner, "owner", "", "id of the organization, project, user or service account that owns the secret (required)")
+	f.StringVar(&name, "name", "", "the secret's name: a label, any text; with --env, the variable's name (required)")
 	f.BoolVar(&m.EnvironmentVariable, "env", false, "mount as the environment variable named --name")
 	f.StringVar(&m.FilePath, "file", "", "mount as a file at this absolute path")
 	f.StringVar(&m.ContainerRegistryBasicAuthHost, "registry", "", "mount as a docker login for this registry host")

@@ -42,7 +42,7 @@ at a time: a second one fails after a second.`,
 	}
 	addDataFlag(cmd, &o.dir)
 	cmd.Flags().StringVar(&o.listen, "listen", "127.0.0.1:7878", "host:port to listen on (port 0 picks a free one)")
-	cmd.Flags().DurationVar(&o.keepalive, "keepalive", devserver.DefaultKeepalive, "interval of keepalive lines on watch streams")
+	cmd.Flags().DurationVar(&o.keepalive, "keepalive", 0, "interval of keepalive lines on watch streams; 0 sends none (Ona promises none)")
 	cmd.Flags().StringVar(&o.logLevel, "log-level", "info", "debug | info | warn | error (logs go to stderr as JSON, times in ISO 8601 as the agent's)")
 	return cmd
 }

@@ -20,11 +20,13 @@ const (
 )
 
 // SecretScope says who owns a secret, as Ona's API does: exactly one of the
-// three ids is set.
+// four ids is set. A service account's secrets are stored, but no devserver
+// environment runs as a service account, so none sees them.
 type SecretScope struct {
-	OrganizationID string `json:"organizationId,omitempty"`
-	ProjectID      string `json:"projectId,omitempty"`
-	UserID         string `json:"userId,omitempty"`
+	OrganizationID   string `json:"organizationId,omitempty"`
+	ProjectID        string `json:"projectId,omitempty"`
+	UserID           string `json:"userId,omitempty"`
+	ServiceAccountID string `json:"serviceAccountId,omitempty"`
 }
 
 // ScopeOf returns the wire form of a scope and owner.
@@ -36,6 +38,8 @@ func ScopeOf(scope secrets.Scope, owner string) SecretScope {
 		return SecretScope{ProjectID: owner}
 	case secrets.ScopeUser:
 		return SecretScope{UserID: owner}
+	case secrets.ScopeServiceAccount:
+		return SecretScope{ServiceAccountID: owner}
 	}
 	return SecretScope{}
 }
@@ -48,14 +52,15 @@ func (sc SecretScope) Parse() (secrets.Scope, string, error) {
 	for _, c := range []struct {
 		scope secrets.Scope
 		id    string
-	}{{secrets.ScopeOrganization, sc.OrganizationID}, {secrets.ScopeProject, sc.ProjectID}, {secrets.ScopeUser, sc.UserID}} {
+	}{{secrets.ScopeOrganization, sc.OrganizationID}, {secrets.ScopeProject, sc.ProjectID}, {secrets.ScopeUser, sc.UserID},
+		{secrets.ScopeServiceAccount, sc.ServiceAccountID}} {
 		if c.id != "" {
 			set = append(set, c.scope)
 			owner = c.id
 		}
 	}
 	if len(set) != 1 {
-		return secrets.ScopeUnspecified, "", &secrets.Error{Field: "scope", Reason: fmt.Sprintf("has %d of organizationId, projectId, userId set, want exactly one", len(set))}
+		return secrets.ScopeUnspecified, "", &secrets.Error{Field: "scope", Reason: fmt.Sprintf("has %d of organizationId, projectId, userId, serviceAccountId set, want exactly one", len(set))}
 	}
 	return set[0], owner, nil
 }
@@ -107,23 +112,34 @@ func (m SecretMount) Parse(name string) (secrets.Mount, error) {
 	return set[0], nil
 }
 
-// Secret is a secret as the admin calls show it: never with its value.
-// Session is a devserver addition to Ona's message; it changes exactly when
-// the value changes.
+// Secret is a secret as the admin calls show it, in the shape of Ona's
+// Secret message: never with its value. ProjectID repeats a project
+// secret's owner, as Ona's deprecated field does. Session is a devserver
+// addition; it changes exactly when the value changes.
 type Secret struct {
-	ID    string      `json:"id"`
-	Name  string      `json:"name"`
-	Scope SecretScope `json:"scope"`
+	ID        string      `json:"id"`
+	Name      string      `json:"name"`
+	Scope     SecretScope `json:"scope"`
+	ProjectID string      `json:"projectId,omitempty"`
 	SecretMount
-	Session   string    `json:"session"`
-	CreatedAt time.Time `json:"createdAt"`
-	UpdatedAt time.Time `json:"updatedAt"`
+	Creator   controlplane.Subject `json:"creator,omitzero"`
+	Session   string               `json:"session"`
+	CreatedAt time.Time            `json:"createdAt"`
+	UpdatedAt time.Time            `json:"updatedAt"`
 }
+
+// Admin is the subject the devserver records as the creator of what its
+// admin calls make: it has one administrator, the holder of the admin token.
+var Admin = controlplane.Subject{ID: "devserver-admin", Principal: "PRINCIPAL_USER"}
 
 // AdminSecret returns the admin view of r.
 func AdminSecret(r Record) Secret {
-	return Secret{ID: r.ID, Name: r.Name, Scope: ScopeOf(r.Scope, r.Owner), SecretMount: MountOf(r.Mount),
-		Session: r.Session, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+	s := Secret{ID: r.ID, Name: r.Name, Scope: ScopeOf(r.Scope, r.Owner), SecretMount: MountOf(r.Mount),
+		Creator: r.Creator, Session: r.Session, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+	if r.Scope == secrets.ScopeProject {
+		s.ProjectID = r.Owner
+	}
+	return s
 }
 
 // Record returns the scope, owner and mount of s as a Record (id, name,
@@ -141,18 +157,34 @@ func (s Secret) Record() (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	return Record{ID: s.ID, Name: s.Name, Scope: scope, Owner: owner, Mount: m, Session: s.Session, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}, nil
+	return Record{ID: s.ID, Name: s.Name, Scope: scope, Owner: owner, Mount: m, Creator: s.Creator, Session: s.Session, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}, nil
 }
 
-// CreateSecretRequest is the body of CreateSecret. Value carries the
-// plaintext as a JSON string; ValueBytes, base64, carries a value that is not
-// UTF-8 (see controlplane.EncodeValue). Never log it.
+// CreateSecretRequest is the body of CreateSecret, in the shapes Ona's SDK
+// sends: the owner in Scope (organizationId, projectId, userId or
+// serviceAccountId), or in the deprecated top-level ProjectID. Value carries
+// the plaintext as a JSON string; ValueBytes, base64, carries a value that is
+// not UTF-8 (see controlplane.EncodeValue). Never log it.
 type CreateSecretRequest struct {
-	Name  string      `json:"name"`
-	Scope SecretScope `json:"scope"`
+	Name      string      `json:"name"`
+	Scope     SecretScope `json:"scope"`
+	ProjectID string      `json:"projectId,omitempty"` // deprecated by Ona: use Scope.ProjectID
 	SecretMount
 	Value      string `json:"value,omitempty"`
 	ValueBytes string `json:"valueBytes,omitempty"`
+}
+
+// scope returns the request's scope, the deprecated ProjectID read as
+// Scope.ProjectID when Scope is empty. Both set is an error unless they agree.
+func (r CreateSecretRequest) scope() (SecretScope, error) {
+	if r.ProjectID == "" {
+		return r.Scope, nil
+	}
+	switch r.Scope {
+	case SecretScope{}, SecretScope{ProjectID: r.ProjectID}:
+		return SecretScope{ProjectID: r.ProjectID}, nil
+	}
+	return SecretScope{}, &secrets.Error{Name: r.Name, Field: "projectId", Reason: "the deprecated projectId disagrees with scope"}
 }
 
 // CreateSecretResponse is the answer of CreateSecret.
@@ -160,20 +192,45 @@ type CreateSecretResponse struct {
 	Secret Secret `json:"secret"`
 }
 
-// ListSecretsRequest is the body of ListSecrets; an empty filter lists all.
+// Page sizes of ListSecrets, as Ona's pagination has them.
+const (
+	DefaultPageSize = 25
+	MaxPageSize     = 100
+)
+
+// ListSecretsRequest is the body of ListSecrets; an empty filter lists all,
+// a page of Pagination.PageSize (default DefaultPageSize, at most
+// MaxPageSize) at a time from Pagination.Token.
 type ListSecretsRequest struct {
-	Filter ListSecretsFilter `json:"filter"`
+	Filter     ListSecretsFilter `json:"filter"`
+	Pagination PaginationRequest `json:"pagination,omitzero"`
 }
 
-// ListSecretsFilter narrows ListSecrets to one owner when Scope is set.
+// ListSecretsFilter narrows ListSecrets: to one owner when Scope is set, to
+// the secrets of these projects when ProjectIDs is (the SDK's older filter).
 type ListSecretsFilter struct {
-	Scope *SecretScope `json:"scope,omitempty"`
+	Scope      *SecretScope `json:"scope,omitempty"`
+	ProjectIDs []string     `json:"projectIds,omitempty"`
 }
 
-// ListSecretsResponse is the answer of ListSecrets, sorted by scope, owner
+// PaginationRequest asks for one page: PageSize items after the position
+// Token (a NextToken from the previous page; empty for the first).
+type PaginationRequest struct {
+	PageSize int    `json:"pageSize,omitempty"`
+	Token    string `json:"token,omitempty"`
+}
+
+// PaginationResponse says where the next page starts; NextToken is empty
+// on the last page.
+type PaginationResponse struct {
+	NextToken string `json:"nextToken,omitempty"`
+}
+
+// ListSecretsResponse is one page of ListSecrets, sorted by scope, owner
 // and name.
 type ListSecretsResponse struct {
-	Secrets []Secret `json:"secrets"`
+	Pagination PaginationResponse `json:"pagination"`
+	Secrets    []Secret           `json:"secrets"`
 }
 
 // UpdateSecretValueRequest is the body of UpdateSecretValue.

@@ -96,11 +96,22 @@ func (c *AdminClient) CreateSecret(ctx context.Context, req CreateSecretRequest)
 	return resp.Secret, err
 }
 
-// ListSecrets lists the secrets of one owner, or all when scope is nil.
+// ListSecrets lists the secrets of one owner, or all when scope is nil,
+// following the pages to the last.
 func (c *AdminClient) ListSecrets(ctx context.Context, scope *SecretScope) ([]Secret, error) {
-	var resp ListSecretsResponse
-	err := c.call(ctx, ProcListSecrets, ListSecretsRequest{Filter: ListSecretsFilter{Scope: scope}}, &resp)
-	return resp.Secrets, err
+	req := ListSecretsRequest{Filter: ListSecretsFilter{Scope: scope}, Pagination: PaginationRequest{PageSize: MaxPageSize}}
+	var all []Secret
+	for {
+		var resp ListSecretsResponse
+		if err := c.call(ctx, ProcListSecrets, req, &resp); err != nil {
+			return all, err
+		}
+		all = append(all, resp.Secrets...)
+		if resp.Pagination.NextToken == "" {
+			return all, nil
+		}
+		req.Pagination.Token = resp.Pagination.NextToken
+	}
 }
 
 // UpdateSecretValue sets the value of secret id and returns the secret; its

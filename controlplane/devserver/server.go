@@ -8,6 +8,7 @@ package devserver
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,7 +16,9 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -26,14 +29,20 @@ import (
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
 
-// DefaultKeepalive is how often a watch stream sends a keepalive line when
-// Options.Keepalive is 0.
-const DefaultKeepalive = 15 * time.Second
-
 // OpKeepalive is the operation of the keepalive line a watch stream sends
-// every keepalive interval, so that a client can tell a quiet stream from a
-// dead one. It reports no change: a client re-reads nothing on it.
-const OpKeepalive = "RESOURCE_OPERATION_UNSPECIFIED"
+// every Options.Keepalive when that is set. It reports no change: a client
+// re-reads nothing on it. Ona promises no such line, so by default none is
+// sent and clients are tested against silent streams.
+const OpKeepalive = controlplane.OpUnspecified
+
+// APIPrefix is the path below which the API is served as well as at the
+// root: Ona's base URLs (and the agent's default) end in /api.
+const APIPrefix = "/api"
+
+// SourceControlPlane is the source of every secret in a devserver
+// environment's spec, as Ona names secrets kept by its control plane; the
+// sourceRef is the secret's id.
+const SourceControlPlane = "control-plane"
 
 // maxRequestBody caps a request body: a value of the 1 MiB limit, base64'd,
 // fits with room to spare.
@@ -46,8 +55,8 @@ const writeTimeout = 30 * time.Second
 type Options struct {
 	// Dir is the data directory (created 0700 when missing).
 	Dir string
-	// Keepalive is the interval of keepalive lines on watch streams;
-	// 0 means DefaultKeepalive.
+	// Keepalive is the interval of keepalive lines on watch streams; 0 (the
+	// default) sends none, as Ona promises none.
 	Keepalive time.Duration
 	// Logger receives one line per change and per failed call, never a
 	// value or token; nil logs nothing.
@@ -144,21 +153,20 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{store: store, hub: newHub(), adminTok: admin, keepalive: opts.Keepalive, log: opts.Logger, done: make(chan struct{})}
-	if s.keepalive <= 0 {
-		s.keepalive = DefaultKeepalive
-	}
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}
 	s.mux = http.NewServeMux()
-	s.mux.HandleFunc("POST "+controlplane.ProcGetEnvironment, s.getEnvironment)
-	s.mux.HandleFunc("POST "+controlplane.ProcGetSecretValue, s.getSecretValue)
-	s.mux.HandleFunc("POST "+controlplane.ProcWatchEvents, s.watchEvents)
-	s.mux.HandleFunc("POST "+ProcCreateSecret, s.createSecret)
-	s.mux.HandleFunc("POST "+ProcListSecrets, s.listSecrets)
-	s.mux.HandleFunc("POST "+ProcUpdateSecretValue, s.updateSecretValue)
-	s.mux.HandleFunc("POST "+ProcDeleteSecret, s.deleteSecret)
-	s.mux.HandleFunc("POST "+ProcCreateEnvironment, s.createEnvironment)
+	for _, base := range []string{"", APIPrefix} {
+		s.mux.HandleFunc("POST "+base+controlplane.ProcGetEnvironment, s.getEnvironment)
+		s.mux.HandleFunc("POST "+base+controlplane.ProcGetSecretValue, s.getSecretValue)
+		s.mux.HandleFunc("POST "+base+controlplane.ProcWatchEvents, s.watchEvents)
+		s.mux.HandleFunc("POST "+base+ProcCreateSecret, s.createSecret)
+		s.mux.HandleFunc("POST "+base+ProcListSecrets, s.listSecrets)
+		s.mux.HandleFunc("POST "+base+ProcUpdateSecretValue, s.updateSecretValue)
+		s.mux.HandleFunc("POST "+base+ProcDeleteSecret, s.deleteSecret)
+		s.mux.HandleFunc("POST "+base+ProcCreateEnvironment, s.createEnvironment)
+	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(controlplane.CodeUnimplemented, "%s %s: no such procedure (calls are POST {base}/{service}/{method})", r.Method, r.URL.Path))
 	})
@@ -352,9 +360,16 @@ func (s *Server) getEnvironment(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	resp := controlplane.GetEnvironmentResponse{Environment: controlplane.Environment{ID: env.ID}}
+	resp := controlplane.GetEnvironmentResponse{Environment: controlplane.Environment{
+		ID: env.ID,
+		Metadata: controlplane.EnvironmentMetadata{OrganizationID: env.OrganizationID, ProjectID: env.ProjectID,
+			Creator: controlplane.Subject{ID: env.UserID, Principal: "PRINCIPAL_USER"}},
+		Status: controlplane.EnvironmentStatus{Phase: "ENVIRONMENT_PHASE_RUNNING"},
+	}}
 	for _, rec := range rs {
-		resp.Environment.Spec.Secrets = append(resp.Environment.Spec.Secrets, controlplane.SpecSecret(rec.Secret()))
+		sec := rec.Secret()
+		sec.Source, sec.SourceRef = SourceControlPlane, rec.ID
+		resp.Environment.Spec.Secrets = append(resp.Environment.Spec.Secrets, controlplane.SpecSecret(sec))
 	}
 	writeJSON(w, resp)
 }
@@ -415,8 +430,9 @@ func (s *Server) secretValue(w http.ResponseWriter, r *http.Request, id string) 
 //  2. Subscribe before answering, so a change made after the caller has
 //     the response headers is never missed.
 //  3. Answer 200 with Content-Type application/jsonl and flush.
-//  4. On each (coalesced) change notice write an update event line; on each
-//     keepalive tick write an OpKeepalive line; flush after every line.
+//  4. On each (coalesced) change notice write an update event line; when
+//     Options.Keepalive is set, on each tick write an OpKeepalive line;
+//     flush after every line.
 //  5. End on the caller's context, on Shutdown, or on a failed write (one
 //     that takes longer than writeTimeout fails).
 func (s *Server) watchEvents(w http.ResponseWriter, r *http.Request) {
@@ -448,14 +464,18 @@ func (s *Server) watchEvents(w http.ResponseWriter, r *http.Request) {
 		return rc.Flush() == nil
 	}
 	// (4)
-	tick := time.NewTicker(s.keepalive)
-	defer tick.Stop()
+	var tick <-chan time.Time // nil, so never ready, without keepalives
+	if s.keepalive > 0 {
+		t := time.NewTicker(s.keepalive)
+		defer t.Stop()
+		tick = t.C
+	}
 	for {
 		var ok bool
 		select {
 		case <-notices:
 			ok = send(controlplane.OpUpdate)
-		case <-tick.C:
+		case <-tick:
 			ok = send(OpKeepalive)
 		case <-r.Context().Done(): // (5)
 			return
@@ -515,7 +535,11 @@ func adminCall[Req any](s *Server, w http.ResponseWriter, r *http.Request, do fu
 
 func (s *Server) createSecret(w http.ResponseWriter, r *http.Request) {
 	adminCall(s, w, r, func(req CreateSecretRequest) (any, error) {
-		rec, err := Secret{Name: req.Name, Scope: req.Scope, SecretMount: req.SecretMount}.Record()
+		scope, err := req.scope()
+		if err != nil {
+			return nil, err
+		}
+		rec, err := Secret{Name: req.Name, Scope: scope, SecretMount: req.SecretMount, Creator: Admin}.Record()
 		if err != nil {
 			return nil, err
 		}
@@ -533,15 +557,28 @@ func (s *Server) createSecret(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// listSecrets answers one page of the secrets the filter keeps, in a stable
+// order (scope, owner, name, id). The page token is the position after the
+// last secret sent, opaque to the caller; a token that does not decode is
+// invalid_argument.
 func (s *Server) listSecrets(w http.ResponseWriter, r *http.Request) {
 	adminCall(s, w, r, func(req ListSecretsRequest) (any, error) {
-		keep := func(Record) bool { return true }
-		if req.Filter.Scope != nil {
-			scope, owner, err := req.Filter.Scope.Parse()
-			if err != nil {
-				return nil, err
-			}
-			keep = func(rec Record) bool { return rec.Scope == scope && rec.Owner == owner }
+		keep, err := req.Filter.keep()
+		if err != nil {
+			return nil, err
+		}
+		size := req.Pagination.PageSize
+		switch {
+		case size < 0:
+			return nil, errorf(controlplane.CodeInvalidArgument, "pagination.pageSize: must not be negative")
+		case size == 0:
+			size = DefaultPageSize
+		case size > MaxPageSize:
+			size = MaxPageSize
+		}
+		from, err := decodePageToken(req.Pagination.Token)
+		if err != nil {
+			return nil, err
 		}
 		rs, err := s.store.Secrets(keep)
 		if err != nil {
@@ -555,14 +592,62 @@ func (s *Server) listSecrets(w http.ResponseWriter, r *http.Request) {
 			if a.Owner != b.Owner {
 				return a.Owner < b.Owner
 			}
-			return a.Name < b.Name
+			if a.Name != b.Name {
+				return a.Name < b.Name
+			}
+			return a.ID < b.ID
 		})
-		resp := ListSecretsResponse{Secrets: make([]Secret, 0, len(rs))}
-		for _, rec := range rs {
+		from = min(from, len(rs))
+		to := min(from+size, len(rs))
+		resp := ListSecretsResponse{Secrets: make([]Secret, 0, to-from)}
+		for _, rec := range rs[from:to] {
 			resp.Secrets = append(resp.Secrets, AdminSecret(rec))
+		}
+		if to < len(rs) {
+			resp.Pagination.NextToken = encodePageToken(to)
 		}
 		return resp, nil
 	})
+}
+
+// keep returns the filter as a predicate; a malformed scope is an error.
+func (f ListSecretsFilter) keep() (func(Record) bool, error) {
+	keep := func(Record) bool { return true }
+	if f.Scope != nil {
+		scope, owner, err := f.Scope.Parse()
+		if err != nil {
+			return nil, err
+		}
+		keep = func(rec Record) bool { return rec.Scope == scope && rec.Owner == owner }
+	}
+	if len(f.ProjectIDs) > 0 {
+		inner := keep
+		keep = func(rec Record) bool {
+			return inner(rec) && rec.Scope == secrets.ScopeProject && slices.Contains(f.ProjectIDs, rec.Owner)
+		}
+	}
+	return keep, nil
+}
+
+// pageTokenPrefix marks a page token; the rest is the position in decimal.
+const pageTokenPrefix = "p1:"
+
+func encodePageToken(pos int) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(pageTokenPrefix + strconv.Itoa(pos)))
+}
+
+// decodePageToken returns the position a token stands for; "" is 0.
+func decodePageToken(tok string) (int, error) {
+	if tok == "" {
+		return 0, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	rest, ok := strings.CutPrefix(string(b), pageTokenPrefix)
+	pos, perr := strconv.Atoi(rest)
+	if err != nil || !ok || perr != nil || pos < 0 {
+		return 0, errorf(controlplane.CodeInvalidArgument, "pagination.token: not a token this server gave out")
+	}
+	return pos, nil
 }
 
 func (s *Server) updateSecretValue(w http.ResponseWriter, r *http.Request) {

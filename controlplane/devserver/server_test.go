@@ -564,7 +564,7 @@ func TestBadRequestIsInvalidArgumentNamingTheField(t *testing.T) {
 		{"two scopes", CreateSecretRequest{Name: "AAA", Scope: SecretScope{UserID: "u", ProjectID: "p"}, SecretMount: envMount, Value: v}, "scope"},
 		{"no mount", CreateSecretRequest{Name: "AAA", Scope: user, Value: v}, "mount"},
 		{"two mounts", CreateSecretRequest{Name: "AAA", Scope: user, SecretMount: SecretMount{EnvironmentVariable: true, APIOnly: true}, Value: v}, "mount"},
-		{"short name", CreateSecretRequest{Name: "AA", Scope: user, SecretMount: envMount, Value: v}, "name"},
+		{"no name", CreateSecretRequest{Scope: user, SecretMount: SecretMount{FilePath: "/run/secrets/x"}, Value: v}, "name"},
 		{"name not a variable", CreateSecretRequest{Name: "1AB", Scope: user, SecretMount: envMount, Value: v}, "environmentVariable"},
 		{"relative path", CreateSecretRequest{Name: "AAA", Scope: user, SecretMount: SecretMount{FilePath: "rel/path"}, Value: v}, "filePath"},
 		{"registry value not base64", CreateSecretRequest{Name: "AAA", Scope: user, SecretMount: SecretMount{ContainerRegistryBasicAuthHost: "ghcr.io"}, Value: v}, "value"},

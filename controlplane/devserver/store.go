@@ -40,14 +40,15 @@ var (
 // organization, project or user named by Scope. Session changes exactly when
 // the value changes.
 type Record struct {
-	ID        string        `json:"id"`
-	Name      string        `json:"name"`
-	Scope     secrets.Scope `json:"scope"`
-	Owner     string        `json:"owner"`
-	Mount     secrets.Mount `json:"mount"`
-	Session   string        `json:"session"`
-	CreatedAt time.Time     `json:"createdAt"`
-	UpdatedAt time.Time     `json:"updatedAt"`
+	ID        string               `json:"id"`
+	Name      string               `json:"name"`
+	Scope     secrets.Scope        `json:"scope"`
+	Owner     string               `json:"owner"`
+	Mount     secrets.Mount        `json:"mount"`
+	Creator   controlplane.Subject `json:"creator,omitzero"`
+	Session   string               `json:"session"`
+	CreatedAt time.Time            `json:"createdAt"`
+	UpdatedAt time.Time            `json:"updatedAt"`
 }
 
 // Secret returns r in the domain's form, without a value.
@@ -192,9 +193,9 @@ func validate(r Record, value []byte) error {
 	sec := r.Secret()
 	sec.Value = value
 	switch r.Scope {
-	case secrets.ScopeOrganization, secrets.ScopeProject, secrets.ScopeUser:
+	case secrets.ScopeOrganization, secrets.ScopeProject, secrets.ScopeUser, secrets.ScopeServiceAccount:
 	default:
-		return &secrets.Error{ID: r.ID, Name: r.Name, Field: "scope", Reason: "must be organization, project or user"}
+		return &secrets.Error{ID: r.ID, Name: r.Name, Field: "scope", Reason: "must be organization, project, user or service account"}
 	}
 	if r.Owner == "" {
 		return &secrets.Error{ID: r.ID, Name: r.Name, Field: "scope", Reason: "names no owner id"}
@@ -204,6 +205,10 @@ func validate(r Record, value []byte) error {
 	}
 	if r.Mount.Kind == secrets.MountNone {
 		return &secrets.Error{ID: r.ID, Name: r.Name, Field: "mount", Reason: "is missing"}
+	}
+	if r.Name == "" {
+		// A label, any text; but ListSecrets and the CLI find secrets by it.
+		return &secrets.Error{ID: r.ID, Field: "name", Reason: "is empty"}
 	}
 	if err := secrets.ValidateMeta(sec); err != nil {
 		return err

@@ -262,7 +262,7 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 		seen[key] = true
 		user, password, err := secrets.RegistryAuth(s.Value)
 		if err != nil {
-			outs[i] = injectors.Fail(s, key, fmt.Errorf("dockercfg: value of %s: %w", s.Name, err))
+			outs[i] = injectors.Fail(s, key, fmt.Errorf("dockercfg: value of %s: %w", secrets.Label(s.Name), err))
 			keep[key] = true
 			continue
 		}
