@@ -35,6 +35,10 @@ type Mount struct {
 	File     string // an absolute file path
 	Registry string // a registry host; the value is base64(user:password)
 	APIOnly  bool
+	// ProxyHeader and ProxyHosts, both set, make it a credential-proxy
+	// secret (--proxy-header, --proxy-host).
+	ProxyHeader string
+	ProxyHosts  []string
 }
 
 // lockedBuffer collects the server's output while it runs.
@@ -223,6 +227,12 @@ func (d *Devserver) CreateSecret(t testing.TB, scope, owner, name string, mount 
 		args = append(args, "--registry", mount.Registry)
 	case mount.APIOnly:
 		args = append(args, "--api-only")
+	}
+	if mount.ProxyHeader != "" {
+		args = append(args, "--proxy-header", mount.ProxyHeader)
+	}
+	for _, h := range mount.ProxyHosts {
+		args = append(args, "--proxy-host", h)
 	}
 	id = strings.TrimSpace(string(d.run(t, value, args...)))
 	if id == "" {
