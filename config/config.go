@@ -19,6 +19,7 @@ type Config struct {
 	SocketGroup  string    `yaml:"socket_group"`
 	ReadyTimeout Duration  `yaml:"ready_timeout"`
 	Injectors    Injectors `yaml:"injectors"`
+	Proxy        Proxy     `yaml:"proxy"`
 	Log          Log       `yaml:"log"`
 
 	// UID and GID are User's, resolved by Load from the password database.
@@ -78,6 +79,15 @@ type DockerCfg struct {
 	Enabled   bool   `yaml:"enabled"`
 	ConfigDir string `yaml:"config_dir"`
 	Mode      string `yaml:"mode"` // inline | helper | auto
+}
+
+// Proxy configures the credential proxy, which serves the secrets that carry
+// a credentialProxy: it starts with the first such secret.
+type Proxy struct {
+	Enabled bool `yaml:"enabled"`
+	// Listen is the proxy's address, host:port on loopback (port 0 picks
+	// a free one, which changes with each start).
+	Listen string `yaml:"listen"`
 }
 
 // Log configures logging.

@@ -89,6 +89,7 @@ func TestDefaultsOfSystemService(t *testing.T) {
 			SecretFile: SecretFile{Enabled: true, AllowedRoots: []string{me.HomeDir, "/run/secrets"}, Mode: 0o600},
 			DockerCfg:  DockerCfg{Enabled: true, ConfigDir: filepath.Join(me.HomeDir, ".docker"), Mode: "inline"},
 		},
+		Proxy:    Proxy{Enabled: true, Listen: "127.0.0.1:7879"},
 		Log:      Log{Level: "info", Format: "auto"},
 		resolved: true,
 	}
@@ -157,6 +158,8 @@ func TestEnvironmentOverridesEveryKey(t *testing.T) {
 		"injectors.dockercfg.enabled":        {"FALSE", func(c *Config) any { return c.Injectors.DockerCfg.Enabled }, false},
 		"injectors.dockercfg.config_dir":     {"~/.dk", func(c *Config) any { return c.Injectors.DockerCfg.ConfigDir }, home + "/.dk"},
 		"injectors.dockercfg.mode":           {"helper", func(c *Config) any { return c.Injectors.DockerCfg.Mode }, "helper"},
+		"proxy.enabled":                      {"false", func(c *Config) any { return c.Proxy.Enabled }, false},
+		"proxy.listen":                       {"127.0.0.1:0", func(c *Config) any { return c.Proxy.Listen }, "127.0.0.1:0"},
 		"log.level":                          {"debug", func(c *Config) any { return c.Log.Level }, "debug"},
 		"log.format":                         {"json", func(c *Config) any { return c.Log.Format }, "json"},
 	}

@@ -77,7 +77,8 @@ func defaults(system bool) *Config {
 			},
 			DockerCfg: DockerCfg{Enabled: true, Mode: "inline"},
 		},
-		Log: Log{Level: "info", Format: "auto"},
+		Proxy: Proxy{Enabled: true, Listen: "127.0.0.1:7879"},
+		Log:   Log{Level: "info", Format: "auto"},
 	}
 	if system {
 		c.ControlPlane.TokenFile = "/run/secrets-agent/token"
