@@ -88,6 +88,10 @@ type Proxy struct {
 	// Listen is the proxy's address, host:port on loopback (port 0 picks
 	// a free one, which changes with each start).
 	Listen string `yaml:"listen"`
+	// SystemTrust adds the proxy's CA to the system trust store (Debian's
+	// update-ca-certificates) when the agent runs as root. Off, or not
+	// root: the env fragment points SSL_CERT_FILE at a bundle in state_dir.
+	SystemTrust bool `yaml:"system_trust"`
 }
 
 // Log configures logging.

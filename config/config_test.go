@@ -89,7 +89,7 @@ func TestDefaultsOfSystemService(t *testing.T) {
 			SecretFile: SecretFile{Enabled: true, AllowedRoots: []string{me.HomeDir, "/run/secrets"}, Mode: 0o600},
 			DockerCfg:  DockerCfg{Enabled: true, ConfigDir: filepath.Join(me.HomeDir, ".docker"), Mode: "inline"},
 		},
-		Proxy:    Proxy{Enabled: true, Listen: "127.0.0.1:7879"},
+		Proxy:    Proxy{Enabled: true, Listen: "127.0.0.1:7879", SystemTrust: true},
 		Log:      Log{Level: "info", Format: "auto"},
 		resolved: true,
 	}
@@ -160,6 +160,7 @@ func TestEnvironmentOverridesEveryKey(t *testing.T) {
 		"injectors.dockercfg.mode":           {"helper", func(c *Config) any { return c.Injectors.DockerCfg.Mode }, "helper"},
 		"proxy.enabled":                      {"false", func(c *Config) any { return c.Proxy.Enabled }, false},
 		"proxy.listen":                       {"127.0.0.1:0", func(c *Config) any { return c.Proxy.Listen }, "127.0.0.1:0"},
+		"proxy.system_trust":                 {"false", func(c *Config) any { return c.Proxy.SystemTrust }, false},
 		"log.level":                          {"debug", func(c *Config) any { return c.Log.Level }, "debug"},
 		"log.format":                         {"json", func(c *Config) any { return c.Log.Format }, "json"},
 	}

@@ -77,7 +77,7 @@ func defaults(system bool) *Config {
 			},
 			DockerCfg: DockerCfg{Enabled: true, Mode: "inline"},
 		},
-		Proxy: Proxy{Enabled: true, Listen: "127.0.0.1:7879"},
+		Proxy: Proxy{Enabled: true, Listen: "127.0.0.1:7879", SystemTrust: true},
 		Log:   Log{Level: "info", Format: "auto"},
 	}
 	if system {

@@ -26,6 +26,8 @@ type AgentConfig struct {
 	AllowedRoots                   []string
 	DockerMode                     string // default inline
 	LogLevel                       string // default debug
+	ProxyListen                    string // default 127.0.0.1:0
+	ProxySystemTrust               bool   // add the proxy CA to the system store (only in a private mount namespace)
 }
 
 // WriteAgentConfig writes c as YAML into dir/config.yaml and returns its path.
@@ -45,6 +47,7 @@ func WriteAgentConfig(t testing.TB, dir string, c AgentConfig) string {
 	def(&c.PollInterval, "30s")
 	def(&c.DockerMode, "inline")
 	def(&c.LogLevel, "debug")
+	def(&c.ProxyListen, "127.0.0.1:0")
 	if len(c.AllowedRoots) == 0 {
 		c.AllowedRoots = []string{"~"}
 	}
@@ -70,6 +73,7 @@ func WriteAgentConfig(t testing.TB, dir string, c AgentConfig) string {
 		fmt.Fprintf(&b, "%q", r)
 	}
 	fmt.Fprintf(&b, "]\n  dockercfg:\n    config_dir: %q\n    mode: %s\n", c.DockerConfigDir, c.DockerMode)
+	fmt.Fprintf(&b, "proxy:\n  listen: %q\n  system_trust: %v\n", c.ProxyListen, c.ProxySystemTrust)
 	fmt.Fprintf(&b, "log:\n  level: %s\n  format: json\n", c.LogLevel)
 	p := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(p, []byte(b.String()), 0o600); err != nil {
