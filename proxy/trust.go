@@ -28,7 +28,8 @@ type Trust struct {
 	Update []string
 }
 
-// CertName is the proxy CA's file name in Trust.Dir. update-ca-certificates
+// CertName is the proxy CA's file name in Trust.Dir (systemd/install.sh
+// --uninstall removes it by this name). update-ca-certificates
 // only reads names ending in .crt.
 const CertName = "secrets-agent-proxy.crt"
 

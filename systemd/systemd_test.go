@@ -327,3 +327,26 @@ func TestUninstallWithoutInstallFails(t *testing.T) {
 		t.Errorf("uninstall of nothing: %v\n%s", err, out)
 	}
 }
+
+func TestUninstallTakesTheProxyCAOutOfTheTrustStore(t *testing.T) {
+	root := newRoot(t)
+	install(t, nil, "--root", root)
+	dir := filepath.Join(root, "usr/local/share/ca-certificates")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ca := filepath.Join(dir, "secrets-agent-proxy.crt") // as the agent's proxy.Trust writes it
+	other := filepath.Join(dir, "corp.crt")
+	for _, p := range []string{ca, other} {
+		if err := os.WriteFile(p, []byte("-----BEGIN CERTIFICATE-----\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	install(t, nil, "--root", root, "--uninstall")
+	if _, err := os.Stat(ca); err == nil {
+		t.Error("the proxy CA is still in the trust store after --uninstall")
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("another local CA was removed: %v", err)
+	}
+}
