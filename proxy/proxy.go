@@ -361,10 +361,14 @@ func tunnel(a, b net.Conn, closing <-chan struct{}) {
 	}
 	go cp(a, b)
 	go cp(b, a)
+	ended := 0
 	select {
 	case <-done:
+		ended++
+		// One way ended: give the other a while to finish its answer.
 		select {
 		case <-done:
+			ended++
 		case <-time.After(30 * time.Second):
 		case <-closing:
 		}
@@ -372,8 +376,9 @@ func tunnel(a, b net.Conn, closing <-chan struct{}) {
 	}
 	a.Close()
 	b.Close()
-	<-done
-	<-done
+	for ; ended < 2; ended++ {
+		<-done
+	}
 }
 
 // connListener is a net.Listener whose connections are handed in through ch.

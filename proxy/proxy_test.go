@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -407,5 +408,21 @@ func TestTargetHostMatching(t *testing.T) {
 		if got := len(tb.forHost(tc.host, tc.port)); got != tc.want {
 			t.Errorf("forHost(%s, %s) = %d credentials, want %d", tc.host, tc.port, got, tc.want)
 		}
+	}
+}
+
+func TestCloseReturnsAfterATunnelEndedOnOneSide(t *testing.T) {
+	srv, _ := upstream(t)
+	f := startProxy(t, nil)
+	c := f.client(false, srv.Certificate())
+	get(t, c, srv.URL+"/", nil)
+	c.CloseIdleConnections() // the client's side of the tunnel ends first
+	time.Sleep(100 * time.Millisecond)
+	done := make(chan struct{})
+	go func() { _ = f.p.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not return within 5s of a tunnel whose client left")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -99,8 +100,17 @@ func AgentBin(t testing.TB) string { return filepath.Join(Binaries(t), "secrets-
 // entries. The test's cleanup stops it with SIGTERM.
 func StartAgent(t testing.TB, cfg string, env ...string) *Agent {
 	t.Helper()
+	return StartAgentVia(t, nil, cfg, env...)
+}
+
+// StartAgentVia is StartAgent with the agent run through wrapper, a command
+// that execs its arguments in place (nsenter -t PID -m, for one): signals
+// sent to the Agent reach the agent itself.
+func StartAgentVia(t testing.TB, wrapper []string, cfg string, env ...string) *Agent {
+	t.Helper()
 	a := &Agent{Config: cfg, done: make(chan struct{})}
-	a.cmd = exec.Command(AgentBin(t), "run", "--config", cfg)
+	args := append(append(slices.Clone(wrapper), AgentBin(t)), "run", "--config", cfg)
+	a.cmd = exec.Command(args[0], args[1:]...)
 	a.cmd.Env = append(os.Environ(), env...)
 	a.cmd.Stdout = &lockedWriter{a: a}
 	a.cmd.Stderr = &lockedWriter{a: a}
