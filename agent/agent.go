@@ -8,6 +8,7 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -106,8 +107,17 @@ type Agent struct {
 	opts   options
 	notify sdNotifier
 
+	// runMu guards the pass runner's state (runner.go): the pass waiting to
+	// start, whether one is in flight, and the passes' parent context.
+	runMu        sync.Mutex
+	nextRun      *passRun
+	running      bool
+	runningSince time.Time
+	passParent   context.Context
+
 	// passMu serializes passes and guards the pass state below it.
 	passMu      sync.Mutex
+	lastSpec    [sha256.Size]byte                    // fingerprint of the last spec fetched
 	cache       map[string]cachedValue               // secret id -> last fetched value
 	lastApplied map[string]map[string]secrets.Secret // injector name -> mount key -> what its output holds
 	lastPlan    *plan                                // what the last full pass decided, for repairs
@@ -130,6 +140,7 @@ type Agent struct {
 	status   Status
 	fetchErr error          // the last full pass's spec fetch failure; nil after a success
 	waiting  error          // why the control plane cannot be reached yet (waiting.go); nil when it can
+	tokenErr error          // the last failure to re-read the token file; nil after a success
 	watching func([]string) // set by Run: tells the path watcher what to watch
 
 	applied     chan struct{}
@@ -155,6 +166,7 @@ func New(cfg *config.Config, log *zap.Logger, opts ...Option) (*Agent, error) {
 	a := &Agent{
 		log:         log,
 		cfg:         cfg,
+		passParent:  context.Background(),
 		cache:       map[string]cachedValue{},
 		lastApplied: map[string]map[string]secrets.Secret{},
 		lastChanged: map[string]change{},
@@ -237,6 +249,9 @@ func (a *Agent) buildSlots(cfg *config.Config) []slot {
 			s.buildErr = ownerErr
 		default:
 			s.inj, s.buildErr = b.build(cfg, owner)
+			if s.buildErr != nil {
+				s.inj = nil // not a typed nil in the interface: a pass skips it
+			}
 		}
 		if s.buildErr != nil {
 			a.log.Error("injector not available", zap.String("injector", s.name), zap.Error(s.buildErr))
@@ -245,6 +260,17 @@ func (a *Agent) buildSlots(cfg *config.Config) []slot {
 	}
 	avoidReserved(out, ownPaths(cfg, a.opts.configPath))
 	return out
+}
+
+// reloadToken re-reads cp's token file and records the outcome, so that
+// status names a token file that cannot be read (a FIFO, say) for as long as
+// it cannot, while the token read before stays in use.
+func (a *Agent) reloadToken(cp ControlPlane) error {
+	err := cp.ReloadToken()
+	a.mu.Lock()
+	a.tokenErr = err
+	a.mu.Unlock()
+	return err
 }
 
 func (a *Agent) config() *config.Config {
@@ -271,16 +297,30 @@ type change struct {
 	action injectors.Action
 }
 
-// Status returns a copy of the agent's current status.
+// Status returns a copy of the agent's current status. While a pass is
+// stuck past the pass timeout it is degraded, saying so, whatever the last
+// pass recorded.
 func (a *Agent) Status() Status {
+	stuck := a.stuckFor()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.statusLocked()
+	s := a.statusLocked()
+	if stuck > 0 {
+		if s.State != Degraded {
+			s.DegradedSince = time.Now().Add(a.opts.timing.passTimeout - stuck)
+		}
+		s.State, s.LastError = Degraded, fmt.Sprintf("a pass has run for %s, past the pass timeout of %s: something it waits on does not answer",
+			stuck.Round(time.Second), a.opts.timing.passTimeout)
+	}
+	return s
 }
 
-// Sync runs a full pass now and returns its report. When a pass is in
-// flight it waits for it to end and then runs a fresh one, so the report
-// reflects the control plane as it was after Sync was called.
+// Sync returns the report of a full pass that started after Sync was
+// called, so the report reflects the control plane as it was then.
+// Concurrent calls share passes: those that arrive while a pass waits to
+// start join it, and a pass in flight is followed by at most one more (see
+// schedulePass). When ctx ends first, the report says so (and the pass goes
+// on).
 func (a *Agent) Sync(ctx context.Context) PassReport { return a.RunOnce(ctx) }
 
 // Applied is closed once a pass has fetched the spec and run every injector

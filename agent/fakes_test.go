@@ -34,6 +34,7 @@ type fakePlane struct {
 	valueCalls  map[string]int
 	watchCalls  int
 	tokenReads  int
+	tokenErr    error // what ReloadToken returns
 	streams     []*fakeStream
 	streamReady chan *fakeStream
 }
@@ -157,7 +158,7 @@ func (f *fakePlane) ReloadToken() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.tokenReads++
-	return nil
+	return f.tokenErr
 }
 
 var errUnavailable = &controlplane.Error{Procedure: controlplane.ProcGetEnvironment, Code: controlplane.CodeUnavailable, Message: "connection refused"}

@@ -125,9 +125,20 @@ func (a *Agent) RequestReload() {
 //	    pass on drift; a reload on request; the watchdog at half its
 //	    interval; READY after the first applied pass or after ready_timeout
 //	    with a degraded STATUS; STATUS on every change of state.
-//	(5) When ctx ends: the pass in flight finishes (passes run on a context
-//	    that ctx's end does not cancel), the stream closes, every output
-//	    stays in place, STOPPING is sent and Run returns nil.
+//	    Passes, repairs and reloads run off the loop, one at a time (the
+//	    loop's job), so the loop itself never blocks: a stop, the watchdog
+//	    and STATUS are served whatever a pass is stuck on. Kicks that come
+//	    while a job runs coalesce into one pass after it; kicks whose
+//	    passes keep finding the spec unchanged are spaced out
+//	    (eventSpacing). Full passes go through schedulePass, so they are
+//	    shared with `sync` requests. A job stuck past the pass timeout
+//	    stops the watchdog pings, so systemd restarts a wedged agent.
+//	(5) When ctx ends: the passes' context is cancelled (a control-plane
+//	    call in flight ends; injectors stop before their next secret and
+//	    remove nothing), the job in flight gets stopGrace to return and is
+//	    otherwise abandoned (a syscall cannot be interrupted); the stream
+//	    closes, every output stays in place, STOPPING is sent and Run
+//	    returns nil.
 func (a *Agent) Run(ctx context.Context) error {
 	cfg := a.config()
 	if a.proxy != nil {
@@ -157,10 +168,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	stream := a.startStream(ctx) // (3)
 	defer func() { stream() }()
 
-	passCtx := context.WithoutCancel(ctx) // (4)
+	passCtx, cancelPasses := context.WithCancel(context.WithoutCancel(ctx)) // (4)
+	defer cancelPasses()
+	a.setPassParent(passCtx)
+	defer a.setPassParent(context.Background())
 	t := a.opts.timing
 	poll := newStoppedTimer()
 	retry := newStoppedTimer()
+	space := newStoppedTimer()
+	spaced := false // a kicked pass waits for space
 	ready := time.NewTimer(time.Duration(cfg.ReadyTimeout))
 	if cfg.ReadyTimeout <= 0 {
 		ready.Stop()
@@ -172,6 +188,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		watchdog = tick.C
 	}
 	failures := 0
+	quiet := 0 // kicked passes in a row that found the spec unchanged
+	var lastKicked time.Time
 	readySent := false
 	lastLine := ""
 	report := func() {
@@ -185,33 +203,96 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		lastLine = line
 	}
+
+	// The loop's job: busy is closed when it ends, then runs in the loop.
+	var busy <-chan struct{}
+	var busySince time.Time
+	var then func()
+	wedged := false
+	start := func(done <-chan struct{}, after func()) { busy, busySince, then = done, time.Now(), after }
+	async := func(f func()) <-chan struct{} {
+		done := make(chan struct{})
+		go func() { defer close(done); f() }()
+		return done
+	}
+
 	a.kick()
 	for {
+		var trigger, repair, reload <-chan struct{}
+		var pollC, retryC, spaceC <-chan time.Time
+		if busy == nil {
+			repair, reload, pollC, retryC = a.repair, a.reload, poll.C, retry.C
+			if spaced {
+				spaceC = space.C
+			} else {
+				trigger = a.trigger
+			}
+		}
+		kicked := false
 		select {
 		case <-ctx.Done(): // (5)
+			cancelPasses() // a control-plane call in flight ends at once
+			if busy != nil {
+				select {
+				case <-busy:
+				case <-time.After(stopGrace):
+					a.log.Warn("stopping with a pass still running; it is abandoned and every output stays as it is",
+						zap.Duration("running", time.Since(busySince)))
+				}
+			}
 			a.notify.Stopping()
 			a.log.Info("stopping; outputs stay in place")
 			return nil
-		case <-a.trigger:
-		case <-poll.C:
-		case <-retry.C:
-		case <-a.repair:
-			if ctx.Err() == nil {
+		case <-busy:
+			busy, wedged = nil, false
+			after := then
+			then = nil
+			after()
+			continue
+		case <-trigger:
+			if time.Since(lastKicked) > 2*spacingCap {
+				quiet = 0 // the stream went quiet: the next event is news
+			}
+			if wait := eventSpacing(quiet) - time.Since(lastKicked); wait > 0 {
+				spaced = true
+				space.Reset(wait)
+				continue
+			}
+			kicked = true
+		case <-spaceC:
+			spaced, kicked = false, true
+			select { // the kicks that waited are this pass
+			case <-a.trigger:
+			default:
+			}
+		case <-pollC:
+		case <-retryC:
+		case <-repair:
+			if ctx.Err() != nil {
+				continue
+			}
+			var repaired bool
+			start(async(func() {
 				pctx, cancel := context.WithTimeout(passCtx, t.passTimeout)
-				if !a.repairPass(pctx) {
+				defer cancel()
+				repaired = a.repairPass(pctx)
+			}), func() {
+				if !repaired {
 					a.kick()
 				}
-				cancel()
-				a.watchFiles()
 				report()
-			}
+			})
 			continue
-		case <-a.reload:
-			if ctx.Err() == nil {
-				if readySent { // before READY, a reload is part of starting
-					a.notify.Reloading()
-				}
-				if a.reloadNow() {
+		case <-reload:
+			if ctx.Err() != nil {
+				continue
+			}
+			if readySent { // before READY, a reload is part of starting
+				a.notify.Reloading()
+			}
+			var restart bool
+			start(async(func() { restart = a.reloadNow() }), func() {
+				if restart {
 					stream()
 					stream = a.startStream(ctx)
 				}
@@ -219,9 +300,17 @@ func (a *Agent) Run(ctx context.Context) error {
 					a.notify.Ready(a.statusLine(a.Status()))
 				}
 				a.kick()
-			}
+			})
 			continue
 		case <-watchdog:
+			if busy != nil && time.Since(busySince) > t.passTimeout {
+				if !wedged {
+					wedged = true
+					a.log.Error("a pass is stuck past the pass timeout; no more watchdog pings",
+						zap.Duration("running", time.Since(busySince)))
+				}
+				continue
+			}
 			a.notify.Watchdog()
 			continue
 		case <-a.watchMoved:
@@ -242,25 +331,38 @@ func (a *Agent) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			continue // stopping: the next iteration returns
 		}
-		pctx, cancel := context.WithTimeout(passCtx, t.passTimeout)
-		_, again := a.fullPass(pctx)
-		cancel()
-		a.watchFiles()
-		report()
-		if again {
-			failures++
-			wait := t.backoff(t.retryBase, failures)
-			a.log.Info("retrying", zap.Int("attempt", failures), zap.Duration("in", wait))
-			retry.Reset(wait)
-		} else {
-			failures = 0
-			retry.Stop()
+		if spaced { // a poll or retry pass also serves the kicks waiting for space
+			space.Stop()
+			spaced, kicked = false, true
 		}
-		if iv := time.Duration(a.config().ControlPlane.PollInterval); iv > 0 {
-			poll.Reset(jittered(iv))
-		} else {
-			poll.Stop()
+		if kicked {
+			lastKicked = time.Now()
 		}
+		r := a.schedulePass()
+		start(r.done, func() {
+			report()
+			if kicked {
+				if r.changed {
+					quiet = 0
+				} else {
+					quiet++
+				}
+			}
+			if r.retry {
+				failures++
+				wait := t.backoff(t.retryBase, failures)
+				a.log.Info("retrying", zap.Int("attempt", failures), zap.Duration("in", wait))
+				retry.Reset(wait)
+			} else {
+				failures = 0
+				retry.Stop()
+			}
+			if iv := time.Duration(a.config().ControlPlane.PollInterval); iv > 0 {
+				poll.Reset(jittered(iv))
+			} else {
+				poll.Stop()
+			}
+		})
 	}
 }
 
@@ -478,7 +580,7 @@ func (a *Agent) reloadNow() (restartStream bool) {
 		return a.reconnect(a.config(), cp)
 	}
 	if path == "" {
-		if err := cp.ReloadToken(); err != nil {
+		if err := a.reloadToken(cp); err != nil {
 			a.log.Error("reload: re-read token file", zap.Error(err))
 		}
 		return false
@@ -502,7 +604,7 @@ func (a *Agent) reloadNow() (restartStream bool) {
 			a.setConfigError(err)
 			return false
 		}
-	} else if err := cp.ReloadToken(); err != nil {
+	} else if err := a.reloadToken(cp); err != nil {
 		a.log.Warn("reload: re-read token file", zap.Error(err))
 	}
 	slots := a.injectorSlots()

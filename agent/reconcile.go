@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -27,8 +29,9 @@ type plan struct {
 	transient bool
 }
 
-// RunOnce runs one full reconcile pass and returns its report. Passes never
-// overlap: RunOnce waits for a pass in flight to end.
+// RunOnce returns the report of one full reconcile pass that started after
+// the call, as Sync does. Passes never overlap, and concurrent callers share
+// them (schedulePass).
 //
 // The steps:
 //
@@ -59,19 +62,19 @@ type plan struct {
 //	    note what each mount now holds, and close Applied after the first
 //	    applied pass.
 func (a *Agent) RunOnce(ctx context.Context) PassReport {
-	rep, _ := a.fullPass(ctx)
-	return rep
+	return a.await(ctx, a.schedulePass())
 }
 
-// fullPass is RunOnce; retry reports that the pass failed in a way a retry
-// may fix (a fetch failed).
-func (a *Agent) fullPass(ctx context.Context) (rep PassReport, retry bool) {
+// fullPass is one pass of RunOnce; retry reports that the pass failed in a
+// way a retry may fix (a fetch failed), changed that the spec was not the
+// one the last pass fetched (or could not be fetched).
+func (a *Agent) fullPass(ctx context.Context) (rep PassReport, retry, changed bool) {
 	a.passMu.Lock()
 	defer a.passMu.Unlock()
 	rep.Started = time.Now()
 	cfg, cp := a.config(), a.controlPlane()
 	if why := a.waitingFor(); why != nil {
-		return a.waitPass(why), false
+		return a.waitPass(why), false, true
 	}
 
 	env, err := cp.GetEnvironment(ctx, cfg.ControlPlane.EnvironmentID) // (1)
@@ -79,26 +82,41 @@ func (a *Agent) fullPass(ctx context.Context) (rep PassReport, retry bool) {
 		err = fmt.Errorf("get environment %s: %w", cfg.ControlPlane.EnvironmentID, err)
 		a.log.Warn("pass failed: nothing applied, nothing removed", zap.Error(err))
 		if controlplane.CodeOf(err) == controlplane.CodeUnauthenticated {
-			if rerr := cp.ReloadToken(); rerr != nil {
+			if rerr := a.reloadToken(cp); rerr != nil {
 				a.log.Warn("re-read token file", zap.Error(rerr))
 			}
 		}
 		rep.Error = err.Error()
 		rep.Status = a.recordFailure(err)
 		rep.Duration = time.Since(rep.Started)
-		return rep, true
+		return rep, true, true
 	}
+	changed = a.noteSpec(env)
 	a.wakeStream() // the control plane answered: a stream waiting to reconnect need not wait
 	p := a.makePlan(ctx, cp, env)
 	a.lastPlan = p
 	rep.Results = a.apply(ctx, p.desired, p.held, false)
 	rep.Status = a.record(p, rep.Results, nil)
+	a.watchFilesLocked()
 	rep.Duration = time.Since(rep.Started)
 	a.log.Info("pass done", zap.String("state", string(rep.Status.State)),
 		zap.Int("secrets", len(rep.Status.Secrets)), zap.Int("delivered", len(p.rowOf)), zap.Int("writes", writes(rep.Results)),
 		zap.Duration("took", rep.Duration))
 	a.appliedOnce.Do(func() { close(a.applied) })
-	return rep, p.transient || len(p.held) > 0
+	return rep, p.transient || len(p.held) > 0, changed
+}
+
+// noteSpec records a fingerprint of env's spec and reports whether it
+// differs from the last one. The caller holds passMu.
+func (a *Agent) noteSpec(env *controlplane.Environment) bool {
+	b, err := json.Marshal(env.Spec)
+	if err != nil {
+		return true
+	}
+	sum := sha256.Sum256(b)
+	changed := sum != a.lastSpec
+	a.lastSpec = sum
+	return changed
 }
 
 // repairPass applies the last applied desired sets again, asking the control
@@ -115,6 +133,7 @@ func (a *Agent) repairPass(ctx context.Context) bool {
 	fetchErr := a.fetchErr
 	a.mu.Unlock()
 	a.record(a.lastPlan, results, fetchErr)
+	a.watchFilesLocked()
 	return true
 }
 
@@ -479,6 +498,8 @@ func (a *Agent) record(p *plan, results map[string]injectors.Result, fetchErr er
 		problem = fmt.Sprintf("%d of %d secrets not applied; first: %s", failed, len(rows), firstErr)
 	case firstErr != "":
 		problem = firstErr
+	case a.tokenErr != nil:
+		problem = a.tokenErr.Error() + "; the token read before stays in use"
 	}
 	if fetchErr == nil {
 		a.fetchErr = nil

@@ -107,7 +107,8 @@ func (r PassReport) OK() bool { return r.Error == "" && r.Status.State == Ready 
 // Backend is what the status socket serves. *Agent implements it.
 type Backend interface {
 	Status() Status
-	// Sync runs a pass now (or joins the one in flight) and returns its report.
+	// Sync returns the report of a pass that started after the call
+	// (joining one waiting to start), or an error report when ctx ends first.
 	Sync(ctx context.Context) PassReport
 	// Applied is closed once the first pass has been applied.
 	Applied() <-chan struct{}

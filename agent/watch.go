@@ -174,18 +174,25 @@ func (p *pathWatcher) close() {
 // watchFiles tells the path watcher (when Run has one) to watch every
 // managed output, the config file and the token file.
 func (a *Agent) watchFiles() {
+	a.passMu.Lock()
+	defer a.passMu.Unlock()
+	a.watchFilesLocked()
+}
+
+// watchFilesLocked is watchFiles for a pass, which holds passMu: a pass
+// watches what it wrote before it reports it applied, so that no change
+// after that goes unseen.
+func (a *Agent) watchFilesLocked() {
 	a.mu.Lock()
 	set, cfg := a.watching, a.cfg
 	a.mu.Unlock()
 	if set == nil {
 		return
 	}
-	a.passMu.Lock()
 	var paths []string
 	for _, ps := range a.paths {
 		paths = append(paths, ps...)
 	}
-	a.passMu.Unlock()
 	paths = append(paths, a.opts.configPath, cfg.ControlPlane.TokenFile)
 	set(paths)
 }
@@ -205,7 +212,7 @@ func (a *Agent) onFileEvent(path string) {
 			return
 		}
 		a.log.Info("token file changed; re-reading it", zap.String("token_file", path))
-		if err := a.controlPlane().ReloadToken(); err != nil {
+		if err := a.reloadToken(a.controlPlane()); err != nil {
 			a.log.Warn("re-read token file", zap.Error(err))
 		}
 		a.kick()

@@ -111,6 +111,10 @@ func TestDefaultsOfUserAgent(t *testing.T) {
 		c.ControlPlane.TokenFile != "/run/user/1000/secrets-agent/token" {
 		t.Errorf("user-mode defaults: state_dir %q socket %q token_file %q", c.StateDir, c.Socket, c.ControlPlane.TokenFile)
 	}
+	// A user's agent cannot create /run/secrets: it is no default there.
+	if got := c.Injectors.SecretFile.AllowedRoots; !slices.Equal(got, []string{"~"}) {
+		t.Errorf("user-mode allowed_roots = %q, want [~]", got)
+	}
 	os.Unsetenv("XDG_RUNTIME_DIR")
 	c = defaults(false)
 	if want := filepath.Join("/run/user", strconv.Itoa(os.Geteuid()), "secrets-agent.sock"); c.Socket != want {

@@ -72,7 +72,7 @@ func defaults(system bool) *Config {
 			EnvProfile: EnvProfile{Enabled: true},
 			SecretFile: SecretFile{
 				Enabled:      true,
-				AllowedRoots: []string{"~", "/run/secrets"},
+				AllowedRoots: []string{"~"},
 				Mode:         0o600,
 			},
 			DockerCfg: DockerCfg{Enabled: true, Mode: "inline"},
@@ -81,6 +81,9 @@ func defaults(system bool) *Config {
 		Log:   Log{Level: "info", Format: "auto"},
 	}
 	if system {
+		// /run/secrets is created (root's, 0711) when a secret first needs
+		// it; a user's agent could not create it, so there it is no default.
+		c.Injectors.SecretFile.AllowedRoots = append(c.Injectors.SecretFile.AllowedRoots, "/run/secrets")
 		c.ControlPlane.TokenFile = "/run/secrets-agent/token"
 		c.StateDir = "/var/lib/secrets-agent"
 		c.Socket = SystemSocket

@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/secrets-agent/secrets-agent/internal/safeopen"
 )
 
 // EnvPrefix starts the name of every environment variable that sets a key:
@@ -106,20 +108,14 @@ func (c *Config) readFile(path string) (missing string, err error) {
 			return DefaultPath(), nil // no home, no per-user config file
 		}
 	}
-	f, err := os.Open(path)
+	// Non-blocking and regular files only: a FIFO named as the config
+	// must not hang the agent's start or a reload.
+	data, err := safeopen.ReadPath(path, maxFileSize)
 	if err != nil {
 		if !explicit && errors.Is(err, fs.ErrNotExist) {
 			return path, nil
 		}
 		return "", fmt.Errorf("config: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
-	if err != nil {
-		return "", fmt.Errorf("config: read %s: %w", path, err)
-	}
-	if len(data) > maxFileSize {
-		return "", fmt.Errorf("config %s: larger than %d bytes", path, maxFileSize)
 	}
 	if err := c.decode(data); err != nil {
 		return "", fmt.Errorf("config %s: %w", path, err)

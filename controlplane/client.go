@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -20,6 +19,8 @@ import (
 
 	"github.com/hashicorp/go-cleanhttp"
 	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/secrets-agent/secrets-agent/internal/safeopen"
 )
 
 // Defaults for the zero fields of Options.
@@ -231,13 +232,18 @@ func (c *Client) ReloadToken() error {
 	return err
 }
 
+// maxTokenSize bounds the token file readToken reads.
+const maxTokenSize = 64 << 10
+
 // readToken reads the token file into c.token and reports whether the token
 // changed.
 func (c *Client) readToken() (changed bool, err error) {
 	if c.tokenFile == "" {
 		return false, nil
 	}
-	b, err := os.ReadFile(c.tokenFile)
+	// Non-blocking and regular files only: a FIFO as the token file must
+	// not hang a pass or a reload.
+	b, err := safeopen.ReadPath(c.tokenFile, maxTokenSize)
 	if err != nil {
 		// The *PathError names the file and the cause, not the content.
 		return false, fmt.Errorf("controlplane: %w: %w", ErrNoToken, err)

@@ -89,7 +89,7 @@ func TestSystemUnitIsHardened(t *testing.T) {
 		"NoNewPrivileges=yes", "ProtectSystem=strict", "ReadWritePaths=-/home -/root -/run/secrets",
 		"PrivateTmp=yes", "ProtectKernelTunables=yes", "ProtectKernelModules=yes", "ProtectKernelLogs=yes",
 		"ProtectControlGroups=yes", "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6", "UMask=0077",
-		"RuntimeDirectory=secrets-agent", "RuntimeDirectoryPreserve=yes", "StateDirectory=secrets-agent",
+		"RuntimeDirectory=secrets-agent secrets", "RuntimeDirectoryPreserve=yes", "StateDirectory=secrets-agent",
 		"LimitCORE=0", "CapabilityBoundingSet=CAP_CHOWN CAP_DAC_OVERRIDE CAP_FOWNER CAP_LEASE",
 		"SystemCallArchitectures=native", "LockPersonality=yes", "MemoryDenyWriteExecute=yes",
 		"RestrictRealtime=yes", "RestrictSUIDSGID=yes",

@@ -139,19 +139,6 @@ func TestAgentsOwnFilesAreNotTargets(t *testing.T) {
 	stopWithin(t, a, time.Second)
 }
 
-// stopWithin sends SIGTERM and fails the test when the agent takes longer
-// than limit to exit.
-func stopWithin(t *testing.T, a *testutil.Agent, limit time.Duration) {
-	t.Helper()
-	start := time.Now()
-	if err := a.Stop(t); err != nil {
-		t.Errorf("agent exited with %v after SIGTERM", err)
-	}
-	if took := time.Since(start); took > limit {
-		t.Errorf("agent took %v to stop after SIGTERM, want under %v", took, limit)
-	}
-}
-
 // TestTooWideHomesAndRootsRefuseToStart: a home of / (or one the user does
 // not own) and an allowed root of / are config errors naming the key; the
 // daemon exits at once and writes nothing.

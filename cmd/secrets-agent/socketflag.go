@@ -13,6 +13,8 @@ import (
 
 	"github.com/secrets-agent/secrets-agent/agent"
 	"github.com/secrets-agent/secrets-agent/config"
+
+	"github.com/secrets-agent/secrets-agent/internal/safeopen"
 )
 
 // socketEnv names the status socket for every client command.
@@ -110,7 +112,7 @@ func socketFromConfig(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	data, err := os.ReadFile(path)
+	data, err := safeopen.ReadPath(path, 1<<20)
 	if err != nil {
 		return "", fmt.Errorf("read config %s: %w", path, err)
 	}

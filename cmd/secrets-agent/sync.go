@@ -19,8 +19,10 @@ func newSyncCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sync",
 		Short: "Run a pass now and print its outcome",
-		Long: `Ask the running agent to fetch the environment's secrets and apply them now
-(or to join the pass already running), then print what the pass did.
+		Long: `Ask the running agent to fetch the environment's secrets and apply them now,
+then print what the pass did. The pass starts after the request: syncs that
+arrive together share one pass, and one that arrives while a pass runs gets the
+next pass, which every sync arriving meanwhile shares.
 
 Exit codes: 0 the pass fetched and every secret applied; 1 it did not (the
 reasons are printed); 2 the agent could not be reached (or refused this user).`,

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/secrets-agent/secrets-agent/controlplane/devserver"
+	"github.com/secrets-agent/secrets-agent/secrets"
 )
 
 func newSecretListCmd() *cobra.Command {
@@ -45,7 +46,7 @@ sorted by scope, owner and name; with --json, the ListSecrets answer
 				if err != nil {
 					return fmt.Errorf("secret %s: %w", s.ID, err)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Name, rec.Scope, rec.Owner, rec.Mount, s.Session, s.UpdatedAt.Format(time.RFC3339))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, secrets.Label(s.Name), rec.Scope, rec.Owner, rec.Mount, s.Session, s.UpdatedAt.Format(time.RFC3339))
 			}
 			return tw.Flush()
 		},

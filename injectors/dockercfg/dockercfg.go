@@ -23,6 +23,7 @@ import (
 
 	"github.com/secrets-agent/secrets-agent/injectors"
 	"github.com/secrets-agent/secrets-agent/internal/atomicfile"
+	"github.com/secrets-agent/secrets-agent/internal/safeopen"
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
 
@@ -640,7 +641,7 @@ func readConfig(root *os.Root) (configRead, error) {
 		return configRead{}, fmt.Errorf("stat: %w", err)
 	}
 	if !fi.Mode().IsRegular() {
-		return configRead{}, fmt.Errorf("is not a regular file (%s)", fi.Mode().Type())
+		return configRead{}, fmt.Errorf("is not a regular file (it is %s)", safeopen.Describe(fi.Mode()))
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"slices"
 
 	"github.com/secrets-agent/secrets-agent/internal/atomicfile"
+	"github.com/secrets-agent/secrets-agent/internal/safeopen"
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
 
@@ -46,12 +47,15 @@ type record struct {
 
 func (r record) id() string { return r.Section + "\x00" + r.Key }
 
+// maxManifestSize bounds the manifest loadManifest reads.
+const maxManifestSize = 64 << 20
+
 // loadManifest reads the manifest in dir. A missing manifest is a fresh one
 // with a new key. A manifest that cannot be read is returned fresh together
 // with the error, so that the caller can go on (without removing anything it
 // can no longer prove it wrote) and report the error.
 func loadManifest(root *os.Root) (*manifest, error) {
-	data, err := root.ReadFile(manifestName)
+	data, err := safeopen.ReadFile(root, manifestName, maxManifestSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return newManifest()
 	}

@@ -15,15 +15,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
-	"syscall"
 
 	"github.com/secrets-agent/secrets-agent/injectors"
 	"github.com/secrets-agent/secrets-agent/internal/atomicfile"
+	"github.com/secrets-agent/secrets-agent/internal/safeopen"
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
 
@@ -249,7 +248,7 @@ func (in *Injector) cleanTemps(root *os.Root) int {
 	if in.opts.StateDir == "" {
 		return n
 	}
-	state, err := os.OpenRoot(in.opts.StateDir)
+	state, err := safeopen.OpenRoot(in.opts.StateDir)
 	if err != nil {
 		return n // no state dir yet: no temp file in it either
 	}
@@ -259,14 +258,10 @@ func (in *Injector) cleanTemps(root *os.Root) int {
 }
 
 // currentGen returns the generation of env.sh in root if the file is
-// exactly what vars render to under that generation, else "".
+// exactly what vars render to under that generation, else "". Whatever a
+// user put in its place (a FIFO, a symlink) is "" at once, never waited on.
 func currentGen(root *os.Root, vars []variable) string {
-	f, err := root.OpenFile(FormatSh.FileName(), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	cur, err := io.ReadAll(io.LimitReader(f, 8<<20))
+	cur, err := safeopen.ReadFile(root, FormatSh.FileName(), 8<<20)
 	if err != nil {
 		return ""
 	}
@@ -299,6 +294,9 @@ func valueMAC(key, value []byte) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
+// maxManifestSize bounds the manifest loadManifest reads.
+const maxManifestSize = 64 << 20
+
 // loadManifest reads the manifest once per process. A missing manifest (or
 // no StateDir) starts empty with a fresh key; a corrupt one is an error.
 func (in *Injector) loadManifest() error {
@@ -307,7 +305,7 @@ func (in *Injector) loadManifest() error {
 	}
 	m := &manifest{Vars: map[string]manifestV{}}
 	if in.opts.StateDir != "" {
-		data, err := os.ReadFile(filepath.Join(in.opts.StateDir, manifestName))
+		data, err := safeopen.ReadIn(in.opts.StateDir, manifestName, maxManifestSize)
 		switch {
 		case err == nil:
 			if err := json.Unmarshal(data, m); err != nil {
@@ -344,7 +342,7 @@ func (in *Injector) saveManifest(m *manifest) (int, error) {
 	if err := os.MkdirAll(in.opts.StateDir, 0o700); err != nil {
 		return 0, fmt.Errorf("envprofile: create state dir: %w", err)
 	}
-	root, err := os.OpenRoot(in.opts.StateDir)
+	root, err := safeopen.OpenRoot(in.opts.StateDir)
 	if err != nil {
 		return 0, fmt.Errorf("envprofile: open state dir: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/secrets-agent/secrets-agent/internal/atomicfile"
+	"github.com/secrets-agent/secrets-agent/internal/safeopen"
 )
 
 //go:embed hook.sh
@@ -170,7 +171,7 @@ func openHookRoot(o HookOptions) (*os.Root, error) {
 	if o.Mode == HookUser {
 		r = filepath.Join(r, o.Home)
 	}
-	root, err := os.OpenRoot(r)
+	root, err := safeopen.OpenRoot(r)
 	if err != nil {
 		return nil, fmt.Errorf("open root %s: %w", r, err)
 	}
@@ -222,6 +223,9 @@ func eachTarget(o HookOptions, what string, do func(*os.Root, hookTarget) (strin
 	return changes, errors.Join(errs...)
 }
 
+// maxRCSize bounds the rc file readTarget reads.
+const maxRCSize = 8 << 20
+
 // readTarget follows symlinks (within root, opened at t.base) from t.path and
 // returns the regular file's name relative to root, content, mode and owner;
 // exists is false if there is no file. A symlink that leads out of t.base is
@@ -255,7 +259,7 @@ func readTarget(root *os.Root, t hookTarget) (name string, data []byte, opts ato
 		if !fi.Mode().IsRegular() {
 			return name, nil, opts, false, fmt.Errorf("%w (%s)", atomicfile.ErrNotRegular, fi.Mode().Type())
 		}
-		data, err := root.ReadFile(name)
+		data, err := safeopen.ReadFile(root, name, maxRCSize)
 		if err != nil {
 			return name, nil, opts, false, err
 		}

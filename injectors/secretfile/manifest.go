@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/secrets-agent/secrets-agent/internal/atomicfile"
+	"github.com/secrets-agent/secrets-agent/internal/safeopen"
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
 
@@ -61,11 +62,14 @@ func (e *entry) isOurs(fi fs.FileInfo) bool {
 	return ok && e.Ino != 0 && st.Dev == e.Dev && st.Ino == e.Ino && st.Mtim.Nano() == e.MtimeNs
 }
 
+// maxManifestSize bounds the manifest loadManifest reads.
+const maxManifestSize = 64 << 20
+
 // loadManifest reads the manifest in stateDir; a missing one is empty.
 func loadManifest(stateDir string) (*manifest, error) {
 	p := filepath.Join(stateDir, manifestName)
 	m := &manifest{Version: manifestVersion, Files: map[string]*entry{}}
-	b, err := os.ReadFile(p)
+	b, err := safeopen.ReadIn(stateDir, manifestName, maxManifestSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return m, nil
 	}
@@ -100,7 +104,7 @@ func saveManifest(stateDir string, data []byte, cleanTemps bool) error {
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return fmt.Errorf("save manifest: %w", err)
 	}
-	root, err := os.OpenRoot(stateDir)
+	root, err := safeopen.OpenRoot(stateDir)
 	if err != nil {
 		return fmt.Errorf("save manifest: %w", err)
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/secrets-agent/secrets-agent/injectors"
 	"github.com/secrets-agent/secrets-agent/internal/atomicfile"
+	"github.com/secrets-agent/secrets-agent/internal/safeopen"
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
 
@@ -275,7 +276,10 @@ func (p *pass) locate(target string) (rootPath string, root *os.Root, rel string
 		if root := p.roots[r]; root != nil {
 			return r, root, rel, nil
 		}
-		root, err := os.OpenRoot(r)
+		root, err := safeopen.OpenRoot(r)
+		if errors.Is(err, fs.ErrNotExist) && (p.in.owner.Home == "" || !atomicfile.Below(p.in.owner.Home, r)) {
+			root, err = createRoot(r)
+		}
 		if err != nil {
 			err = fmt.Errorf("open allowed root %s: %w", r, err)
 			p.rootErrs[r] = err
@@ -285,6 +289,28 @@ func (p *pass) locate(target string) (rootPath string, root *os.Root, rel string
 		return r, root, rel, nil
 	}
 	return "", nil, "", fmt.Errorf("%s is not below an allowed root (%s)", target, strings.Join(p.in.roots, ", "))
+}
+
+// rootMode is the mode of an allowed root the injector creates: the
+// environment's user reaches their own files below it by path, but cannot
+// list it, nor create, rename or replace anything in it.
+const rootMode = 0o711
+
+// createRoot creates the allowed root r, which does not exist (such as the
+// default /run/secrets on a fresh machine), owned by the agent's user and
+// mode rootMode, and opens it. Only r itself is made: a missing parent is an
+// error, as is a root that cannot be made (a user's agent cannot write /run).
+// Nothing in the user's home (nor the home) is created this way: the user
+// could move it or put a symlink in its place.
+func createRoot(r string) (*os.Root, error) {
+	if err := os.Mkdir(r, rootMode); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("create: %w", err)
+	} else if err == nil {
+		if err := os.Chmod(r, rootMode); err != nil { // Mkdir's mode is narrowed by the umask
+			return nil, fmt.Errorf("create: %w", err)
+		}
+	}
+	return safeopen.OpenRoot(r)
 }
 
 // job is one desired secret on its way to disk: what prepare found, and
@@ -344,7 +370,7 @@ func (p *pass) prepare(s secrets.Secret) (*job, injectors.Outcome) {
 	j := &job{s: s, root: root, rel: rel, existed: err == nil, prev: in.man.Files[target]}
 	switch {
 	case err == nil && !fi.Mode().IsRegular():
-		return fail(fmt.Errorf("%s is %s: %w", target, describe(fi.Mode()), atomicfile.ErrNotRegular))
+		return fail(fmt.Errorf("%s is %s: %w", target, safeopen.Describe(fi.Mode()), atomicfile.ErrNotRegular))
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return fail(fmt.Errorf("%s cannot be reached inside allowed root %s: %w", target, rootPath, err))
 	}
@@ -516,7 +542,7 @@ func (p *pass) remove(target string, ent *entry) injectors.Outcome {
 		return o
 	case free:
 	case !fi.Mode().IsRegular():
-		notes = append(notes, fmt.Sprintf("left in place: now %s", describe(fi.Mode())))
+		notes = append(notes, fmt.Sprintf("left in place: now %s", safeopen.Describe(fi.Mode())))
 	case !ent.isOurs(fi):
 		notes = append(notes, NoteReplaced)
 	default:
@@ -637,23 +663,6 @@ func holdsAny[V any](dir string, paths map[string]V) bool {
 		}
 	}
 	return false
-}
-
-// describe names a non-regular file type for an error message.
-func describe(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeSymlink != 0:
-		return "a symlink"
-	case m&fs.ModeNamedPipe != 0:
-		return "a FIFO"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeDevice != 0:
-		return "a device"
-	}
-	return fmt.Sprintf("not a regular file (%v)", m.Type())
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -17,6 +17,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/secrets-agent/secrets-agent/internal/safeopen"
 )
 
 // Options says how the file must end up.
@@ -94,7 +96,7 @@ func Write(root *os.Root, name string, data []byte, opts Options) (out Outcome, 
 	fi, err := root.Lstat(name)
 	switch {
 	case err == nil && !fi.Mode().IsRegular():
-		return Unchanged, fmt.Errorf("write %s: %w (%s)", name, ErrNotRegular, fi.Mode().Type())
+		return Unchanged, fmt.Errorf("write %s: %w (it is %s)", name, ErrNotRegular, safeopen.Describe(fi.Mode()))
 	case err == nil:
 		// (2)
 		out, done, err := compareAndFix(root, name, fi, data, opts)
@@ -254,9 +256,9 @@ func writeInPlace(root *os.Root, name string, fi fs.FileInfo, data []byte, opts 
 // SyncDir fsyncs the directory dir below root, so that renames and removals
 // in it are durable.
 func SyncDir(root *os.Root, dir string) error {
-	d, err := root.Open(dir)
+	d, err := safeopen.Dir(root, dir)
 	if err != nil {
-		return fmt.Errorf("open dir %s: %w", dir, err)
+		return fmt.Errorf("sync dir %s: %w", dir, err)
 	}
 	defer d.Close()
 	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
@@ -289,10 +291,11 @@ func tempPrefix(target string) string {
 }
 
 // CleanTemps removes temp files a crashed Write may have left beside name. It
-// returns how many it removed; a missing directory is not an error.
+// returns how many it removed; a missing directory is not an error. What is
+// in the directory's place is never blocked on (a FIFO there is an error).
 func CleanTemps(root *os.Root, name string) (int, error) {
 	dir := path.Dir(path.Clean(name))
-	d, err := root.Open(dir)
+	d, err := safeopen.Dir(root, dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
 	}
@@ -338,7 +341,7 @@ func MkdirAll(root *os.Root, dir string, perm fs.FileMode, uid, gid int) ([]stri
 				return created, fmt.Errorf("mkdir %s: %w", cur, serr)
 			}
 			if !fi.IsDir() {
-				return created, fmt.Errorf("mkdir %s: exists and is not a directory", cur)
+				return created, fmt.Errorf("mkdir %s: exists and is not a directory (it is %s)", cur, safeopen.Describe(fi.Mode()))
 			}
 			continue
 		}
@@ -362,7 +365,7 @@ func MkdirAll(root *os.Root, dir string, perm fs.FileMode, uid, gid int) ([]stri
 // OpenDir opens dir as an *os.Root, first creating it and every missing
 // parent below the nearest directory that exists, each with mode perm and
 // owned by uid:gid (-1 leaves an id), as MkdirAll does. A dir that exists is
-// opened as it is.
+// opened as it is; anything else there (a FIFO, say) is an error at once.
 func OpenDir(dir string, perm fs.FileMode, uid, gid int) (*os.Root, error) {
 	base := filepath.Clean(dir)
 	for {
@@ -380,7 +383,7 @@ func OpenDir(dir string, perm fs.FileMode, uid, gid int) (*os.Root, error) {
 		if err != nil {
 			return nil, fmt.Errorf("create %s: %w", dir, err)
 		}
-		r, err := os.OpenRoot(base)
+		r, err := safeopen.OpenRoot(base)
 		if err != nil {
 			return nil, fmt.Errorf("create %s: %w", dir, err)
 		}
@@ -390,7 +393,7 @@ func OpenDir(dir string, perm fs.FileMode, uid, gid int) (*os.Root, error) {
 			return nil, fmt.Errorf("create %s: %w", dir, err)
 		}
 	}
-	r, err := os.OpenRoot(dir)
+	r, err := safeopen.OpenRoot(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
@@ -414,7 +417,7 @@ func OpenDirBelow(base, dir string, perm fs.FileMode, uid, gid int) (*os.Root, e
 		return nil, fmt.Errorf("%s is not below %s", dir, base)
 	}
 	rel, _ := filepath.Rel(base, dir)
-	b, err := os.OpenRoot(base)
+	b, err := safeopen.OpenRoot(base)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", base, err)
 	}
@@ -423,7 +426,7 @@ func OpenDirBelow(base, dir string, perm fs.FileMode, uid, gid int) (*os.Root, e
 	if _, err := MkdirAll(b, rel, perm, uid, gid); err != nil {
 		return nil, fmt.Errorf("create %s: %w", dir, err)
 	}
-	r, err := b.OpenRoot(rel)
+	r, err := safeopen.SubRoot(b, rel)
 	if err != nil {
 		return nil, fmt.Errorf("open %s inside %s: %w", dir, base, err)
 	}
