@@ -18,10 +18,10 @@ import (
 	"net"
 	"os"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/secrets-agent/secrets-agent/internal/atomicfile"
+	"github.com/secrets-agent/secrets-agent/internal/safeopen"
 )
 
 // Names of the CA's files in the agent's state dir.
@@ -88,21 +88,15 @@ func LoadCA(stateDir string) (*CA, error) {
 	return ca, nil
 }
 
-// readPrivate reads name below root without following a symlink, refusing
-// anything but a regular file that only its owner may read or write.
+// readPrivate reads name below root through safeopen (no symlink followed,
+// no blocking on a FIFO, regular files only), refusing a key file that
+// anyone but its owner may read or write.
 func readPrivate(root *os.Root, name string) ([]byte, error) {
-	f, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	f, fi, err := safeopen.Open(root, name)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
-	}
 	if name == CAKeyFile && fi.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("mode %04o: readable or writable by others than its owner, so it may have been copied; remove it and the agent makes a new CA", fi.Mode().Perm())
 	}
