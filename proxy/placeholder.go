@@ -3,6 +3,8 @@ package proxy
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 )
@@ -39,29 +41,59 @@ func IsPlaceholder(s string) bool {
 // Placeholders hands out one placeholder per secret and keeps it for as long
 // as the secret's session stays the same: a new session (the value changed)
 // gets a new placeholder, so the old one stops working with the old value.
-// Placeholders live in memory only: an agent that restarts hands out new
-// ones (and rewrites the mounts that hold them). It is safe for concurrent
-// use; the zero value is ready.
+// Encode and LoadPlaceholders keep them across an agent restart, so that
+// programs already running with a placeholder keep working. It is safe for
+// concurrent use; the zero value is ready.
 type Placeholders struct {
 	mu sync.Mutex
 	m  map[string]issued // by secret id
 }
 
-type issued struct{ session, placeholder string }
+type issued struct {
+	Session     string `json:"session"`
+	Placeholder string `json:"placeholder"`
+}
+
+// Encode returns the placeholders as JSON (secret id -> session and
+// placeholder; never a value), deterministic for the same content.
+func (p *Placeholders) Encode() []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b, err := json.Marshal(p.m) // map keys are sorted
+	if err != nil {
+		panic(fmt.Sprintf("encode placeholders: %v", err)) // plain strings: cannot fail
+	}
+	return b
+}
+
+// LoadPlaceholders reads what Encode wrote. Entries that are not
+// placeholders are dropped (they get new ones).
+func LoadPlaceholders(b []byte) (*Placeholders, error) {
+	var m map[string]issued
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("read placeholders: %w", err)
+	}
+	for id, is := range m {
+		if !IsPlaceholder(is.Placeholder) {
+			delete(m, id)
+		}
+	}
+	return &Placeholders{m: m}, nil
+}
 
 // For returns the placeholder of secret id at session, making a new one
 // when the secret has none yet or had one for another session.
 func (p *Placeholders) For(id, session string) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if is, ok := p.m[id]; ok && is.session == session {
-		return is.placeholder
+	if is, ok := p.m[id]; ok && is.Session == session {
+		return is.Placeholder
 	}
 	if p.m == nil {
 		p.m = map[string]issued{}
 	}
 	ph := NewPlaceholder()
-	p.m[id] = issued{session: session, placeholder: ph}
+	p.m[id] = issued{Session: session, Placeholder: ph}
 	return ph
 }
 

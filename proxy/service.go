@@ -1,11 +1,13 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -14,6 +16,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/secrets-agent/secrets-agent/internal/atomicfile"
+	"github.com/secrets-agent/secrets-agent/internal/safeopen"
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
 
@@ -50,9 +54,14 @@ type Service struct {
 	addr      string
 	startErr  error
 	env       []Var
-	ph        Placeholders
+	ph        *Placeholders        // loaded from StateDir by the first Prepare
+	phSaved   []byte               // what the placeholders file holds
 	installed map[string]installed // by secret id: what the last Prepare gave the proxy
 }
+
+// placeholdersFile, in StateDir, keeps the placeholders across restarts
+// (ids, sessions and placeholders; never a value).
+const placeholdersFile = "proxy-placeholders.json"
 
 // installed is a credential as the proxy holds it and the value its mounts
 // were handed in its place.
@@ -95,6 +104,8 @@ const EnvID = "secrets-agent-proxy:"
 func (s *Service) Prepare(sets map[string][]secrets.Secret, envSet string) map[string]error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.loadPlaceholders()
+	defer s.savePlaceholders()
 	errs := map[string]error{}
 	var creds []Credential
 	next := map[string]installed{}
@@ -138,6 +149,46 @@ func (s *Service) Prepare(sets map[string][]secrets.Secret, envSet string) map[s
 		return nil
 	}
 	return errs
+}
+
+// loadPlaceholders reads the placeholders an earlier run handed out, once;
+// a missing or unreadable file starts afresh (an unreadable one is logged).
+func (s *Service) loadPlaceholders() {
+	if s.ph != nil {
+		return
+	}
+	s.ph = &Placeholders{}
+	b, err := safeopen.ReadIn(s.o.StateDir, placeholdersFile, maxCAFile)
+	if err == nil {
+		s.ph, err = LoadPlaceholders(b)
+	}
+	if err != nil {
+		s.ph = &Placeholders{}
+		if !errors.Is(err, fs.ErrNotExist) {
+			s.log.Warn("credential proxy: placeholders of the last run not read; new ones are handed out", zap.Error(err))
+		}
+	}
+	s.phSaved = s.ph.Encode()
+}
+
+// savePlaceholders writes the placeholders to StateDir (0600) when they
+// changed; a failure is logged: it costs only new placeholders after a
+// restart.
+func (s *Service) savePlaceholders() {
+	b := s.ph.Encode()
+	if bytes.Equal(b, s.phSaved) {
+		return
+	}
+	root, err := atomicfile.OpenDir(s.o.StateDir, 0o700, -1, -1)
+	if err == nil {
+		_, err = atomicfile.Write(root, placeholdersFile, b, atomicfile.Options{Mode: 0o600, UID: -1, GID: -1})
+		root.Close()
+	}
+	if err != nil {
+		s.log.Warn("credential proxy: placeholders not saved; a restart hands out new ones", zap.Error(err))
+		return
+	}
+	s.phSaved = b
 }
 
 // credential returns the credential of sec and the value its mount gets.
