@@ -52,7 +52,7 @@ type Service struct {
 	mu        sync.Mutex
 	p         *Proxy
 	addr      string
-	startErr  error
+	startErr  error // the last start's failure, logged once
 	env       []Var
 	ph        *Placeholders        // loaded from StateDir by the first Prepare
 	phSaved   []byte               // what the placeholders file holds
@@ -213,17 +213,19 @@ func (s *Service) credential(sec secrets.Secret) (installed, error) {
 	return installed{cred: c, masked: masked}, nil
 }
 
-// start makes the CA, trusts it and starts the proxy, once; a failure is
-// kept and returned again, so a broken setup costs one attempt per agent.
+// start makes the CA, trusts it and starts the proxy, unless it runs. A
+// failure (the port taken, the state dir unwritable) is tried again at the
+// next Prepare, and logged when it differs from the last one.
 func (s *Service) start() error {
-	if s.p != nil || s.startErr != nil {
-		return s.startErr
+	if s.p != nil {
+		return nil
 	}
-	s.startErr = s.startOnce()
-	if s.startErr != nil {
-		s.log.Error("credential proxy not started: its secrets are not applied", zap.Error(s.startErr))
+	err := s.startOnce()
+	if err != nil && (s.startErr == nil || s.startErr.Error() != err.Error()) {
+		s.log.Error("credential proxy not started: its secrets are not applied", zap.Error(err))
 	}
-	return s.startErr
+	s.startErr = err
+	return err
 }
 
 func (s *Service) startOnce() error {

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -78,5 +79,23 @@ func TestPrepareAddsTheProxyVariablesOnlyWhileAProxiedSecretExists(t *testing.T)
 	}
 	if got := names(prepare(t, s, plain)["envprofile"]); len(got) != 1 {
 		t.Errorf("after the proxied secret went the set is %v, want PLAIN alone", got)
+	}
+}
+
+func TestAProxyThatCouldNotStartIsTriedAgain(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewService(ServiceOptions{StateDir: t.TempDir(), Listen: busy.Addr().String()})
+	t.Cleanup(func() { _ = s.Close() })
+	sets := map[string][]secrets.Secret{"envprofile": {proxied("gh", "s1", "real")}}
+	errs := s.Prepare(sets, "envprofile")
+	if errs["gh"] == nil || len(sets["envprofile"]) != 0 {
+		t.Fatalf("port taken: errors %v, set %d secrets; want gh failed and left out", errs, len(sets["envprofile"]))
+	}
+	busy.Close()
+	if got := prepare(t, s, proxied("gh", "s1", "real"))["envprofile"]; len(got) == 0 || !IsPlaceholder(string(got[0].Value)) {
+		t.Errorf("after the port was freed: %v, want the placeholder", got)
 	}
 }
