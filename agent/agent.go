@@ -376,6 +376,29 @@ func (a *Agent) RegistryHosts() []string {
 	return hosts
 }
 
+// Credential returns the user and password for host from the injector of
+// mount kind k that serves credentials (an injectors.CredentialServer, such as
+// gitcred), out of the secrets last handed to it; host is compared as the
+// mount's conflict key (Mount.Key). ok is false when no such injector is
+// enabled, no secret of it targets host, or the injector declines.
+func (a *Agent) Credential(k secrets.MountKind, host string) (user, password string, ok bool) {
+	want, _ := secrets.Mount{Kind: k, Target: host}.Key()
+	a.handedMu.Lock()
+	defer a.handedMu.Unlock()
+	for _, sl := range a.injectorSlots() {
+		cs, serves := sl.inj.(injectors.CredentialServer)
+		if sl.kind != k || !serves {
+			continue
+		}
+		for _, s := range a.handed[sl.name] {
+			if key, _ := s.Mount.Key(); key == want {
+				return cs.Credential(s)
+			}
+		}
+	}
+	return "", "", false
+}
+
 // handedOfKind returns a new slice of the secrets last applied by the
 // injectors of kind k. The caller holds handedMu.
 func (a *Agent) handedOfKind(k secrets.MountKind) []secrets.Secret {

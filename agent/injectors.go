@@ -1,12 +1,15 @@
 package agent
 
 import (
+	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/secrets-agent/secrets-agent/config"
 	"github.com/secrets-agent/secrets-agent/injectors"
 	"github.com/secrets-agent/secrets-agent/injectors/dockercfg"
 	"github.com/secrets-agent/secrets-agent/injectors/envprofile"
+	"github.com/secrets-agent/secrets-agent/injectors/gitcred"
 	"github.com/secrets-agent/secrets-agent/injectors/secretfile"
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
@@ -26,6 +29,7 @@ var builtins = []builtin{
 	{"envprofile", secrets.MountEnv, func(c *config.Config) bool { return c.Injectors.EnvProfile.Enabled }, buildEnvProfile},
 	{"secretfile", secrets.MountFile, func(c *config.Config) bool { return c.Injectors.SecretFile.Enabled }, buildSecretFile},
 	{"dockercfg", secrets.MountRegistry, func(c *config.Config) bool { return c.Injectors.DockerCfg.Enabled }, buildDockerCfg},
+	{"gitcred", secrets.MountGitCredential, func(c *config.Config) bool { return c.Injectors.GitCred.Enabled }, buildGitCred},
 }
 
 func buildEnvProfile(cfg *config.Config, owner injectors.Owner) (injectors.Injector, error) {
@@ -40,6 +44,16 @@ func buildSecretFile(cfg *config.Config, owner injectors.Owner) (injectors.Injec
 func buildDockerCfg(cfg *config.Config, owner injectors.Owner) (injectors.Injector, error) {
 	return dockercfg.New(dockercfg.Options{ConfigDir: cfg.Injectors.DockerCfg.ConfigDir,
 		Mode: dockercfg.Mode(cfg.Injectors.DockerCfg.Mode), HelperName: "secrets-agent", Owner: owner, StateDir: cfg.StateDir})
+}
+
+// buildGitCred's helper is this program's git-credential command on cfg's socket.
+func buildGitCred(cfg *config.Config, owner injectors.Owner) (injectors.Injector, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("gitcred: the agent's own path, for git's credential helper: %w", err)
+	}
+	return gitcred.New(gitcred.Options{Username: cfg.Injectors.GitCred.Username, Owner: owner,
+		Helper: []string{exe, "git-credential", "--socket", cfg.Socket}})
 }
 
 // ownPaths are the agent's own files, which no secret may target: the config

@@ -59,6 +59,7 @@ type Injectors struct {
 	EnvProfile EnvProfile `yaml:"envprofile"`
 	SecretFile SecretFile `yaml:"secretfile"`
 	DockerCfg  DockerCfg  `yaml:"dockercfg"`
+	GitCred    GitCred    `yaml:"gitcred"`
 }
 
 // EnvProfile configures the shell-fragment injector.
@@ -79,6 +80,14 @@ type DockerCfg struct {
 	Enabled   bool   `yaml:"enabled"`
 	ConfigDir string `yaml:"config_dir"`
 	Mode      string `yaml:"mode"` // inline | helper | auto
+}
+
+// GitCred configures the git credential injector.
+type GitCred struct {
+	Enabled bool `yaml:"enabled"`
+	// Username is the user name the git credential helper answers with
+	// every token; the token is the password.
+	Username string `yaml:"username"`
 }
 
 // Proxy configures the credential proxy, which serves the secrets that carry

@@ -76,6 +76,7 @@ func defaults(system bool) *Config {
 				Mode:         0o600,
 			},
 			DockerCfg: DockerCfg{Enabled: true, Mode: "inline"},
+			GitCred:   GitCred{Enabled: true, Username: "oauth2"},
 		},
 		Proxy: Proxy{Enabled: true, Listen: "127.0.0.1:7879", SystemTrust: true},
 		Log:   Log{Level: "info", Format: "auto"},

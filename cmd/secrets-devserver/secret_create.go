@@ -19,7 +19,7 @@ func newSecretCreateCmd() *cobra.Command {
 		proxyHosts              []string
 	)
 	cmd := &cobra.Command{
-		Use:   "create --data DIR --scope organization|project|user|service_account --owner ID --name N (--env | --file PATH | --registry HOST | --api-only) [--proxy-header H --proxy-host HOST...] [--value V | --value-stdin]",
+		Use:   "create --data DIR --scope organization|project|user|service_account --owner ID --name N (--env | --file PATH | --registry HOST | --git-host HOST | --api-only) [--proxy-header H --proxy-host HOST...] [--value V | --value-stdin]",
 		Short: "Create a secret and print its id",
 		Long: `create stores a secret of an organization, project, user or service account
 (--scope and --owner, the owner's id) with exactly one mount:
@@ -27,6 +27,7 @@ func newSecretCreateCmd() *cobra.Command {
   --env            an environment variable named N
   --file PATH      a file at the absolute PATH
   --registry HOST  a docker registry login for HOST; the value is base64(user:password)
+  --git-host HOST  git over HTTPS to HOST (host[:port]) authenticates with it; the value is the token
   --api-only       never injected; readable through GetSecretValue only
 
 With --proxy-header H and --proxy-host HOST (repeatable) the secret is for a
@@ -80,14 +81,15 @@ secret's id.`,
 	f.BoolVar(&m.EnvironmentVariable, "env", false, "mount as the environment variable named --name")
 	f.StringVar(&m.FilePath, "file", "", "mount as a file at this absolute path")
 	f.StringVar(&m.ContainerRegistryBasicAuthHost, "registry", "", "mount as a docker login for this registry host")
+	f.StringVar(&m.GitCredentialHost, "git-host", "", "mount as the git credential (token) for this git host")
 	f.BoolVar(&m.APIOnly, "api-only", false, "do not mount; API access only")
 	f.StringVar(&proxyHeader, "proxy-header", "", "for a credential proxy: the header that carries the value (e.g. Authorization)")
 	f.StringArrayVar(&proxyHosts, "proxy-host", nil, "for a credential proxy: a host whose requests get the value (repeatable)")
 	for _, r := range []string{"scope", "owner", "name"} {
 		_ = cmd.MarkFlagRequired(r)
 	}
-	cmd.MarkFlagsOneRequired("env", "file", "registry", "api-only")
-	cmd.MarkFlagsMutuallyExclusive("env", "file", "registry", "api-only")
+	cmd.MarkFlagsOneRequired("env", "file", "registry", "git-host", "api-only")
+	cmd.MarkFlagsMutuallyExclusive("env", "file", "registry", "git-host", "api-only")
 	val.add(cmd)
 	return cmd
 }
