@@ -86,7 +86,7 @@ func TestSystemUnitIsHardened(t *testing.T) {
 	for _, want := range []string{
 		"Type=notify", "Requires=secrets-agent.socket", "ExecStart=/usr/local/bin/secrets-agent run --config /etc/secrets-agent/config.yaml",
 		"ExecReload=/bin/sh -c 'kill -HUP ${MAINPID}'", "WatchdogSec=30s", "Restart=on-failure",
-		"NoNewPrivileges=yes", "ProtectSystem=strict", "ReadWritePaths=-/home -/root -/run/secrets",
+		"NoNewPrivileges=yes", "ProtectSystem=strict", "ReadWritePaths=-/home -/root -/run/secrets -/usr/local/share/ca-certificates -/etc/ssl/certs",
 		"PrivateTmp=yes", "ProtectKernelTunables=yes", "ProtectKernelModules=yes", "ProtectKernelLogs=yes",
 		"ProtectControlGroups=yes", "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6", "UMask=0077",
 		"RuntimeDirectory=secrets-agent secrets", "RuntimeDirectoryPreserve=yes", "StateDirectory=secrets-agent",
