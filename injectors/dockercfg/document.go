@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"sort"
 )
 
 // The config.json sections this injector writes into.
@@ -207,14 +206,4 @@ func authEntry(cur json.RawMessage, auth string) (json.RawMessage, error) {
 	}
 	fields["auth"] = a
 	return marshal(fields)
-}
-
-// sortedKeys returns m's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

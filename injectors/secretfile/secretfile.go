@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"slices"
@@ -178,7 +179,7 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 		p.res.Err = fmt.Errorf("secretfile: %w", err)
 	} else {
 		// (3)
-		for _, target := range sortedKeys(in.man.Files) {
+		for _, target := range slices.Sorted(maps.Keys(in.man.Files)) {
 			if !wanted[target] {
 				p.res.Outcomes = append(p.res.Outcomes, p.remove(target, in.man.Files[target]))
 			}
@@ -195,7 +196,7 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 			in.saved = data
 		}
 	}
-	p.res.Paths = sortedKeys(in.man.Files)
+	p.res.Paths = slices.Sorted(maps.Keys(in.man.Files))
 	return p.res
 }
 
@@ -225,7 +226,7 @@ func (in *Injector) saveNow(firstPass bool) {
 
 // cleanTemps is step (1).
 func (in *Injector) cleanTemps(p *pass, wanted map[string]bool) {
-	paths := sortedKeys(in.man.Files)
+	paths := slices.Sorted(maps.Keys(in.man.Files))
 	for t := range wanted {
 		if in.man.Files[t] == nil {
 			paths = append(paths, t)
@@ -663,13 +664,4 @@ func holdsAny[V any](dir string, paths map[string]V) bool {
 		}
 	}
 	return false
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
