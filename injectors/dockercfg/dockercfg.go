@@ -286,16 +286,16 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 		return failAll(fmt.Errorf("dockercfg: state dir: %w", err))
 	}
 	defer stateRoot.Close()
-	man, manErr := loadManifest(stateRoot)
-	if man == nil {
-		return failAll(fmt.Errorf("dockercfg: %w", manErr))
+	man, err := loadManifest(in.o.StateDir)
+	if err != nil {
+		return failAll(fmt.Errorf("dockercfg: %w", err))
 	}
 	if man.Config != "" && man.Config != in.ConfigPath() {
 		// The config dir changed: take the entries out of the old file first
 		// (a pass with nothing desired on it), then start from its manifest.
 		res.Outcomes, res.Writes = in.moveFrom(ctx, man.Config)
-		if man, manErr = loadManifest(stateRoot); man == nil {
-			return failAll(fmt.Errorf("dockercfg: %w", manErr))
+		if man, err = loadManifest(in.o.StateDir); err != nil {
+			return failAll(fmt.Errorf("dockercfg: %w", err))
 		}
 		man.Entries = nil
 	}
@@ -372,7 +372,7 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 			continue // replaced since the re-read
 		}
 		// (8)
-		wrote, err := man.union(p.recs).save(stateRoot)
+		wrote, err := man.union(p.recs).save(in.o.StateDir)
 		if err != nil {
 			return failAll(fmt.Errorf("dockercfg: %w", err))
 		}
@@ -409,11 +409,11 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 	}
 
 	// (10)
-	wrote, err := man.with(p.recs).save(stateRoot)
+	wrote, err := man.with(p.recs).save(in.o.StateDir)
 	if wrote {
 		res.Writes++
 	}
-	res.Err = errors.Join(manErr, err)
+	res.Err = err
 
 	for _, w := range wants {
 		outs[w.out].Action = p.actions[w.out]

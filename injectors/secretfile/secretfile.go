@@ -21,6 +21,7 @@ import (
 
 	"github.com/secrets-agent/secrets-agent/injectors"
 	"github.com/secrets-agent/secrets-agent/internal/atomicfile"
+	imanifest "github.com/secrets-agent/secrets-agent/internal/manifest"
 	"github.com/secrets-agent/secrets-agent/internal/safeopen"
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
@@ -190,7 +191,7 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 
 	// (5)
 	if data := in.man.encode(); !slices.Equal(data, in.saved) {
-		if err := saveManifest(in.stateDir, data, firstPass); err != nil {
+		if _, err := imanifest.Save(in.stateDir, manifestName, in.man); err != nil {
 			p.res.Err = errors.Join(p.res.Err, fmt.Errorf("secretfile: %w", err))
 		} else {
 			in.saved = data
@@ -200,10 +201,10 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 	return p.res
 }
 
-// saveIntent is the end of step (2a): it records the new paths of jobs in
+// saveIntent records the new paths of jobs in
 // the manifest with an all-zero identity (not yet written) and saves it when
-// that changed it. A failed save is not reported here: step (5) saves again
-// and reports.
+// that changed it, before any of them is written. A failed save is not
+// reported here: Apply saves again at its end and reports.
 func (in *Injector) saveIntent(jobs []*job, firstPass bool) {
 	for _, j := range jobs {
 		if j != nil && j.prev == nil && in.man.Files[j.s.Mount.Target] == nil {
@@ -218,7 +219,7 @@ func (in *Injector) saveIntent(jobs []*job, firstPass bool) {
 // failed save is not reported here: step (5) saves again and reports.
 func (in *Injector) saveNow(firstPass bool) {
 	if data := in.man.encode(); !slices.Equal(data, in.saved) {
-		if err := saveManifest(in.stateDir, data, firstPass); err == nil {
+		if _, err := imanifest.Save(in.stateDir, manifestName, in.man); err == nil {
 			in.saved = data
 		}
 	}
