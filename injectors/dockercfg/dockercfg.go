@@ -23,6 +23,7 @@ import (
 
 	"github.com/secrets-agent/secrets-agent/injectors"
 	"github.com/secrets-agent/secrets-agent/internal/atomicfile"
+	"github.com/secrets-agent/secrets-agent/internal/dirs"
 	"github.com/secrets-agent/secrets-agent/internal/safeopen"
 	"github.com/secrets-agent/secrets-agent/internal/tilde"
 	"github.com/secrets-agent/secrets-agent/secrets"
@@ -281,7 +282,7 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 	}
 
 	// (2)
-	stateRoot, err := atomicfile.OpenDir(in.o.StateDir, 0o700, -1, -1)
+	stateRoot, err := dirs.Open(in.o.StateDir, 0o700, -1, -1)
 	if err != nil {
 		return failAll(fmt.Errorf("dockercfg: state dir: %w", err))
 	}
@@ -430,10 +431,10 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 // outside the home ($DOCKER_CONFIG or config_dir set by the admin) is opened
 // as configured.
 func (in *Injector) openConfigDir() (*os.Root, error) {
-	if home := in.o.Owner.Home; home != "" && atomicfile.Below(home, in.configDir) {
-		return atomicfile.OpenDirBelow(home, in.configDir, 0o700, in.o.Owner.UID, in.o.Owner.GID)
+	if home := in.o.Owner.Home; home != "" && dirs.Below(home, in.configDir) {
+		return dirs.OpenBelow(home, in.configDir, 0o700, in.o.Owner.UID, in.o.Owner.GID)
 	}
-	return atomicfile.OpenDir(in.configDir, 0o700, in.o.Owner.UID, in.o.Owner.GID)
+	return dirs.Open(in.configDir, 0o700, in.o.Owner.UID, in.o.Owner.GID)
 }
 
 // moveFrom removes the entries the injector wrote into the config.json at

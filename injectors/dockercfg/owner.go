@@ -6,7 +6,7 @@ import (
 	"os"
 	"syscall"
 
-	"github.com/secrets-agent/secrets-agent/internal/atomicfile"
+	"github.com/secrets-agent/secrets-agent/internal/dirs"
 )
 
 // takeOver is step (4b) of Apply, for a pass that writes entries: it makes
@@ -72,7 +72,7 @@ func holdsCredential(entry json.RawMessage) bool {
 // admin), or when the agent cannot chown (UID -1), it does nothing.
 func (in *Injector) takeOverDir(root *os.Root) error {
 	uid, gid := in.o.Owner.UID, in.o.Owner.GID
-	if uid < 0 || in.o.Owner.Home == "" || in.configDir == in.o.Owner.Home || !atomicfile.Below(in.o.Owner.Home, in.configDir) {
+	if uid < 0 || in.o.Owner.Home == "" || in.configDir == in.o.Owner.Home || !dirs.Below(in.o.Owner.Home, in.configDir) {
 		return nil
 	}
 	fi, err := root.Stat(".")

@@ -19,6 +19,7 @@ import (
 
 	"github.com/secrets-agent/secrets-agent/injectors"
 	"github.com/secrets-agent/secrets-agent/internal/atomicfile"
+	"github.com/secrets-agent/secrets-agent/internal/dirs"
 	imanifest "github.com/secrets-agent/secrets-agent/internal/manifest"
 	"github.com/secrets-agent/secrets-agent/internal/safeopen"
 	"github.com/secrets-agent/secrets-agent/secrets"
@@ -342,8 +343,8 @@ func (in *Injector) failAll(res injectors.Result, desired []secrets.Secret, vars
 // elsewhere.
 func (in *Injector) openDir() (*os.Root, error) {
 	dir := in.opts.Dir
-	if home := in.opts.Owner.Home; home != "" && atomicfile.Below(home, dir) {
-		root, err := atomicfile.OpenDirBelow(home, dir, 0o700, in.opts.Owner.UID, in.opts.Owner.GID)
+	if home := in.opts.Owner.Home; home != "" && dirs.Below(home, dir) {
+		root, err := dirs.OpenBelow(home, dir, 0o700, in.opts.Owner.UID, in.opts.Owner.GID)
 		if err != nil {
 			return nil, fmt.Errorf("envprofile: %w", err)
 		}
@@ -355,7 +356,7 @@ func (in *Injector) openDir() (*os.Root, error) {
 			return nil, fmt.Errorf("envprofile: create %s: %w", parent, err)
 		}
 	}
-	root, err := atomicfile.OpenDir(dir, 0o700, in.opts.Owner.UID, in.opts.Owner.GID)
+	root, err := dirs.Open(dir, 0o700, in.opts.Owner.UID, in.opts.Owner.GID)
 	if err != nil {
 		return nil, fmt.Errorf("envprofile: %w", err)
 	}

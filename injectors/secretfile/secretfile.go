@@ -21,6 +21,7 @@ import (
 
 	"github.com/secrets-agent/secrets-agent/injectors"
 	"github.com/secrets-agent/secrets-agent/internal/atomicfile"
+	"github.com/secrets-agent/secrets-agent/internal/dirs"
 	imanifest "github.com/secrets-agent/secrets-agent/internal/manifest"
 	"github.com/secrets-agent/secrets-agent/internal/safeopen"
 	"github.com/secrets-agent/secrets-agent/secrets"
@@ -279,7 +280,7 @@ func (p *pass) locate(target string) (rootPath string, root *os.Root, rel string
 			return r, root, rel, nil
 		}
 		root, err := safeopen.OpenRoot(r)
-		if errors.Is(err, fs.ErrNotExist) && (p.in.owner.Home == "" || !atomicfile.Below(p.in.owner.Home, r)) {
+		if errors.Is(err, fs.ErrNotExist) && (p.in.owner.Home == "" || !dirs.Below(p.in.owner.Home, r)) {
 			root, err = createRoot(r)
 		}
 		if err != nil {
@@ -413,7 +414,7 @@ func (p *pass) prepare(s secrets.Secret) (*job, injectors.Outcome) {
 	}
 
 	// (d)
-	created, err := atomicfile.MkdirAll(root, path.Dir(rel), 0o700, in.owner.UID, in.owner.GID)
+	created, err := dirs.MkdirAll(root, path.Dir(rel), 0o700, in.owner.UID, in.owner.GID)
 	p.res.Writes += len(created)
 	for _, d := range created {
 		in.man.Dirs = append(in.man.Dirs, path.Join(rootPath, d))
