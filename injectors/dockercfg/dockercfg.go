@@ -431,10 +431,7 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 // outside the home ($DOCKER_CONFIG or config_dir set by the admin) is opened
 // as configured.
 func (in *Injector) openConfigDir() (*os.Root, error) {
-	if home := in.o.Owner.Home; home != "" && dirs.Below(home, in.configDir) {
-		return dirs.OpenBelow(home, in.configDir, 0o700, in.o.Owner.UID, in.o.Owner.GID)
-	}
-	return dirs.Open(in.configDir, 0o700, in.o.Owner.UID, in.o.Owner.GID)
+	return dirs.OpenUnder(in.o.Owner.Home, in.configDir, 0o700, in.o.Owner.UID, in.o.Owner.GID)
 }
 
 // moveFrom removes the entries the injector wrote into the config.json at

@@ -338,25 +338,17 @@ func (in *Injector) failAll(res injectors.Result, desired []secrets.Secret, vars
 // missing parents 0755, as /run/secrets-agent holds every user's dir) and
 // opens it.
 //
-// A Dir in Owner's home is reached through an os.Root at the home, so that a
-// symlink the user plants there cannot make an agent running as root write
-// elsewhere.
+// A Dir in Owner's home is reached through an os.Root at the home
+// (dirs.OpenUnder).
 func (in *Injector) openDir() (*os.Root, error) {
-	dir := in.opts.Dir
-	if home := in.opts.Owner.Home; home != "" && dirs.Below(home, dir) {
-		root, err := dirs.OpenBelow(home, dir, 0o700, in.opts.Owner.UID, in.opts.Owner.GID)
-		if err != nil {
-			return nil, fmt.Errorf("envprofile: %w", err)
-		}
-		return root, nil
-	}
-	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+	dir, home := in.opts.Dir, in.opts.Owner.Home
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) && (home == "" || !dirs.Below(home, dir)) {
 		parent := filepath.Dir(dir)
 		if err := os.MkdirAll(parent, 0o755); err != nil {
 			return nil, fmt.Errorf("envprofile: create %s: %w", parent, err)
 		}
 	}
-	root, err := dirs.Open(dir, 0o700, in.opts.Owner.UID, in.opts.Owner.GID)
+	root, err := dirs.OpenUnder(home, dir, 0o700, in.opts.Owner.UID, in.opts.Owner.GID)
 	if err != nil {
 		return nil, fmt.Errorf("envprofile: %w", err)
 	}

@@ -110,6 +110,17 @@ func Below(base, p string) bool {
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
+// OpenUnder is Open for a dir an agent running as root writes for the user
+// whose home is home: a dir below home (when home is set) is opened with
+// OpenBelow, so that a symlink the user plants there cannot make the agent
+// write elsewhere; any other dir (set by the admin) is opened as it is.
+func OpenUnder(home, dir string, perm fs.FileMode, uid, gid int) (*os.Root, error) {
+	if home != "" && Below(home, dir) {
+		return OpenBelow(home, dir, perm, uid, gid)
+	}
+	return Open(dir, perm, uid, gid)
+}
+
 // OpenBelow is Open for a dir that must stay inside base, such as a
 // directory in a user's home that an agent running as root writes: base is
 // opened as an *os.Root and dir is created and opened through it, so that no
