@@ -9,7 +9,7 @@ import (
 	"github.com/secrets-agent/secrets-agent/internal/dirs"
 )
 
-// takeOver is step (4b) of Apply, for a pass that writes entries: it makes
+// takeOver, for a pass of Apply that writes entries, makes
 // sure config.json ends up the environment's user's and holds no one
 // else's credentials. A config.json owned by someone else (root's 0644 one
 // in the user's home, another user's) is

@@ -304,7 +304,7 @@ func (m *manifest) nextDelta(key imanifest.Key, vars []variable, gen string) *de
 	return d
 }
 
-// writeDelta is step (4) for the delta file name of format f: it writes d
+// writeDelta writes, as the delta file name of format f, d
 // rendered for vars, or, if d is nil, removes the file there (whatever it
 // is: a removal follows no symlink and opens nothing). It returns the
 // number of writes and removals.
@@ -334,7 +334,7 @@ func (in *Injector) failAll(res injectors.Result, desired []secrets.Secret, vars
 	return res
 }
 
-// openDir is step (2): it creates Dir if missing (0700, owned by Owner; its
+// openDir creates Dir if missing (0700, owned by Owner; its
 // missing parents 0755, as /run/secrets-agent holds every user's dir) and
 // opens it.
 //
@@ -355,7 +355,7 @@ func (in *Injector) openDir() (*os.Root, error) {
 	return root, nil
 }
 
-// cleanTemps is the first Apply's part of step (2): it removes the temp
+// cleanTemps, on the first Apply, removes the temp
 // files of the fragments in root and of the manifest, and returns how many.
 // A failure is not reported: a temp file that stays is harmless to the write.
 func (in *Injector) cleanTemps(root *os.Root) int {

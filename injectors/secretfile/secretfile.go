@@ -217,7 +217,7 @@ func (in *Injector) saveIntent(jobs []*job, firstPass bool) {
 }
 
 // saveNow saves the manifest when it differs from what was saved last. A
-// failed save is not reported here: step (5) saves again and reports.
+// failed save is not reported here: Apply saves again at its end and reports.
 func (in *Injector) saveNow(firstPass bool) {
 	if data := in.man.encode(); !slices.Equal(data, in.saved) {
 		if _, err := imanifest.Save(in.stateDir, manifestName, in.man); err == nil {
@@ -226,7 +226,8 @@ func (in *Injector) saveNow(firstPass bool) {
 	}
 }
 
-// cleanTemps is step (1).
+// cleanTemps removes the temp files a crash left beside the managed and
+// desired paths.
 func (in *Injector) cleanTemps(p *pass, wanted map[string]bool) {
 	paths := slices.Sorted(maps.Keys(in.man.Files))
 	for t := range wanted {
@@ -332,7 +333,7 @@ type job struct {
 	afterErr error
 }
 
-// prepare is step (2a) for one secret. It returns either a job to write or
+// prepare decides what to do for one secret. It returns either a job to write or
 // the secret's failed outcome.
 //
 //	(a) The target must be a clean absolute path below an allowed root,
@@ -425,10 +426,10 @@ func (p *pass) prepare(s secrets.Secret) (*job, injectors.Outcome) {
 	return j, injectors.Outcome{}
 }
 
-// writers bounds how many files step (2b) writes at once.
+// writers bounds how many files writeAll writes at once.
 const writers = 8
 
-// writeAll is step (2b): atomicfile.Write for every non-nil job, up to
+// writeAll runs atomicfile.Write for every non-nil job, up to
 // writers at once, then an Lstat of the result for its identity. It touches
 // nothing but the jobs.
 func writeAll(jobs []*job, mode fs.FileMode, owner injectors.Owner) {
@@ -453,7 +454,7 @@ func writeAll(jobs []*job, mode fs.FileMode, owner injectors.Owner) {
 	wg.Wait()
 }
 
-// record is step (2c) for one written job: it names the action and records
+// record, for one written job, names the action and records
 // the path in the manifest.
 func (p *pass) record(j *job) injectors.Outcome {
 	in, s, target := p.in, j.s, j.s.Mount.Target
