@@ -155,8 +155,8 @@ func Key(host string) string { return secrets.RegistryKey(host) }
 type want struct {
 	s    secrets.Secret
 	key  string
-	auth string // base64 user:password, as docker writes it
-	out  int    // index of its outcome
+	auth string             // base64 user:password, as docker writes it
+	out  *injectors.Outcome // its outcome, which the pass that writes it fills in
 }
 
 // pass is one merge of the desired entries into one reading of config.json.
@@ -172,9 +172,6 @@ type pass struct {
 	// fixMode: the content is right but the file's mode is wider than an
 	// inline credential allows.
 	fixMode bool
-	// notes and actions for the wants, by outcome index
-	actions map[int]injectors.Action
-	notes   map[int]string
 }
 
 // Apply makes config.json's entries for the registry secrets equal desired
@@ -267,11 +264,11 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 			keep[key] = true
 			continue
 		}
-		wants = append(wants, want{s: s, key: key, auth: base64.StdEncoding.EncodeToString([]byte(user + ":" + password)), out: i})
+		wants = append(wants, want{s: s, key: key, auth: base64.StdEncoding.EncodeToString([]byte(user + ":" + password)), out: &outs[i]})
 	}
 	failAll := func(err error) injectors.Result {
 		for _, w := range wants {
-			outs[w.out] = injectors.Fail(w.s, w.key, err)
+			*w.out = injectors.Fail(w.s, w.key, err)
 		}
 		res.Outcomes = append(outs, res.Outcomes...)
 		res.Err = err
@@ -416,10 +413,6 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 	}
 	res.Err = err
 
-	for _, w := range wants {
-		outs[w.out].Action = p.actions[w.out]
-		outs[w.out].Note = p.notes[w.out]
-	}
 	res.Outcomes = append(append(outs, p.removed...), res.Outcomes...)
 	return res
 }
@@ -467,7 +460,7 @@ func (in *Injector) merge(ctx context.Context, root *os.Root, until time.Time, m
 // disk.
 func (in *Injector) mergeRead(r configRead, man *manifest, wants []want, keep map[string]bool) (*pass, error) {
 	var err error
-	p := &pass{perm: 0o600, uid: in.o.Owner.UID, gid: in.o.Owner.GID, actions: map[int]injectors.Action{}, notes: map[int]string{}}
+	p := &pass{perm: 0o600, uid: in.o.Owner.UID, gid: in.o.Owner.GID}
 	p.before = r.data
 	if r.info != nil {
 		p.perm = r.info.Mode().Perm()
@@ -502,7 +495,7 @@ func (in *Injector) mergeRead(r configRead, man *manifest, wants []want, keep ma
 
 	// (5)
 	wanted := map[string]bool{}
-	outOf := map[string]int{} // key -> its outcome, for (6)'s mode switches
+	outOf := map[string]*injectors.Outcome{} // key -> its outcome, for (6)'s mode switches
 	for _, w := range wants {
 		wanted[section+"\x00"+w.key] = true
 		outOf[w.key] = w.out
@@ -523,16 +516,16 @@ func (in *Injector) mergeRead(r configRead, man *manifest, wants []want, keep ma
 		var notes []string
 		switch {
 		case cur != nil && sameJSON(cur, entry):
-			p.actions[w.out] = injectors.Unchanged
+			w.out.Action = injectors.Unchanged
 		case cur == nil:
-			p.actions[w.out] = injectors.Created
+			w.out.Action = injectors.Created
 		case had && man.owns(rec, cur):
-			p.actions[w.out] = injectors.Updated
+			w.out.Action = injectors.Updated
 		case had:
-			p.actions[w.out] = injectors.Repaired
+			w.out.Action = injectors.Repaired
 			notes = append(notes, "put back: the entry had been changed since the agent wrote it")
 		default:
-			p.actions[w.out] = injectors.Updated
+			w.out.Action = injectors.Updated
 			notes = append(notes, "replaced an entry the agent had not written")
 		}
 		if err := p.doc.set(section, w.key, entry); err != nil {
@@ -550,7 +543,7 @@ func (in *Injector) mergeRead(r configRead, man *manifest, wants []want, keep ma
 		if ownerNote != "" {
 			notes = append(notes, ownerNote)
 		}
-		p.notes[w.out] = strings.Join(notes, "; ")
+		w.out.Note = strings.Join(notes, "; ")
 	}
 	if p.mode == Inline && len(wants) > 0 {
 		// An inline credential is a secret: never in a file wider than 0600.
@@ -571,7 +564,7 @@ func (in *Injector) mergeRead(r configRead, man *manifest, wants []want, keep ma
 		if err != nil {
 			return nil, err
 		}
-		if i, ok := outOf[rec.Key]; ok && rec.Section != section && (cur == nil || man.owns(rec, cur)) {
+		if o, ok := outOf[rec.Key]; ok && rec.Section != section && (cur == nil || man.owns(rec, cur)) {
 			// The mode changed: the same host's entry moves to the other
 			// section. One outcome says so, not "created" and "removed".
 			if cur != nil {
@@ -579,11 +572,11 @@ func (in *Injector) mergeRead(r configRead, man *manifest, wants []want, keep ma
 					return nil, err
 				}
 			}
-			if p.actions[i] == injectors.Created {
-				p.actions[i] = injectors.Updated
+			if o.Action == injectors.Created {
+				o.Action = injectors.Updated
 			}
 			moved := fmt.Sprintf("moved from %s to %s (mode %s)", rec.Section, section, p.mode)
-			p.notes[i] = strings.TrimPrefix(p.notes[i]+"; "+moved, "; ")
+			o.Note = strings.TrimPrefix(o.Note+"; "+moved, "; ")
 			continue
 		}
 		o := injectors.Outcome{Secret: rec.Secret, Target: rec.Key, Action: injectors.Removed}
