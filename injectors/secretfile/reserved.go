@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -58,6 +59,9 @@ func idOf(fi fs.FileInfo) fileID {
 //	    it is the same file as a reserved path, or it has the same name in
 //	    the same directory as one (which may not exist yet). This catches
 //	    ~/link/config.json with ~/link -> ~/.docker.
+//	(c) By identity, for the allowed root itself as opened and each of its
+//	    ancestors (checkRoot): as (b). This catches ~/sub/envprofile.json
+//	    with ~/sub -> the state dir, where the root is the reserved dir.
 func (p *pass) checkReserved(target string, root *os.Root, rel string) error {
 	// (a)
 	if strings.HasSuffix(target, OrigSuffix) {
@@ -79,6 +83,9 @@ func (p *pass) checkReserved(target string, root *os.Root, rel string) error {
 		return nil
 	}
 	rootPath := strings.TrimSuffix(target[:len(target)-len(rel)], "/")
+	if rootPath == "" {
+		rootPath = "/"
+	}
 	for c := rel; c != "."; c = path.Dir(c) {
 		var self, dir fileID
 		if fi, err := root.Lstat(c); err == nil && c == rel {
@@ -90,13 +97,68 @@ func (p *pass) checkReserved(target string, root *os.Root, rel string) error {
 			dir = idOf(fi)
 		}
 		for _, id := range ids {
-			if (self != fileID{} && self == id.self) || (dir != fileID{} && dir == id.dir && path.Base(c) == id.base) {
+			if id.matches(self, dir, path.Base(c)) {
 				return fmt.Errorf("%s: %s is %s (reached through a symlink or another link); a file secret may not target it",
 					target, path.Join(rootPath, c), id.r.What)
 			}
 		}
 	}
+	// (c)
+	if err := p.checkRoot(rootPath, root, ids); err != nil {
+		return fmt.Errorf("%s: %w", target, err)
+	}
 	return nil
+}
+
+// matches reports whether a file with identity self, in the directory
+// with identity dir under the name base, is id's reserved path. A zero
+// identity (not there) matches nothing.
+func (id reservedID) matches(self, dir fileID, base string) bool {
+	return (self != fileID{} && self == id.self) || (dir != fileID{} && dir == id.dir && base == id.base)
+}
+
+// checkRoot is rule (c) of checkReserved, once per allowed root and pass:
+// it refuses the root at rootPath, opened as root, when root or a directory
+// it lies in is a reserved path. The root's real path is resolved by name
+// and then confirmed to be the directory opened, so that a symlink swapped
+// in between is refused rather than misjudged.
+func (p *pass) checkRoot(rootPath string, root *os.Root, ids []reservedID) error {
+	if err, done := p.rootChecks[rootPath]; done {
+		return err
+	}
+	err := func() error {
+		opened, err := root.Stat(".")
+		if err != nil {
+			return fmt.Errorf("allowed root %s: %w", rootPath, err)
+		}
+		real, err := filepath.EvalSymlinks(rootPath)
+		if err != nil {
+			return fmt.Errorf("allowed root %s: %w", rootPath, err)
+		}
+		if fi, err := os.Stat(real); err != nil || !os.SameFile(fi, opened) {
+			return fmt.Errorf("allowed root %s changed while being checked", rootPath)
+		}
+		for a := real; ; a = path.Dir(a) {
+			var self, dir fileID
+			if fi, err := os.Stat(a); err == nil {
+				self = idOf(fi)
+			}
+			if fi, err := os.Stat(path.Dir(a)); err == nil {
+				dir = idOf(fi)
+			}
+			for _, id := range ids {
+				if id.matches(self, dir, path.Base(a)) {
+					return fmt.Errorf("allowed root %s leads to %s, which is (or is inside) %s; a file secret may not target it",
+						rootPath, real, id.r.What)
+				}
+			}
+			if a == "/" {
+				return nil
+			}
+		}
+	}()
+	p.rootChecks[rootPath] = err
+	return err
 }
 
 // reservedIDs returns the identities of the reserved paths, looked up once

@@ -139,7 +139,8 @@ func (in *Injector) Kind() secrets.MountKind { return secrets.MountFile }
 func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injectors.Result {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	p := &pass{in: in, roots: map[string]*os.Root{}, rootErrs: map[string]error{}, targets: map[string]string{}, firstPass: !in.cleaned}
+	p := &pass{in: in, roots: map[string]*os.Root{}, rootErrs: map[string]error{}, targets: map[string]string{}, places: map[place]string{}, firstPass: !in.cleaned,
+		rootChecks: map[string]error{}}
 	defer p.close()
 
 	// (1)
@@ -239,17 +240,28 @@ func (in *Injector) cleanTemps(p *pass, wanted map[string]bool) {
 	}
 }
 
+// place is where a target resolves to: its parent directory and its name.
+type place struct {
+	dir  fileID
+	base string
+}
+
 // pass is the state of one Apply: the roots it opened and its result.
 type pass struct {
 	in       *Injector
 	roots    map[string]*os.Root
 	rootErrs map[string]error
 	targets  map[string]string // desired target -> secret id, this pass
-	res      injectors.Result
+	// places: where each desired target of this pass resolved to (its
+	// parent directory's identity and its name), for the one it came from.
+	places map[place]string
+	res    injectors.Result
 	// firstPass: the first Apply of this process, which also removes temp
 	// files a crash left beside the manifest.
 	firstPass bool
 	resIDs    *[]reservedID // identities of the reserved paths, once looked up
+	// rootChecks: each allowed root's checkRoot verdict, this pass.
+	rootChecks map[string]error
 }
 
 func (p *pass) close() {
@@ -259,7 +271,7 @@ func (p *pass) close() {
 }
 
 // locate finds the allowed root target lies below (the longest), opens it
-// once per pass, and returns it with target's path relative to it.
+// once per pass (openRoot), and returns it with target's path relative to it.
 func (p *pass) locate(target string) (rootPath string, root *os.Root, rel string, err error) {
 	for _, r := range p.in.roots {
 		switch {
@@ -276,10 +288,7 @@ func (p *pass) locate(target string) (rootPath string, root *os.Root, rel string
 		if root := p.roots[r]; root != nil {
 			return r, root, rel, nil
 		}
-		root, err := safeopen.OpenRoot(r)
-		if errors.Is(err, fs.ErrNotExist) && (p.in.owner.Home == "" || !atomicfile.Below(p.in.owner.Home, r)) {
-			root, err = createRoot(r)
-		}
+		root, err := p.in.openRoot(r)
 		if err != nil {
 			err = fmt.Errorf("open allowed root %s: %w", r, err)
 			p.rootErrs[r] = err
@@ -289,28 +298,6 @@ func (p *pass) locate(target string) (rootPath string, root *os.Root, rel string
 		return r, root, rel, nil
 	}
 	return "", nil, "", fmt.Errorf("%s is not below an allowed root (%s)", target, strings.Join(p.in.roots, ", "))
-}
-
-// rootMode is the mode of an allowed root the injector creates: the
-// environment's user reaches their own files below it by path, but cannot
-// list it, nor create, rename or replace anything in it.
-const rootMode = 0o711
-
-// createRoot creates the allowed root r, which does not exist (such as the
-// default /run/secrets on a fresh machine), owned by the agent's user and
-// mode rootMode, and opens it. Only r itself is made: a missing parent is an
-// error, as is a root that cannot be made (a user's agent cannot write /run).
-// Nothing in the user's home (nor the home) is created this way: the user
-// could move it or put a symlink in its place.
-func createRoot(r string) (*os.Root, error) {
-	if err := os.Mkdir(r, rootMode); err != nil && !errors.Is(err, fs.ErrExist) {
-		return nil, fmt.Errorf("create: %w", err)
-	} else if err == nil {
-		if err := os.Chmod(r, rootMode); err != nil { // Mkdir's mode is narrowed by the umask
-			return nil, fmt.Errorf("create: %w", err)
-		}
-	}
-	return safeopen.OpenRoot(r)
 }
 
 // job is one desired secret on its way to disk: what prepare found, and
@@ -333,7 +320,10 @@ type job struct {
 // the secret's failed outcome.
 //
 //	(a) The target must be a clean absolute path below an allowed root,
-//	    and not reserved (checkReserved).
+//	    not reserved (checkReserved), and not the same place as another
+//	    target of this pass: reached through a symlink (~/b/x with ~/b ->
+//	    ~/a, beside ~/a/x), two secrets would rewrite one file in turn on
+//	    every pass, each repairing the other's "drift", for ever.
 //	(b) Lstat it below the root: a symlink anywhere on the way that leads
 //	    outside the root is an error here (os.Root), and an existing
 //	    directory, device, FIFO, socket or symlink is refused.
@@ -363,6 +353,13 @@ func (p *pass) prepare(s secrets.Secret) (*job, injectors.Outcome) {
 	}
 	if err := p.checkReserved(target, root, rel); err != nil {
 		return fail(err)
+	}
+	if fi, err := root.Stat(path.Dir(rel)); err == nil {
+		at := place{idOf(fi), path.Base(rel)}
+		if other, ok := p.places[at]; ok {
+			return fail(fmt.Errorf("%s is the same file as %s, the target of secret %s (reached through a symlink)", target, other, p.targets[other]))
+		}
+		p.places[at] = target
 	}
 
 	// (b)
