@@ -139,8 +139,7 @@ func (in *Injector) Kind() secrets.MountKind { return secrets.MountFile }
 func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injectors.Result {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	p := &pass{in: in, roots: map[string]*os.Root{}, rootErrs: map[string]error{}, targets: map[string]string{}, places: map[place]string{}, firstPass: !in.cleaned,
-		rootChecks: map[string]error{}}
+	p := in.newPass()
 	defer p.close()
 
 	// (1)
@@ -264,6 +263,13 @@ type pass struct {
 	rootChecks map[string]error
 }
 
+// newPass starts a pass; firstPass is true until the first one removed
+// stale temp files.
+func (in *Injector) newPass() *pass {
+	return &pass{in: in, roots: map[string]*os.Root{}, rootErrs: map[string]error{}, targets: map[string]string{},
+		places: map[place]string{}, rootChecks: map[string]error{}, firstPass: !in.cleaned}
+}
+
 func (p *pass) close() {
 	for _, r := range p.roots {
 		r.Close()
@@ -354,12 +360,8 @@ func (p *pass) prepare(s secrets.Secret) (*job, injectors.Outcome) {
 	if err := p.checkReserved(target, root, rel); err != nil {
 		return fail(err)
 	}
-	if fi, err := root.Stat(path.Dir(rel)); err == nil {
-		at := place{idOf(fi), path.Base(rel)}
-		if other, ok := p.places[at]; ok {
-			return fail(fmt.Errorf("%s is the same file as %s, the target of secret %s (reached through a symlink)", target, other, p.targets[other]))
-		}
-		p.places[at] = target
+	if other, ok := p.places[placeOf(root, rel)]; ok {
+		return fail(fmt.Errorf("%s is the same file as %s, the target of secret %s (reached through a symlink)", target, other, p.targets[other]))
 	}
 
 	// (b)
@@ -416,7 +418,19 @@ func (p *pass) prepare(s secrets.Secret) (*job, injectors.Outcome) {
 	if err != nil {
 		return fail(fmt.Errorf("create parents of %s: %w", target, err))
 	}
+	if at := placeOf(root, rel); at != (place{}) {
+		p.places[at] = target
+	}
 	return j, injectors.Outcome{}
+}
+
+// placeOf is where rel below root resolves to (symlinks inside root
+// followed, as a write would); the zero place when its parent is missing.
+func placeOf(root *os.Root, rel string) place {
+	if fi, err := root.Stat(path.Dir(rel)); err == nil {
+		return place{idOf(fi), path.Base(rel)}
+	}
+	return place{}
 }
 
 // writers bounds how many files step (2b) writes at once.
