@@ -15,17 +15,19 @@ import (
 
 // Avoid records the paths no file secret may target: the agent's own files
 // and the outputs of the other injectors. It implements injectors.Avoider.
-// Paths that are not absolute are ignored; the others are cleaned.
+// Paths that are not absolute are ignored; the others are cleaned. The
+// start-up files in the home (startupFiles) stay reserved whatever the set.
 func (in *Injector) Avoid(reserved []injectors.Reserved) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	in.reserved = in.reserved[:0]
+	in.reserved = nil
 	for _, r := range reserved {
 		if path.IsAbs(r.Path) {
 			r.Path = path.Clean(r.Path)
 			in.reserved = append(in.reserved, r)
 		}
 	}
+	in.reserved = append(in.reserved, startupReserved(in.owner.Home)...)
 }
 
 // reservedID is a reserved path's file identity, and its parent's with its

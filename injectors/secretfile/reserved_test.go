@@ -187,3 +187,58 @@ func TestTwoTargetsReachingOneFileDoNotFight(t *testing.T) {
 	wantFile(t, f.path("a/x"), "one", 0o600)
 	wantFile(t, f.path("a/new/y"), "one", 0o600)
 }
+
+// TestStartupFilesInTheHomeAreRefused: files shells, sshd, git and prompt
+// tools read at start-up are refused, by name and through a link the user
+// planted, before and after Avoid; a key in ~/.ssh and ~/.ssh/config (read
+// only when the user runs ssh) are written.
+func TestStartupFilesInTheHomeAreRefused(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.Owner.Home = filepath.Join(filepath.Dir(o.StateDir), "home") })
+	if err := os.MkdirAll(f.path(".config/fish"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(".config", f.path("cfg")); err != nil {
+		t.Fatal(err)
+	}
+	refused := map[string]string{
+		".bashrc":                        "a shell start-up file",
+		".profile":                       "a shell start-up file",
+		".zshenv":                        "a shell start-up file",
+		".config/fish/conf.d/x.fish":     "is below " + f.path(".config/fish"),
+		"cfg/fish/config.fish":           "fish's start-up directory (reached through a symlink",
+		".ssh/authorized_keys":           "keys that may log in",
+		".ssh/rc":                        "sshd runs at every login",
+		".gitconfig":                     "git's config",
+		".config/git/config":             "is below " + f.path(".config/git"),
+		".config/starship.toml":          "starship",
+		".config/systemd/user/x.service": "systemd units",
+	}
+	allowed := []string{".ssh/id_ed25519", ".ssh/config", ".config/app/token"}
+	for _, avoid := range []bool{false, true} {
+		if avoid {
+			f.in.Avoid([]injectors.Reserved{{Path: f.path("tok"), What: "the agent's token file"}})
+		}
+		var ss []secrets.Secret
+		for rel := range refused {
+			ss = append(ss, sec(rel, f.path(rel), "touch /tmp/pwned"))
+		}
+		for _, rel := range allowed {
+			ss = append(ss, sec(rel, f.path(rel), "v"))
+		}
+		res := f.in.Apply(t.Context(), ss)
+		for rel, errHas := range refused {
+			o := wantAction(t, res, f.path(rel), injectors.Failed)
+			if o.Err == nil || !strings.Contains(o.Err.Error(), errHas) {
+				t.Errorf("%s (Avoid called: %v): error %v, want one saying %q", rel, avoid, o.Err, errHas)
+			}
+			if _, err := os.Lstat(f.path(rel)); err == nil {
+				t.Errorf("%s was written", rel)
+			}
+		}
+		for _, rel := range allowed {
+			if o := outcomeFor(t, res, f.path(rel)); o.Action == injectors.Failed {
+				t.Errorf("%s: %v; want it written", rel, o.Err)
+			}
+		}
+	}
+}

@@ -64,7 +64,8 @@ type Injector struct {
 	sessions map[string]string // path -> session last applied (memory only)
 	cleaned  bool              // stale temp files have been removed
 
-	// reserved are the paths no secret may target (Avoid).
+	// reserved are the paths no secret may target (Avoid), the start-up
+	// files in the home among them.
 	reserved []injectors.Reserved
 }
 
@@ -76,7 +77,8 @@ func New(o Options) (*Injector, error) {
 	if len(o.AllowedRoots) == 0 {
 		return nil, errors.New("secretfile: no allowed roots")
 	}
-	in := &Injector{mode: o.Mode, owner: o.Owner, stateDir: o.StateDir, sessions: map[string]string{}}
+	in := &Injector{mode: o.Mode, owner: o.Owner, stateDir: o.StateDir, sessions: map[string]string{},
+		reserved: startupReserved(o.Owner.Home)}
 	for _, r := range o.AllowedRoots {
 		if !path.IsAbs(r) {
 			return nil, fmt.Errorf("secretfile: allowed root %q is not an absolute path", r)
