@@ -62,8 +62,8 @@ func TestHomesAndRootsThatOpenTheWholeFilesystemAreRefused(t *testing.T) {
 		}
 		for _, ok := range []string{"/run/secrets", "/srv/app/secrets", "/var/lib/app/secrets", "/opt/app/secrets", dir} {
 			cleanEnv(t)
-			if err := loadErr(t, minimal+"injectors:\n  secretfile:\n    allowed_roots: [\"~\", "+ok+"]\n"); strings.Contains(err, "allowed_roots") {
-				t.Errorf("%s: refused: %s", ok, err)
+			if _, err := Load(writeConfig(t, minimal+"injectors:\n  secretfile:\n    allowed_roots: [\"~\", "+ok+"]\n")); err != nil {
+				t.Errorf("%s: refused: %v", ok, err)
 			}
 		}
 	})
