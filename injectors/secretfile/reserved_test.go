@@ -190,8 +190,9 @@ func TestTwoTargetsReachingOneFileDoNotFight(t *testing.T) {
 
 // TestStartupFilesInTheHomeAreRefused: files shells, sshd, git and prompt
 // tools read at start-up are refused, by name and through a link the user
-// planted, before and after Avoid; a key in ~/.ssh and ~/.ssh/config (read
-// only when the user runs ssh) are written.
+// planted (also where the directory they belong in does not exist yet),
+// before and after Avoid; a key in ~/.ssh and ~/.ssh/config (read only when
+// the user runs ssh) are written.
 func TestStartupFilesInTheHomeAreRefused(t *testing.T) {
 	f := newFixture(t, func(o *Options) { o.Owner.Home = filepath.Join(filepath.Dir(o.StateDir), "home") })
 	if err := os.MkdirAll(f.path(".config/fish"), 0o700); err != nil {
@@ -200,7 +201,12 @@ func TestStartupFilesInTheHomeAreRefused(t *testing.T) {
 	if err := os.Symlink(".config", f.path("cfg")); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Symlink(".", f.path("me")); err != nil {
+		t.Fatal(err)
+	}
 	refused := map[string]string{
+		"me/.ssh/rc":                     "the file sshd runs at every login (reached through a symlink",
+		"cfg/git/config":                 "git's config directory, read at every git command (prompts run git status) (reached through a symlink",
 		".bashrc":                        "a shell start-up file",
 		".profile":                       "a shell start-up file",
 		".zshenv":                        "a shell start-up file",
