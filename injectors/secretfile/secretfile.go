@@ -529,7 +529,7 @@ func keepAside(root *os.Root, rel string) (mountPoint bool, err error) {
 	return false, atomicfile.SyncDir(root, path.Dir(rel))
 }
 
-// remove is step (3) for one managed path whose secret is no longer desired.
+// remove takes away one managed path whose secret is no longer desired.
 //
 //	(a) Delete the file only if it is still the regular file the agent left
 //	    (same device, inode and mtime); a file someone replaced or edited,
@@ -635,7 +635,7 @@ func emptyInPlace(root *os.Root, rel string, fi fs.FileInfo) error {
 	return f.Sync()
 }
 
-// removeEmptyDirs is step (4): every directory the injector created that
+// removeEmptyDirs removes every directory the injector created that
 // holds no managed or wanted path is removed if it is (still) an empty
 // directory, deepest first. One that is not empty stays recorded, to be
 // removed once it is; one that is gone or no longer a directory is forgotten.
