@@ -635,9 +635,9 @@ func emptyInPlace(root *os.Root, rel string, fi fs.FileInfo) error {
 	return f.Sync()
 }
 
-// removeEmptyDirs removes every directory the injector created that
-// holds no managed or wanted path is removed if it is (still) an empty
-// directory, deepest first. One that is not empty stays recorded, to be
+// removeEmptyDirs removes every directory the injector created that holds
+// no managed or wanted path, if it is (still) an empty directory, deepest
+// first. One that is not empty stays recorded, to be
 // removed once it is; one that is gone or no longer a directory is forgotten.
 func (p *pass) removeEmptyDirs(wanted map[string]bool) {
 	dirs := slices.Clone(p.in.man.Dirs)
