@@ -49,7 +49,7 @@ type options struct {
 	cp         ControlPlane
 	injectors  []injectors.Injector
 	builders   func(cfg *config.Config) []injectors.Builder
-	renderEnv  func(format string, env []secrets.Secret) ([]byte, error)
+	renderEnv  injectors.EnvRenderer
 	configPath string
 	load       func(path string) (*config.Config, error)
 	version    string
@@ -78,9 +78,9 @@ func WithInjectors(inj ...injectors.Injector) Option {
 	return func(o *options) { o.injectors = inj }
 }
 
-// WithEnvRenderer makes EnvFragment render with render (builtin.RenderEnv).
-// Without it EnvFragment fails.
-func WithEnvRenderer(render func(format string, env []secrets.Secret) ([]byte, error)) Option {
+// WithEnvRenderer makes EnvFragment render with render
+// (builtin.EnvRenderer). Without it EnvFragment fails and EnvFormats is nil.
+func WithEnvRenderer(render injectors.EnvRenderer) Option {
 	return func(o *options) { o.renderEnv = render }
 }
 
@@ -261,17 +261,33 @@ type change struct {
 // Status returns a copy of the agent's current status. While a pass is
 // stuck past the pass timeout it is degraded, saying so, whatever the last
 // pass recorded.
-func (a *Agent) Status() Status {
-	stuck := a.stuckFor()
+func (a *Agent) Status() Status { return a.snapshot(a.stuckFor()) }
+
+// snapshot copies the status, taking mu; it is the one place a Status is
+// made from the agent's state. A refused config reload makes a ready agent
+// degraded (since the refusal) until a good config is loaded; stuck, when
+// not 0, is how long the pass in flight has run past the pass timeout; the
+// docker injector's row carries its mode.
+func (a *Agent) snapshot(stuck time.Duration) Status {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	s := a.statusLocked()
+	s := a.status
+	s.Injectors = append([]InjectorStatus(nil), s.Injectors...)
+	s.Secrets = append([]SecretStatus(nil), s.Secrets...)
+	if s.ConfigError != "" && s.State != Degraded {
+		s.State, s.DegradedSince = Degraded, s.ConfigErrorTime
+	}
 	if stuck > 0 {
 		if s.State != Degraded {
 			s.DegradedSince = time.Now().Add(a.opts.timing.passTimeout - stuck)
 		}
 		s.State, s.LastError = Degraded, fmt.Sprintf("a pass has run for %s, past the pass timeout of %s: something it waits on does not answer",
 			stuck.Round(time.Second), a.opts.timing.passTimeout)
+	}
+	for i, sl := range a.slots {
+		if i < len(s.Injectors) && sl.kind == secrets.MountRegistry && s.Injectors[i].Name == sl.name {
+			s.Injectors[i].Mode = string(a.cfg.Injectors.DockerCfg.Mode)
+		}
 	}
 	return s
 }
@@ -297,7 +313,16 @@ func (a *Agent) EnvFragment(format string) ([]byte, error) {
 	if a.opts.renderEnv == nil {
 		return nil, errors.New("this agent renders no env fragment")
 	}
-	return a.opts.renderEnv(format, a.handedOfKind(secrets.MountEnv))
+	return a.opts.renderEnv.Render(format, a.handedOfKind(secrets.MountEnv))
+}
+
+// EnvFormats names the formats EnvFragment takes, the default first; nil
+// without a renderer.
+func (a *Agent) EnvFormats() []string {
+	if a.opts.renderEnv == nil {
+		return nil
+	}
+	return a.opts.renderEnv.Formats()
 }
 
 // RegistryCredential returns the user and password of the registry secret for

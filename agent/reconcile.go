@@ -438,7 +438,6 @@ func (a *Agent) logOutcomes(injector string, r injectors.Result, repair bool) {
 // as the last pass left them.
 func (a *Agent) recordFailure(err error) Status {
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	a.fetchErr = err
 	now := time.Now()
 	s := &a.status
@@ -447,7 +446,8 @@ func (a *Agent) recordFailure(err error) Status {
 		s.DegradedSince = now
 	}
 	s.State, s.LastError, s.LastErrorTime = Degraded, err.Error(), now
-	return a.statusLocked()
+	a.mu.Unlock()
+	return a.snapshot(0)
 }
 
 // record puts a pass's outcomes in Status and returns it: every row of p
@@ -468,7 +468,6 @@ func (a *Agent) record(p *plan, results map[string]injectors.Result, fetchErr er
 	}
 
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	s := &a.status
 	s.Passes++
 	s.Secrets, s.Injectors = rows, inj
@@ -501,7 +500,8 @@ func (a *Agent) record(p *plan, results map[string]injectors.Result, fetchErr er
 	} else {
 		s.State, s.DegradedSince = Ready, time.Time{}
 	}
-	return a.statusLocked()
+	a.mu.Unlock()
+	return a.snapshot(0)
 }
 
 // fillRows returns a copy of p's rows with the injectors' outcomes in
@@ -549,24 +549,6 @@ func (a *Agent) fillRows(p *plan, results map[string]injectors.Result, now time.
 		}
 	}
 	return rows, failed, firstErr
-}
-
-// statusLocked copies the status; the caller holds mu. A refused config
-// reload makes a ready agent degraded (since the refusal) until a good
-// config is loaded, and the docker injector's row carries its mode.
-func (a *Agent) statusLocked() Status {
-	s := a.status
-	s.Injectors = append([]InjectorStatus(nil), s.Injectors...)
-	s.Secrets = append([]SecretStatus(nil), s.Secrets...)
-	if s.ConfigError != "" && s.State != Degraded {
-		s.State, s.DegradedSince = Degraded, s.ConfigErrorTime
-	}
-	for i, sl := range a.slots {
-		if i < len(s.Injectors) && sl.kind == secrets.MountRegistry && s.Injectors[i].Name == sl.name {
-			s.Injectors[i].Mode = string(a.cfg.Injectors.DockerCfg.Mode)
-		}
-	}
-	return s
 }
 
 // injectorStatuses counts each slot's outcomes in results.

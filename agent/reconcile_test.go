@@ -45,7 +45,7 @@ func newRig(t *testing.T, cfg *config.Config, opts ...Option) *testRig {
 		file: newFileInjector(t, "secretfile", secrets.MountFile),
 		reg:  newFileInjector(t, "dockercfg", secrets.MountRegistry)}
 	core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(r.logs), zap.DebugLevel)
-	opts = append([]Option{WithControlPlane(r.cp), WithInjectors(r.env, r.file, r.reg), WithEnvRenderer(builtin.RenderEnv), withNotifier(nopNotifier{})}, opts...)
+	opts = append([]Option{WithControlPlane(r.cp), WithInjectors(r.env, r.file, r.reg), WithEnvRenderer(builtin.EnvRenderer()), withNotifier(nopNotifier{})}, opts...)
 	a, err := New(cfg, zap.New(core), opts...)
 	if err != nil {
 		t.Fatal(err)

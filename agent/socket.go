@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -262,14 +264,19 @@ func (s *socketServer) wait(w http.ResponseWriter, r *http.Request) {
 // env answers the current shell fragment. It holds values: the peer is root
 // or the user who owns the fragment file anyway.
 func (s *socketServer) env(w http.ResponseWriter, r *http.Request) {
+	formats := s.b.EnvFormats()
+	if len(formats) == 0 {
+		writeError(w, http.StatusNotFound, "this agent renders no env fragment")
+		return
+	}
 	format := r.URL.Query().Get("format")
 	if format == "" {
-		format = "sh"
+		format = formats[0]
 	}
-	switch format {
-	case "sh", "fish", "dotenv":
-	default:
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("format %q: want sh, fish or dotenv", format))
+	if !slices.Contains(formats, format) {
+		last := len(formats) - 1
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("format %q: want %s", format,
+			strings.TrimPrefix(strings.Join(formats[:last], ", ")+" or "+formats[last], " or ")))
 		return
 	}
 	frag, err := s.b.EnvFragment(format)

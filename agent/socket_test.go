@@ -87,6 +87,8 @@ func (f *fakeBackend) EnvFragment(format string) ([]byte, error) {
 	return []byte("export API_TOKEN='" + envValue + "'\n"), nil
 }
 
+func (f *fakeBackend) EnvFormats() []string { return []string{"sh", "fish", "dotenv"} }
+
 func (f *fakeBackend) RegistryCredential(host string) (string, string, bool) {
 	switch host {
 	case "registry.example.com":

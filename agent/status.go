@@ -135,9 +135,11 @@ type Backend interface {
 	Sync(ctx context.Context) PassReport
 	// Applied is closed once the first pass has been applied.
 	Applied() <-chan struct{}
-	// EnvFragment renders the current environment-variable secrets as "sh",
-	// "fish" or "dotenv".
+	// EnvFragment renders the current environment-variable secrets in one
+	// of EnvFormats.
 	EnvFragment(format string) ([]byte, error)
+	// EnvFormats names the formats EnvFragment takes, the default first.
+	EnvFormats() []string
 	// RegistryCredential returns the user and password for a registry host
 	// the agent serves in helper mode; ok is false for a host it does not.
 	RegistryCredential(host string) (user, password string, ok bool)

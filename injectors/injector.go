@@ -37,6 +37,15 @@ type CredentialServer interface {
 	Credential(s secrets.Secret) (user, password string, ok bool)
 }
 
+// EnvRenderer renders environment-variable secrets as the injector of env
+// mounts writes them (envprofile's fragments), for the agent's env route.
+type EnvRenderer interface {
+	// Formats names every format Render takes; the first is the default.
+	Formats() []string
+	// Render renders env in format; an unknown format is an error.
+	Render(format string, env []secrets.Secret) ([]byte, error)
+}
+
 // Action is what Apply did for one secret.
 type Action string
 

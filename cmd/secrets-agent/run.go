@@ -78,7 +78,7 @@ func runAgent(ctx context.Context, configPath string, once bool, stderr *os.File
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-	a, err := agent.New(cfg, log, agent.WithBuilders(builtin.Builders), agent.WithEnvRenderer(builtin.RenderEnv), agent.WithVersion(version), agent.WithConfigFile(watchedConfig(configPath), config.LoadUnconfigured))
+	a, err := agent.New(cfg, log, agent.WithBuilders(builtin.Builders), agent.WithEnvRenderer(builtin.EnvRenderer()), agent.WithVersion(version), agent.WithConfigFile(watchedConfig(configPath), config.LoadUnconfigured))
 	if err != nil {
 		return err
 	}

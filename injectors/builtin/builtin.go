@@ -77,12 +77,6 @@ func buildGitCred(username, socket string, owner injectors.Owner) (injectors.Inj
 		Helper: []string{exe, "git-credential", "--socket", socket}})
 }
 
-// RenderEnv renders environment-variable secrets in a named format as the
-// envprofile injector writes them (the agent's env route).
-func RenderEnv(format string, env []secrets.Secret) ([]byte, error) {
-	f, err := envprofile.ParseFormat(format)
-	if err != nil {
-		return nil, err
-	}
-	return envprofile.Render(f, env)
-}
+// EnvRenderer renders environment-variable secrets as the envprofile
+// injector writes them (the agent's env route).
+func EnvRenderer() injectors.EnvRenderer { return envprofile.Renderer{} }

@@ -59,6 +59,27 @@ func ParseFormat(s string) (Format, error) {
 	return "", fmt.Errorf("unknown format %q: want sh, fish or dotenv", s)
 }
 
+// Renderer is the injectors.EnvRenderer of this injector's formats.
+type Renderer struct{}
+
+// Formats names every format in Formats, FormatSh first.
+func (Renderer) Formats() []string {
+	out := make([]string, len(Formats))
+	for i, f := range Formats {
+		out[i] = string(f)
+	}
+	return out
+}
+
+// Render renders env in the format named format (see ParseFormat).
+func (Renderer) Render(format string, env []secrets.Secret) ([]byte, error) {
+	f, err := ParseFormat(format)
+	if err != nil {
+		return nil, err
+	}
+	return Render(f, env)
+}
+
 // The first two lines of every fragment. The shell hooks read them with the
 // read builtin: the generation tells them whether anything changed since they
 // last sourced the file, the vars line which names the fragment sets.
