@@ -120,7 +120,13 @@ type Agent struct {
 	lastApplied map[string]map[string]secrets.Secret // injector name -> mount key -> what its output holds
 	lastPlan    *plan                                // what the last full pass decided, for repairs
 	lastChanged map[string]change                    // secret id -> when and how its output last changed
-	paths       map[string][]string                  // injector name -> paths it manages
+
+	// watchMu guards paths, which passes write and watchFiles reads, and
+	// serializes installing the watch set. It is not passMu, so that Run
+	// can start watching while a pass holds passMu (a `sync` that came in
+	// first, waiting on a control plane that does not answer).
+	watchMu sync.Mutex
+	paths   map[string][]string // injector name -> paths it manages
 
 	// handedMu guards handed, which passes write (holding passMu too) and
 	// the socket's env and credential routes read without waiting for a

@@ -114,7 +114,10 @@ func (a *Agent) RequestReload() {
 // nil; it returns an error only when it cannot start (the status socket
 // cannot be served). The steps:
 //
-//	(1) Serve the status socket (unless WithoutStatusSocket).
+//	(1) Make the passes' context (cancelled when ctx ends) the parent of
+//	    every pass, then serve the status socket (unless
+//	    WithoutStatusSocket): a `sync` that arrives first (socket
+//	    activation) starts a pass a stop can end.
 //	(2) Watch files: every managed output (drift), the config file and the
 //	    token file (unless WithoutFileWatch).
 //	(3) Hold the watch stream in its own goroutine (controlplane.watch):
@@ -142,8 +145,12 @@ func (a *Agent) RequestReload() {
 //	    returns nil.
 func (a *Agent) Run(ctx context.Context) error {
 	cfg := a.config()
+	passCtx, cancelPasses := context.WithCancel(context.WithoutCancel(ctx)) // (1)
+	defer cancelPasses()
+	a.setPassParent(passCtx)
+	defer a.setPassParent(context.Background())
 	if !a.opts.noSocket {
-		stopSocket, err := serveStatusSocket(ctx, a, cfg, a.log) // (1)
+		stopSocket, err := serveStatusSocket(ctx, a, cfg, a.log)
 		if err != nil {
 			return err
 		}
@@ -166,11 +173,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	stream := a.startStream(ctx) // (3)
 	defer func() { stream() }()
 
-	passCtx, cancelPasses := context.WithCancel(context.WithoutCancel(ctx)) // (4)
-	defer cancelPasses()
-	a.setPassParent(passCtx)
-	defer a.setPassParent(context.Background())
-	t := a.opts.timing
+	t := a.opts.timing // (4)
 	poll := newStoppedTimer()
 	retry := newStoppedTimer()
 	space := newStoppedTimer()

@@ -97,7 +97,7 @@ func (a *Agent) fullPass(ctx context.Context) (rep PassReport, retry, changed bo
 	a.lastPlan = p
 	rep.Results = a.apply(ctx, p.desired, p.held, false)
 	rep.Status = a.record(p, rep.Results, nil)
-	a.watchFilesLocked()
+	a.watchFiles()
 	rep.Duration = time.Since(rep.Started)
 	a.log.Info("pass done", zap.String("state", string(rep.Status.State)),
 		zap.Int("secrets", len(rep.Status.Secrets)), zap.Int("delivered", len(p.rowOf)), zap.Int("writes", writes(rep.Results)),
@@ -133,7 +133,7 @@ func (a *Agent) repairPass(ctx context.Context) bool {
 	fetchErr := a.fetchErr
 	a.mu.Unlock()
 	a.record(a.lastPlan, results, fetchErr)
-	a.watchFilesLocked()
+	a.watchFiles()
 	return true
 }
 
@@ -352,7 +352,9 @@ func (a *Agent) apply(ctx context.Context, desired map[string][]secrets.Secret, 
 			// A failure as a whole says nothing about what is managed: keep
 			// watching what was, so drift repair still notices it.
 		} else {
+			a.watchMu.Lock()
 			a.paths[sl.name] = r.Paths
+			a.watchMu.Unlock()
 		}
 		a.handedMu.Lock()
 		a.handed[sl.name] = want
