@@ -106,12 +106,15 @@ type Agent struct {
 	notify sdNotifier
 
 	// runMu guards the pass runner's state (runner.go): the pass waiting to
-	// start, whether one is in flight, and the passes' parent context.
+	// start, whether one is in flight, the passes' parent context, and the
+	// spacing of sync-requested passes.
 	runMu        sync.Mutex
 	nextRun      *passRun
 	running      bool
 	runningSince time.Time
 	passParent   context.Context
+	lastSync     time.Time // when the last pass only syncs asked for started
+	syncQuiet    int       // such passes in a row that found the spec unchanged
 
 	// passMu serializes passes and guards the pass state below it.
 	passMu      sync.Mutex
@@ -315,9 +318,10 @@ func (a *Agent) Status() Status {
 // called, so the report reflects the control plane as it was then.
 // Concurrent calls share passes: those that arrive while a pass waits to
 // start join it, and a pass in flight is followed by at most one more (see
-// schedulePass). When ctx ends first, the report says so (and the pass goes
-// on).
-func (a *Agent) Sync(ctx context.Context) PassReport { return a.RunOnce(ctx) }
+// schedulePass). Syncs in a loop that keep finding nothing new are spaced
+// out, up to one pass every two seconds (scheduleSync). When ctx ends
+// first, the report says so (and the pass goes on).
+func (a *Agent) Sync(ctx context.Context) PassReport { return a.await(ctx, a.scheduleSync()) }
 
 // Applied is closed once a pass has fetched the spec and run every injector
 // (individual secrets may still have failed; Status says which).
