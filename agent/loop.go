@@ -16,6 +16,7 @@ import (
 
 	"github.com/secrets-agent/secrets-agent/config"
 	"github.com/secrets-agent/secrets-agent/controlplane"
+	"github.com/secrets-agent/secrets-agent/internal/dirlock"
 )
 
 // timing holds the loop's intervals; zero fields take the defaults.
@@ -111,9 +112,11 @@ func (a *Agent) RequestReload() {
 }
 
 // Run keeps the environment's secrets applied until ctx ends, then returns
-// nil; it returns an error only when it cannot start (the status socket
-// cannot be served). The steps:
+// nil; it returns an error only when it cannot start (the state dir is held
+// by another agent, or the status socket cannot be served). The steps:
 //
+//	(0) Lock the state dir (dirlock) for as long as Run runs: a second agent
+//	    on the same state dir, or a purge, fails at once naming this one.
 //	(1) Make the passes' context (cancelled when ctx ends) the parent of
 //	    every pass, then serve the status socket (unless
 //	    WithoutStatusSocket): a `sync` that arrives first (socket
@@ -145,6 +148,13 @@ func (a *Agent) RequestReload() {
 //	    returns nil.
 func (a *Agent) Run(ctx context.Context) error {
 	cfg := a.config()
+	if cfg.StateDir != "" {
+		lock, err := dirlock.Acquire(cfg.StateDir) // (0)
+		if err != nil {
+			return fmt.Errorf("state dir: %w", err)
+		}
+		defer lock.Release()
+	}
 	passCtx, cancelPasses := context.WithCancel(context.WithoutCancel(ctx)) // (1)
 	defer cancelPasses()
 	a.setPassParent(passCtx)

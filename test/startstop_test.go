@@ -2,9 +2,11 @@ package test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -90,5 +92,43 @@ func TestSIGTERMRightAfterASocketActivatedSyncExitsWithinASecond(t *testing.T) {
 		}
 		t.Logf("round %d: exited %v after SIGTERM", round, time.Since(sent).Round(time.Millisecond))
 		cancel()
+	}
+}
+
+// TestStateDirIsOneAgentsAtATime: while an agent runs, a second `run` on the
+// same state dir and a `purge` (which the running agent would undo) fail at
+// once naming the running agent's pid, and the purge removes nothing; once
+// the agent has stopped, the purge removes everything.
+func TestStateDirIsOneAgentsAtATime(t *testing.T) {
+	dev := testutil.StartDevserver(t)
+	r := newFSRig(t, dev, "statelock")
+	r.start(t)
+	testutil.Eventually(t, 20*time.Second, "applied", func() bool { return r.applied(t, nil) == nil })
+	cfg := r.agent.Config
+	pid := fmt.Sprintf("pid %d", r.agent.Pid())
+
+	second := r.cfg
+	second.Socket = filepath.Join(r.dir, "second.sock")
+	secondDir := filepath.Join(r.dir, "second")
+	must(t, os.MkdirAll(secondDir, 0o700))
+	_, stderr, code := testutil.RunAgent(t, nil, "run", "--config", testutil.WriteAgentConfig(t, secondDir, second))
+	if code == 0 || !strings.Contains(stderr, r.cfg.StateDir) || !strings.Contains(stderr, pid) {
+		t.Errorf("a second run on the same state dir: exit %d, stderr %q; want a failure naming the dir and %s", code, stderr, pid)
+	}
+
+	_, stderr, code = testutil.RunAgent(t, nil, "purge", "--config", cfg)
+	if code == 0 || !strings.Contains(stderr, pid) {
+		t.Errorf("purge while the agent runs: exit %d, stderr %q; want a failure naming %s", code, stderr, pid)
+	}
+	if err := r.applied(t, nil); err != nil {
+		t.Errorf("after the refused purge: %v", err)
+	}
+
+	stopWithin(t, r.agent, time.Second)
+	if _, stderr, code = testutil.RunAgent(t, nil, "purge", "--config", cfg); code != 0 {
+		t.Fatalf("purge after the stop: exit %d: %s", code, stderr)
+	}
+	if _, err := os.Stat(r.home(fsFile)); !os.IsNotExist(err) {
+		t.Errorf("after the purge, %s: %v; want it gone", fsFile, err)
 	}
 }
