@@ -96,7 +96,8 @@ func TestSIGTERMRightAfterASocketActivatedSyncExitsWithinASecond(t *testing.T) {
 }
 
 // TestStateDirIsOneAgentsAtATime: while an agent runs, a second `run` on the
-// same state dir and a `purge` (which the running agent would undo) fail at
+// same state dir, a `run --once` and a `purge` (which the running agent would
+// undo) fail at
 // once naming the running agent's pid, and the purge removes nothing; once
 // the agent has stopped, the purge removes everything.
 func TestStateDirIsOneAgentsAtATime(t *testing.T) {
@@ -114,6 +115,11 @@ func TestStateDirIsOneAgentsAtATime(t *testing.T) {
 	_, stderr, code := testutil.RunAgent(t, nil, "run", "--config", testutil.WriteAgentConfig(t, secondDir, second))
 	if code == 0 || !strings.Contains(stderr, r.cfg.StateDir) || !strings.Contains(stderr, pid) {
 		t.Errorf("a second run on the same state dir: exit %d, stderr %q; want a failure naming the dir and %s", code, stderr, pid)
+	}
+
+	_, stderr, code = testutil.RunAgent(t, nil, "run", "--once", "--config", cfg)
+	if code == 0 || !strings.Contains(stderr, pid) {
+		t.Errorf("run --once beside the agent: exit %d, stderr %q; want a failure naming %s", code, stderr, pid)
 	}
 
 	_, stderr, code = testutil.RunAgent(t, nil, "purge", "--config", cfg)
