@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"sync"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/secrets-agent/secrets-agent/config"
 	"github.com/secrets-agent/secrets-agent/controlplane"
 	"github.com/secrets-agent/secrets-agent/injectors"
+	"github.com/secrets-agent/secrets-agent/proxy"
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
 
@@ -123,6 +125,7 @@ type Agent struct {
 	lastApplied map[string]map[string]secrets.Secret // injector name -> mount key -> what its output holds
 	lastPlan    *plan                                // what the last full pass decided, for repairs
 	lastChanged map[string]change                    // secret id -> when and how its output last changed
+	proxy       *proxy.Service                       // the credential proxy; nil when proxy.enabled is false
 
 	// watchMu guards paths, which passes write and watchFiles reads, and
 	// serializes installing the watch set. It is not passMu, so that Run
@@ -203,6 +206,13 @@ func New(cfg *config.Config, log *zap.Logger, opts ...Option) (*Agent, error) {
 	a.cp = cp
 	a.setWaiting(waiting)
 	a.slots = a.buildSlots(cfg)
+	if cfg.Proxy.Enabled {
+		o := proxy.ServiceOptions{StateDir: cfg.StateDir, Listen: cfg.Proxy.Listen, Log: log.Named("proxy")}
+		if cfg.Proxy.SystemTrust && os.Geteuid() == 0 {
+			o.Trust = &proxy.SystemTrust
+		}
+		a.proxy = proxy.NewService(o)
+	}
 	a.status = Status{
 		SchemaVersion: 1,
 		State:         Starting,

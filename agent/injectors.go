@@ -59,8 +59,11 @@ func buildGitCred(cfg *config.Config, owner injectors.Owner) (injectors.Injector
 // ownPaths are the agent's own files, which no secret may target: the config
 // file (configPath, "" when there is none) and the default one, which the
 // next start would read; the token file, the state dir, the status socket,
-// and the env fragment dir (reserved even with envprofile disabled: the
-// shell hooks still source what is there).
+// the env fragment dir (reserved even with envprofile disabled: the shell
+// hooks still source what is there), and what `install-hooks` writes in
+// either mode (the hooks, the rc files it adds them to, the git configs it
+// adds gitcred's include to, and gitcred's file, even with gitcred
+// disabled: the include still names it).
 func ownPaths(cfg *config.Config, configPath string) []injectors.Reserved {
 	own := []injectors.Reserved{
 		{Path: configPath, What: "the agent's config file"},
@@ -69,6 +72,16 @@ func ownPaths(cfg *config.Config, configPath string) []injectors.Reserved {
 		{Path: cfg.StateDir, What: "the agent's state dir"},
 		{Path: cfg.Socket, What: "the agent's status socket"},
 		{Path: cfg.Injectors.EnvProfile.Dir, What: "the env fragment dir"},
+	}
+	for _, p := range envprofile.HookFiles(cfg.Home) {
+		own = append(own, injectors.Reserved{Path: p, What: "a file install-hooks writes"})
+	}
+	sysGit, _ := gitcred.Include(true, cfg.Home, "")
+	own = append(own, injectors.Reserved{Path: sysGit, What: "a file install-hooks writes"})
+	if cfg.Home != "" {
+		userGit, _ := gitcred.Include(false, cfg.Home, "")
+		own = append(own, injectors.Reserved{Path: userGit, What: "a file install-hooks writes"},
+			injectors.Reserved{Path: filepath.Join(cfg.Home, gitcred.File), What: "the git credential helpers file gitcred manages"})
 	}
 	var out []injectors.Reserved
 	for _, r := range own {

@@ -188,11 +188,11 @@ func (a *Agent) makePlan(ctx context.Context, cp ControlPlane, env *controlplane
 		idx := len(p.rows)
 		sl, ok := slotFor(slots, s.Mount.Kind)
 		switch {
-		case s.CredentialProxy != nil:
+		case s.CredentialProxy != nil && a.proxy == nil:
 			// Its value must never be written into the environment, and
-			// this agent has no proxy to hand it to: it is not even
-			// fetched. It still shadows what it would have shadowed.
-			r.Outcome, r.Note = "skipped", "credential proxy: the value is meant for a proxy this agent does not have; not materialised"
+			// the proxy is off: it is not even fetched. It still shadows
+			// what it would have shadowed.
+			r.Outcome, r.Note = "skipped", "credential proxy: the value is meant for the proxy, which is off (proxy.enabled); not materialised"
 			a.log.Info("secret not materialised: it is for a credential proxy", zap.String("secret", secrets.Label(s.Name)),
 				zap.String("id", s.ID), zap.String("mount", s.Mount.String()))
 			p.rows = append(p.rows, r)
@@ -247,6 +247,17 @@ func (a *Agent) makePlan(ctx context.Context, cp ControlPlane, env *controlplane
 			p.held[slot] = fmt.Sprintf("%s could not be fetched and nothing applied at %s can be kept; injector %s held back", s, s.Mount, slot)
 		}
 		a.log.Warn("secret not applied", append(secretFields(s, err), zap.String("note", p.rows[idx].Note))...)
+	}
+	if a.proxy != nil {
+		// Proxied secrets' values go to the proxy; their mounts get
+		// placeholders, and the env fragment the proxy's variables.
+		envSlot, _ := slotFor(slots, secrets.MountEnv)
+		for id, err := range a.proxy.Prepare(p.desired, envSlot.name) {
+			if idx, ok := p.rowOf[id]; ok {
+				p.rows[idx].Outcome, p.rows[idx].Error, p.rows[idx].Note = string(injectors.Failed), err.Error(), "not applied"
+				delete(p.rowOf, id)
+			}
+		}
 	}
 	for idx, name := range rowSlot {
 		if why, ok := p.held[name]; ok && p.rows[idx].Outcome == "" {
