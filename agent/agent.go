@@ -113,7 +113,9 @@ type cachedValue struct {
 // held with the others. passMu is held by a pass (full, repair or purge) and
 // by a reload for the whole of it, so they never overlap. mu is held only
 // for short copies, never across a call to the control plane, an injector or
-// the filesystem. Each field below says which it needs:
+// the filesystem. watchMu guards only each slot's paths (and installing the
+// watch set), so watching never waits for a pass; it may be held while
+// taking mu, never the other way. Each field below says which it needs:
 //
 //   - pass: touched only with passMu held;
 //   - mu: touched only with mu held;
@@ -130,6 +132,8 @@ type Agent struct {
 	running      bool            // runMu: a pass is in flight
 	runningSince time.Time       // runMu
 	passParent   context.Context // runMu: the passes' parent context
+	lastSync     time.Time       // runMu: when the last pass only syncs asked for started
+	syncQuiet    int             // runMu: such passes in a row that found the spec unchanged
 
 	passMu      sync.Mutex
 	lastSpec    [sha256.Size]byte      // pass: fingerprint of the last spec fetched
@@ -137,6 +141,12 @@ type Agent struct {
 	lastPlan    *plan                  // pass: the last full pass's rows, for repairs
 	lastChanged map[string]change      // pass: secret id -> when and how its output last changed
 	proxy       *proxy.Service         // the credential proxy (safe for concurrent use); nil when proxy.enabled is false
+
+	// watchMu guards each slot's paths, which passes write and watchFiles
+	// reads, and serializes installing the watch set. It is not passMu, so
+	// that Run can start watching while a pass holds passMu (a `sync` that
+	// came in first, waiting on a control plane that does not answer).
+	watchMu sync.Mutex
 
 	mu       sync.Mutex
 	slots    []*slot        // pass+mu: the injectors, in the order a pass applies them
@@ -296,11 +306,10 @@ func (a *Agent) snapshot(stuck time.Duration) Status {
 // called, so the report reflects the control plane as it was then.
 // Concurrent calls share passes: those that arrive while a pass waits to
 // start join it, and a pass in flight is followed by at most one more (see
-// schedulePass). When ctx ends first, the report says so (and the pass goes
-// on).
-func (a *Agent) Sync(ctx context.Context) PassReport {
-	return a.await(ctx, a.schedulePass())
-}
+// schedulePass). Syncs in a loop that keep finding nothing new are spaced
+// out, up to one pass every two seconds (scheduleSync). When ctx ends
+// first, the report says so (and the pass goes on).
+func (a *Agent) Sync(ctx context.Context) PassReport { return a.await(ctx, a.scheduleSync()) }
 
 // Applied is closed once a pass has fetched the spec and run every injector
 // (individual secrets may still have failed; Status says which).

@@ -23,7 +23,7 @@ type slot struct {
 	desired []secrets.Secret          // pass: this full pass's set; nil: not applied this pass
 	held    string                    // pass: why the last full pass held it back; "" when it did not
 	applied map[string]secrets.Secret // pass: mount key -> the secret its output holds
-	paths   []string                  // pass: the files it manages, for drift watching
+	paths   []string                  // pass+watchMu: the files it manages, for drift watching
 	handed  []secrets.Secret          // pass+mu: the set last handed to it; nil: never applied
 }
 

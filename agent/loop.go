@@ -15,6 +15,7 @@ import (
 	"github.com/secrets-agent/secrets-agent/config"
 	"github.com/secrets-agent/secrets-agent/controlplane"
 	"github.com/secrets-agent/secrets-agent/internal/backoff"
+	"github.com/secrets-agent/secrets-agent/internal/dirlock"
 	"github.com/secrets-agent/secrets-agent/internal/pathwatch"
 )
 
@@ -93,10 +94,15 @@ func (a *Agent) RequestReload() {
 }
 
 // Run keeps the environment's secrets applied until ctx ends, then returns
-// nil; it returns an error only when it cannot start (the status socket
-// cannot be served). The steps:
+// nil; it returns an error only when it cannot start (the state dir is held
+// by another agent, or the status socket cannot be served). The steps:
 //
-//	(1) Serve the status socket (unless WithoutStatusSocket).
+//	(0) Lock the state dir (dirlock) for as long as Run runs: a second agent
+//	    on the same state dir, or a purge, fails at once naming this one.
+//	(1) Make the passes' context (cancelled when ctx ends) the parent of
+//	    every pass, then serve the status socket (unless
+//	    WithoutStatusSocket): a `sync` that arrives first (socket
+//	    activation) starts a pass a stop can end.
 //	(2) Watch files: every managed output (drift), the config file and the
 //	    token file (unless WithoutFileWatch).
 //	(3) Hold the watch stream in its own goroutine (controlplane.watch):
@@ -127,8 +133,19 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.proxy != nil {
 		defer a.proxy.Close()
 	}
+	if cfg.StateDir != "" {
+		lock, err := dirlock.Acquire(cfg.StateDir) // (0)
+		if err != nil {
+			return fmt.Errorf("state dir: %w", err)
+		}
+		defer lock.Release()
+	}
+	passCtx, cancelPasses := context.WithCancel(context.WithoutCancel(ctx)) // (1)
+	defer cancelPasses()
+	a.setPassParent(passCtx)
+	defer a.setPassParent(context.Background())
 	if !a.opts.noSocket {
-		stopSocket, err := serveStatusSocket(ctx, a, cfg, a.log) // (1)
+		stopSocket, err := serveStatusSocket(ctx, a, cfg, a.log)
 		if err != nil {
 			return err
 		}
@@ -148,15 +165,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 
-	l := &loop{a: a, ctx: ctx, t: a.opts.timing, poll: newStoppedTimer(), retry: newStoppedTimer(), space: newStoppedTimer()}
+	l := &loop{a: a, ctx: ctx, passCtx: passCtx, cancelPasses: cancelPasses, t: a.opts.timing,
+		poll: newStoppedTimer(), retry: newStoppedTimer(), space: newStoppedTimer()}
 	l.stream = a.startStream(ctx) // (3)
 	defer func() { l.stream() }()
 
-	l.passCtx, l.cancelPasses = context.WithCancel(context.WithoutCancel(ctx)) // (4)
-	defer l.cancelPasses()
-	a.setPassParent(l.passCtx)
-	defer a.setPassParent(context.Background())
-	l.ready = time.NewTimer(time.Duration(cfg.ReadyTimeout))
+	l.ready = time.NewTimer(time.Duration(cfg.ReadyTimeout)) // (4)
 	if cfg.ReadyTimeout <= 0 {
 		l.ready.Stop()
 	}

@@ -16,7 +16,10 @@ func TestPurgeRemovesEveryOutput(t *testing.T) {
 		t.Fatalf("pass: %+v", rep.Status)
 	}
 	calls := r.cp.count(func(f *fakePlane) int { return f.specCalls })
-	results := r.a.Purge(context.Background())
+	results, err := r.a.Purge(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, inj := range []*fileInjector{r.env, r.file, r.reg} {
 		if len(inj.owned) != 0 {
 			t.Errorf("%s still owns %v after Purge", inj.name, inj.owned)

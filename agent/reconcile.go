@@ -80,7 +80,7 @@ func (a *Agent) pass(ctx context.Context) (rep PassReport, retry, changed bool) 
 	}
 
 	rep.Status = a.record(p, rep.Results, nil) // (4)
-	a.watchFilesLocked()
+	a.watchFiles()
 	rep.Duration = time.Since(rep.Started)
 	a.log.Info("pass done", zap.String("state", string(rep.Status.State)),
 		zap.Int("secrets", len(rep.Status.Secrets)), zap.Int("delivered", len(p.rowOf)), zap.Int("writes", writes(rep.Results)),
@@ -134,7 +134,7 @@ func (a *Agent) repairPass(ctx context.Context) bool {
 	fetchErr := a.fetchErr
 	a.mu.Unlock()
 	a.record(a.lastPlan, results, fetchErr)
-	a.watchFilesLocked()
+	a.watchFiles()
 	return true
 }
 
@@ -384,7 +384,9 @@ func (a *Agent) apply(ctx context.Context, sl *slot, want []secrets.Secret, repa
 	if r.Err == nil || len(r.Paths) > 0 {
 		// A failure as a whole says nothing about what is managed: then
 		// keep watching what was, so drift repair still notices it.
+		a.watchMu.Lock()
 		sl.paths = r.Paths
+		a.watchMu.Unlock()
 	}
 	a.mu.Lock()
 	sl.handed = want

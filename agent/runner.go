@@ -15,6 +15,10 @@ type passRun struct {
 	// changed: the spec differed from the last one fetched (or could not be
 	// fetched); false means the pass was asked for nothing.
 	changed bool
+	// bySync: every caller that asked for it is a `sync` request (Sync),
+	// so its start is spaced out (see scheduleSync). Written under runMu
+	// while the pass waits to start.
+	bySync bool
 }
 
 // schedulePass returns a full pass that starts after this call: the one
@@ -25,13 +29,26 @@ type passRun struct {
 // more. The pass runs in its own goroutine on the pass context (see
 // setPassParent), bounded by the pass timeout; a caller that stops waiting
 // does not stop it.
-func (a *Agent) schedulePass() *passRun {
+func (a *Agent) schedulePass() *passRun { return a.schedule(false) }
+
+// scheduleSync is schedulePass for a `sync` request on the status socket,
+// which any local user may send in a loop: a pass that only such requests
+// asked for starts no sooner than eventSpacing after the last one did,
+// counting the sync passes in a row that found the spec unchanged, as the
+// watch stream's events are spaced. A sync that brings news (the pass found
+// a changed spec) resets the count; a pass anything else asked for too
+// starts at once.
+func (a *Agent) scheduleSync() *passRun { return a.schedule(true) }
+
+func (a *Agent) schedule(bySync bool) *passRun {
 	a.runMu.Lock()
 	defer a.runMu.Unlock()
 	r := a.nextRun
 	if r == nil {
-		r = &passRun{done: make(chan struct{})}
+		r = &passRun{done: make(chan struct{}), bySync: bySync}
 		a.nextRun = r
+	} else if !bySync {
+		r.bySync = false
 	}
 	if !a.running {
 		a.startLocked()
@@ -45,13 +62,39 @@ func (a *Agent) startLocked() {
 	r := a.nextRun
 	a.nextRun, a.running, a.runningSince = nil, true, time.Now()
 	parent := a.passParent
+	var wait time.Duration
+	if r.bySync {
+		if time.Since(a.lastSync) > 2*spacingCap {
+			a.syncQuiet = 0 // the syncs went quiet: the next one is news
+		}
+		wait = eventSpacing(a.syncQuiet) - time.Since(a.lastSync)
+	}
 	go func() {
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-parent.Done():
+			}
+			t.Stop()
+		}
+		if r.bySync {
+			a.runMu.Lock()
+			a.lastSync = time.Now()
+			a.runMu.Unlock()
+		}
 		ctx, cancel := context.WithTimeout(parent, a.opts.timing.passTimeout)
 		r.rep, r.retry, r.changed = a.pass(ctx)
 		cancel()
 		close(r.done)
 		a.runMu.Lock()
 		defer a.runMu.Unlock()
+		if r.bySync {
+			a.syncQuiet++
+			if r.changed {
+				a.syncQuiet = 0
+			}
+		}
 		a.running = false
 		if a.nextRun != nil {
 			a.startLocked()

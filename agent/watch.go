@@ -7,25 +7,20 @@ import (
 )
 
 // watchFiles tells the path watcher (when Run has one) to watch every
-// managed output, the config file and the token file.
+// managed output, the config file and the token file. A pass calls it
+// before it reports anything applied, so that no change after that goes
+// unseen; it never waits for a pass in flight (it does not take passMu).
 func (a *Agent) watchFiles() {
-	a.passMu.Lock()
-	defer a.passMu.Unlock()
-	a.watchFilesLocked()
-}
-
-// watchFilesLocked is watchFiles for a pass, which holds passMu: a pass
-// watches what it wrote before it reports it applied, so that no change
-// after that goes unseen.
-func (a *Agent) watchFilesLocked() {
+	a.watchMu.Lock()
+	defer a.watchMu.Unlock()
 	a.mu.Lock()
-	set, cfg := a.watching, a.cfg
+	set, cfg, slots := a.watching, a.cfg, a.slots
 	a.mu.Unlock()
 	if set == nil {
 		return
 	}
 	var paths []string
-	for _, sl := range a.slots {
+	for _, sl := range slots {
 		paths = append(paths, sl.paths...)
 	}
 	paths = append(paths, a.opts.configPath, cfg.ControlPlane.TokenFile)

@@ -48,26 +48,50 @@ import (
 //     load or run code the program did not ask for (PERL5OPT, PERL5LIB,
 //     PYTHONSTARTUP, PYTHONPATH, RUBYOPT, NODE_OPTIONS, JAVA_TOOL_OPTIONS,
 //     ...).
+//  4. Variables that make a program run code it was not asked to run: at
+//     its start, for every file it opens, or at every prompt. Shell prompts
+//     (git's own prompt script, starship, oh-my-zsh themes) run `git status`
+//     at every prompt, so whatever git reads implicitly is code at the
+//     prompt: git configuration from the environment (GIT_CONFIG_PARAMETERS,
+//     GIT_CONFIG_COUNT with GIT_CONFIG_KEY_n and GIT_CONFIG_VALUE_n,
+//     GIT_CONFIG_GLOBAL, GIT_CONFIG_SYSTEM: the whole GIT_CONFIG* family,
+//     where core.fsmonitor is a command) and the repository it reads it from
+//     (GIT_DIR, GIT_COMMON_DIR), git's program and template directories
+//     (GIT_EXEC_PATH, GIT_TEMPLATE_DIR) and its diff command
+//     (GIT_EXTERNAL_DIFF); the prompt tools' own configuration
+//     (STARSHIP_CONFIG, oh-my-zsh's ZSH_CUSTOM, direnv's DIRENV_*, which
+//     decide what they run at every prompt or directory change); less's
+//     input filters and start-up commands (LESSOPEN, LESSCLOSE, LESS, which
+//     can hold `+!command`), run for any file less shows, man pages and
+//     git's pager included; editors' start-up commands and script paths
+//     (VIMINIT, EXINIT, GVIMINIT, VIMRUNTIME, EMACSLOADPATH); and OpenSSL's
+//     configuration and engine and provider paths (OPENSSL_CONF,
+//     OPENSSL_ENGINES, OPENSSL_MODULES), which load shared objects into
+//     every program that uses OpenSSL.
 //
 // Not refused, by judgement: variables whose documented purpose is to name a
-// command a tool runs when the user asks it to (EDITOR, PAGER, VISUAL,
-// GIT_SSH_COMMAND, ...) and tools' own configuration generally. A secret
-// named so is ordinary configuration; the user sees it in their environment.
+// command a tool runs for an operation the user asked for (EDITOR, VISUAL,
+// PAGER, MANPAGER, BROWSER, GIT_EDITOR, GIT_PAGER, GIT_SSH, GIT_SSH_COMMAND,
+// GIT_ASKPASS: none of them runs for `git status`, and a prompt's output is
+// never paged) and tools' own configuration generally. A secret named so is
+// ordinary configuration; the user sees it in their environment.
 // Names are case-sensitive: PATH is refused, Path is not (zsh's lower-case
 // path, fpath, cdpath, manpath, module_path are refused by their own entry).
 
 // envPrefixOwn is the prefix of the agent's own variables.
 const envPrefixOwn = "SECRETS_AGENT_"
 
-// codeVariables are the names of rule 3, each with why it is refused.
+// codeVariables are the names of rules 3 and 4, each with why it is refused.
 var codeVariables = map[string]string{}
 
-// codePrefixes are the prefixes of rule 3, each with why it is refused.
+// codePrefixes are the prefixes of rules 3 and 4, each with why it is refused.
 var codePrefixes = []struct{ prefix, why string }{
 	{"LD_", "configures the dynamic loader, which can load code into every program"},
 	{"BASH_FUNC_", "is how bash exports functions: a child bash defines it as code"},
 	{"fish_", "is fish's own namespace (prompts, key bindings, function and completion paths)"},
 	{"__fish", "is fish's own namespace"},
+	{"GIT_CONFIG", "gives git configuration (core.fsmonitor is a command; a prompt's `git status` runs it at every prompt)"},
+	{"DIRENV_", "is direnv's configuration and state, which decide what .envrc code direnv runs at every prompt"},
 }
 
 func init() {
@@ -98,6 +122,18 @@ func init() {
 		"PERL5OPT PERL5LIB PERLLIB PERL5DB PERL5SHELL PYTHONSTARTUP PYTHONPATH PYTHONHOME PYTHONUSERBASE PYTHONEXECUTABLE "+
 			"RUBYOPT RUBYLIB NODE_OPTIONS NODE_PATH JAVA_TOOL_OPTIONS JDK_JAVA_OPTIONS _JAVA_OPTIONS CLASSPATH "+
 			"LUA_INIT LUA_PATH LUA_CPATH TCLLIBPATH PHPRC PHP_INI_SCAN_DIR")
+	add("makes git read another repository's configuration (core.fsmonitor is a command; a prompt's `git status` runs it at every prompt)",
+		"GIT_DIR GIT_COMMON_DIR")
+	add("makes git run programs it was not asked to (a prompt's `git status` runs git at every prompt)",
+		"GIT_EXEC_PATH GIT_TEMPLATE_DIR GIT_EXTERNAL_DIFF")
+	add("configures what a prompt tool runs at every prompt",
+		"STARSHIP_CONFIG ZSH_CUSTOM")
+	add("makes less run a command for every file it shows (man pages and git's pager included)",
+		"LESSOPEN LESSCLOSE LESS")
+	add("is an editor's start-up commands or script path: every start of the editor runs code from it",
+		"VIMINIT EXINIT GVIMINIT VIMRUNTIME EMACSLOADPATH")
+	add("makes OpenSSL load a configuration, engine or provider (shared objects) into every program that uses it",
+		"OPENSSL_CONF OPENSSL_ENGINES OPENSSL_MODULES")
 }
 
 // EnvNameRefusal returns why name may not be set by a secret, as a phrase

@@ -68,6 +68,33 @@ func TestEnvNamePolicyRefusesEveryClassWithItsRule(t *testing.T) {
 		{"precmd_functions", "zsh calls"},
 		{"PROMPT_EOL_MARK", "prompt"},
 		{"GLIBC_TUNABLES", "C library"},
+		// Code at the prompt (a prompt runs git status) and start-up hooks
+		// of everyday tools.
+		{"GIT_CONFIG_PARAMETERS", "git configuration"},
+		{"GIT_CONFIG_COUNT", "git configuration"},
+		{"GIT_CONFIG_KEY_0", "git configuration"},
+		{"GIT_CONFIG_VALUE_0", "git configuration"},
+		{"GIT_CONFIG_GLOBAL", "git configuration"},
+		{"GIT_CONFIG_SYSTEM", "git configuration"},
+		{"GIT_CONFIG", "git configuration"},
+		{"GIT_DIR", "another repository"},
+		{"GIT_COMMON_DIR", "another repository"},
+		{"GIT_EXEC_PATH", "git run programs"},
+		{"GIT_TEMPLATE_DIR", "git run programs"},
+		{"GIT_EXTERNAL_DIFF", "git run programs"},
+		{"STARSHIP_CONFIG", "every prompt"},
+		{"ZSH_CUSTOM", "every prompt"},
+		{"DIRENV_CONFIG", "direnv"},
+		{"LESSOPEN", "less"},
+		{"LESSCLOSE", "less"},
+		{"LESS", "less"},
+		{"VIMINIT", "editor"},
+		{"EXINIT", "editor"},
+		{"VIMRUNTIME", "editor"},
+		{"EMACSLOADPATH", "editor"},
+		{"OPENSSL_CONF", "OpenSSL"},
+		{"OPENSSL_ENGINES", "OpenSSL"},
+		{"OPENSSL_MODULES", "OpenSSL"},
 		// Our own.
 		{"SECRETS_AGENT_SOCKET", "agent's own"},
 		{"SECRETS_AGENT_ENV_DIR", "agent's own"},
@@ -90,6 +117,7 @@ func TestEnvNamePolicyAcceptsOrdinaryNames(t *testing.T) {
 	for _, n := range []string{
 		"GITHUB_TOKEN", "DATABASE_URL", "AWS_SECRET_ACCESS_KEY", "NPM_TOKEN", "api_key",
 		"Path", "Random", "EDITOR", "PAGER", "GIT_SSH_COMMAND", "SECRETS_AGENT", "LD", "MY_PS1",
+		"GIT_PAGER", "GIT_EDITOR", "GIT_ASKPASS", "GIT_SSH", "GIT_AUTHOR_NAME", "MANPAGER", "BROWSER", "LESSHISTFILE_X",
 	} {
 		if why := EnvNameRefusal(n); why != "" {
 			t.Errorf("%s is refused (%s), want it accepted", n, why)

@@ -537,3 +537,36 @@ func TestSIGTERMDuringAStuckPassExitsWithinASecond(t *testing.T) {
 		t.Errorf("after the stop: %v", err)
 	}
 }
+
+// TestSyncLoopIsSpacedOut: a local user sending `sync` requests back to back
+// for 3 s, over the real status socket, costs a handful of GetEnvironment
+// calls, not one per request: passes only syncs ask for, finding nothing
+// new, are spaced out as a chatty stream's are. A real update still lands.
+func TestSyncLoopIsSpacedOut(t *testing.T) {
+	r, p := startProxied(t, "syncloop", false)
+	c := agent.NewClient(r.cfg.Socket)
+	before := p.specs.Load()
+	syncs := 0
+	for start := time.Now(); time.Since(start) < 3*time.Second; syncs++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if _, err := c.Sync(ctx); err != nil {
+			t.Fatalf("sync %d: %v", syncs, err)
+		}
+		cancel()
+	}
+	calls := p.specs.Load() - before
+	t.Logf("%d back-to-back syncs in 3 s: %d GetEnvironment calls", syncs, calls)
+	// The gap doubles from 50 ms to 2 s after two free passes: about 8
+	// passes in the first 3 s (the stream's connect may add one).
+	if calls > 15 {
+		t.Errorf("a sync loop made %d GetEnvironment calls in 3 s, want a handful", calls)
+	}
+	r.dev.CreateSecret(t, "user", "syncloop", "LATE_FILE", file(r.home("late")), []byte("late"))
+	testutil.Eventually(t, 10*time.Second, "an update during the loop applied", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, _ = c.Sync(ctx)
+		b, err := os.ReadFile(r.home("late"))
+		return err == nil && string(b) == "late"
+	})
+}

@@ -21,8 +21,8 @@ func newPurgeCmd() *cobra.Command {
 manifests in its state directory: the shell fragments' variables, the secret
 files (a file that was there before the agent is put back), the docker
 logins (every other entry of config.json stays) and the git credential
-helpers file. Stop the agent first, or it
-puts them back. It asks the control plane nothing; install.sh --uninstall
+helpers file. Stop the agent first: while an agent runs on the same state
+dir, purge removes nothing and fails naming that agent's pid. It asks the control plane nothing; install.sh --uninstall
 --purge runs it. Exit 1 when something could not be removed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -38,7 +38,10 @@ puts them back. It asks the control plane nothing; install.sh --uninstall
 			if err != nil {
 				return err
 			}
-			results := a.Purge(cmd.Context())
+			results, err := a.Purge(cmd.Context())
+			if err != nil {
+				return err
+			}
 			names := make([]string, 0, len(results))
 			for name := range results {
 				names = append(names, name)

@@ -16,6 +16,7 @@ import (
 	"github.com/secrets-agent/secrets-agent/agent"
 	"github.com/secrets-agent/secrets-agent/config"
 	"github.com/secrets-agent/secrets-agent/injectors/builtin"
+	"github.com/secrets-agent/secrets-agent/internal/dirlock"
 )
 
 func newRunCmd() *cobra.Command {
@@ -52,8 +53,8 @@ never a value).`,
 //	    stop that comes while the agent starts is a clean stop, not a kill.
 //	(3) Load the config, build the logger and the agent; warn (once, at
 //	    start) when the token file is readable by group or others.
-//	(4) --once: one pass; a summary on stderr and exit 1 unless it all
-//	    applied.
+//	(4) --once: holding the state dir's lock, as Run does, one pass; a
+//	    summary on stderr and exit 1 unless it all applied.
 //	(5) Otherwise run until SIGTERM/SIGINT (exit 0, outputs kept); SIGHUP
 //	    asks for a reload.
 func runAgent(ctx context.Context, configPath string, once bool, stderr *os.File) error {
@@ -84,6 +85,13 @@ func runAgent(ctx context.Context, configPath string, once bool, stderr *os.File
 	}
 
 	if once { // (4)
+		if cfg.StateDir != "" { // as Run does: not beside a running agent
+			lock, err := dirlock.Acquire(cfg.StateDir)
+			if err != nil {
+				return fmt.Errorf("state dir: %w", err)
+			}
+			defer lock.Release()
+		}
 		warnWideToken(log, cfg.ControlPlane.TokenFile)
 		rep := a.Sync(ctx)
 		if rep.OK() {

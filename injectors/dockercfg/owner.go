@@ -3,7 +3,10 @@ package dockercfg
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/secrets-agent/secrets-agent/internal/dirs"
@@ -14,10 +17,15 @@ import (
 // else's credentials. A config.json owned by someone else (root's 0644 one
 // in the user's home, another user's) is
 //
-//   - taken over when it holds no credential the injector did not write:
-//     it is written owned by Owner, mode 0600, and the outcome notes it;
-//   - refused otherwise: the pass fails naming both owners, and neither is
-//     given the other's credentials.
+//   - taken over when it holds no credential the injector did not write
+//     (an auths entry, under any case of "auths" and of its fields: docker
+//     reads both case-insensitively) and, unless the user could read it
+//     already (its mode lets others, or the user's group, read it), no key
+//     but harmless ones (harmlessKeys) and the injector's own entries: it is
+//     written owned by Owner, mode 0600, and the outcome notes it;
+//   - refused otherwise: the pass fails naming both owners and what the
+//     file holds, and neither is given the other's credentials or settings
+//     (HttpHeaders, proxies, credsStore, credHelpers may all carry them).
 //
 // It returns the note for the outcomes ("" when the file is the user's).
 func (in *Injector) takeOver(p *pass, r configRead, man *manifest) (string, error) {
@@ -32,16 +40,29 @@ func (in *Injector) takeOver(p *pass, r configRead, man *manifest) (string, erro
 	if p.uid == user {
 		return "", nil
 	}
-	auths, err := p.doc.section(sectionAuths)
-	if err != nil {
-		return "", err
-	}
-	for key, entry := range auths {
-		if rec, ok := man.find(sectionAuths, key); ok && man.owns(rec, entry) {
-			continue
-		}
-		if holdsCredential(entry) {
-			return "", fmt.Errorf("is owned by uid %d, not by the environment's user (uid %d), and holds credentials of its own (auths[%s]): refusing to write into another user's file or to hand it over; move it away or give it to the user", p.uid, user, key)
+	perm := r.info.Mode().Perm()
+	readable := perm&0o004 != 0 || perm&0o040 != 0 && gid >= 0 && p.gid == gid
+	for _, top := range slices.Sorted(maps.Keys(p.doc.top)) {
+		switch key := strings.ToLower(top); {
+		case key == sectionAuths || key == strings.ToLower(sectionCredHelpers):
+			entries, err := p.doc.section(top)
+			if err != nil {
+				return "", err
+			}
+			for _, name := range slices.Sorted(maps.Keys(entries)) {
+				entry := entries[name]
+				if rec, ok := man.find(top, name); ok && man.owns(rec, entry) {
+					continue
+				}
+				if key == sectionAuths && holdsCredential(entry) {
+					return "", fmt.Errorf("is owned by uid %d, not by the environment's user (uid %d), and holds credentials of its own (%s[%s]): refusing to write into another user's file or to hand it over; move it away or give it to the user", p.uid, user, top, name)
+				}
+				if key != sectionAuths && !readable {
+					return "", fmt.Errorf("is owned by uid %d, not by the environment's user (uid %d), and holds %s[%s], which that user cannot read: refusing to hand it over; move it away or give it to the user", p.uid, user, top, name)
+				}
+			}
+		case !readable && !harmlessKeys[key]:
+			return "", fmt.Errorf("is owned by uid %d, not by the environment's user (uid %d), and holds %q, which that user cannot read and may carry credentials: refusing to hand it over; move it away or give it to the user", p.uid, user, top)
 		}
 	}
 	from := p.uid
@@ -49,15 +70,29 @@ func (in *Injector) takeOver(p *pass, r configRead, man *manifest) (string, erro
 	return fmt.Sprintf("took over config.json from uid %d: it held no credentials; now the user's, 0600", from), nil
 }
 
+// harmlessKeys are the top-level config.json keys, lower-cased, that carry
+// nothing private (output formats, key bindings, the current context), so
+// that a file holding only these may be handed to a user who could not read
+// it. Any other key might (HttpHeaders, proxies, credsStore, plugins, keys
+// of tools docker does not know).
+var harmlessKeys = map[string]bool{
+	"psformat": true, "imagesformat": true, "pluginsformat": true, "statsformat": true, "servicesformat": true,
+	"secretformat": true, "configformat": true, "nodesformat": true, "tasksformat": true, "networksformat": true,
+	"volumesformat": true, "serviceinspectformat": true, "detachkeys": true, "currentcontext": true,
+	"experimental": true, "stackorchestrator": true,
+}
+
 // holdsCredential reports whether an auths entry carries a credential: any
-// of credentialFields other than serveraddress, not empty.
+// of credentialFields other than serveraddress, in any case (as docker
+// reads them), not empty.
 func holdsCredential(entry json.RawMessage) bool {
 	var fields map[string]json.RawMessage
 	if json.Unmarshal(entry, &fields) != nil {
 		return false
 	}
-	for _, f := range credentialFields {
-		if v, ok := fields[f]; ok && f != "serveraddress" && string(v) != `""` && string(v) != "null" {
+	for name, v := range fields {
+		f := strings.ToLower(name)
+		if slices.Contains(credentialFields, f) && f != "serveraddress" && string(v) != `""` && string(v) != "null" {
 			return true
 		}
 	}

@@ -135,3 +135,58 @@ func TestRootOwnedDockerDirIsGivenToTheUser(t *testing.T) {
 		t.Errorf("the user reads %q (%v); want their login", out, err)
 	}
 }
+
+// TestForeignConfigIsHandedOverOnlyWithNothingTheUserCouldNotRead: root's
+// config.json that the user (a real second user) cannot read is taken over
+// only when it holds harmless keys alone. Credentials and settings that may
+// carry them — in any case, as docker reads keys case-insensitively — make
+// the pass fail and leave the file root's and unreadable to the user; a file
+// the user could read already is taken over when it holds no auths
+// credential.
+func TestForeignConfigIsHandedOverOnlyWithNothingTheUserCouldNotRead(t *testing.T) {
+	for _, c := range []struct {
+		name, doc string
+		mode      os.FileMode
+		takenOver bool
+		errHas    string
+	}{
+		{"auth field in another case", `{"auths": {"root.example": {"Auth": "` + b64("root:rootpw") + `"}}}`, 0o600, false, "credentials of its own"},
+		{"auths in another case", `{"AUTHS": {"root.example": {"auth": "` + b64("root:rootpw") + `"}}}`, 0o644, false, "credentials of its own"},
+		{"password field in another case", `{"auths": {"root.example": {"PassWord": "rootpw"}}}`, 0o600, false, "credentials of its own"},
+		{"http headers", `{"HttpHeaders": {"Authorization": "Bearer ROOT-TOKEN"}, "auths": {}}`, 0o600, false, `"HttpHeaders"`},
+		{"proxies", `{"proxies": {"default": {"httpProxy": "http://root:rootpw@proxy:3128"}}}`, 0o600, false, `"proxies"`},
+		{"credential store", `{"credsStore": "pass"}`, 0o600, false, `"credsStore"`},
+		{"credential helpers", `{"credHelpers": {"root.example": "pass"}}`, 0o600, false, "credHelpers[root.example]"},
+		{"unknown key", `{"someTool": {"token": "x"}}`, 0o600, false, `"someTool"`},
+		{"harmless keys only", `{"psFormat": "table", "DetachKeys": "ctrl-x", "auths": {}}`, 0o600, true, ""},
+		{"http headers the user could read", `{"HttpHeaders": {"X-Meta": "y"}}`, 0o644, true, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f, uid, gid := nobodyFixture(t)
+			f.write(t, c.doc)
+			if err := os.Chmod(f.path(), c.mode); err != nil {
+				t.Fatal(err)
+			}
+			res := f.in.Apply(context.Background(), []secrets.Secret{registrySecret("s", "r.example.com", "u", "p")})
+			o := outcomeFor(t, res, "r.example.com")
+			st := stat(t, f.path())
+			if c.takenOver {
+				if o.Action != injectors.Created || int(st.Uid) != uid {
+					t.Errorf("outcome %+v (%v), owner %d: want it taken over", o, o.Err, st.Uid)
+				}
+				return
+			}
+			if o.Action != injectors.Failed || o.Err == nil || !strings.Contains(o.Err.Error(), c.errHas) {
+				t.Errorf("outcome %+v (%v), want a refusal saying %q", o, o.Err, c.errHas)
+			}
+			if got := string(f.read(t)); got != c.doc || st.Uid != 0 || os.FileMode(st.Mode&0o777) != c.mode {
+				t.Errorf("config.json now %o uid %d: %s; want it left as it was", st.Mode&0o777, st.Uid, got)
+			}
+			if c.mode&0o004 == 0 {
+				if out, err := readAs(t, f.path(), uid, gid); err == nil {
+					t.Errorf("the user reads root's file: %s", out)
+				}
+			}
+		})
+	}
+}

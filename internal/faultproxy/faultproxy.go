@@ -6,6 +6,7 @@
 package faultproxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -157,6 +158,17 @@ func (p *Proxy) take(r *http.Request) (Fault, <-chan struct{}) {
 
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	p.requests.Add(1)
+	// Buffer the request body before relaying: net/http's server closes
+	// it once the handler relays the response headers, and the transport
+	// still reading it then (it reads past Content-Length to check for
+	// extra bytes) would fail and close the upstream connection, ending a
+	// stream that had only just started.
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		writeConnectError(w, http.StatusBadRequest, "invalid_argument", "faultproxy: read request: "+err.Error())
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
 	f, unstall := p.take(r)
 	if f.Latency > 0 {
 		select {

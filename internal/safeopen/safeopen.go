@@ -62,15 +62,20 @@ func Describe(m fs.FileMode) string {
 }
 
 // regular opens name below root (or the path name when root is nil,
-// following symlinks) with flags|O_NONBLOCK and checks it is a regular
-// file. Below a root, name is Lstat'ed first and what is opened must be that
+// following symlinks) with flags|O_NONBLOCK|O_NOCTTY and checks it is a
+// regular file. name is Lstat'ed (Stat'ed without a root) first and anything
+// but a regular file is refused without being opened: opening a device or a
+// FIFO has effects of its own (a watchdog armed, a tty made the controlling
+// terminal, a FIFO's blocked writer let go). What is opened must then be that
 // very file: os.Root follows a symlink that stays inside the root even with
-// O_NOFOLLOW, and a swap between the two calls is refused, not read. The
-// error names the path and what is there instead.
+// O_NOFOLLOW, and a swap between the two calls is refused, not read (the
+// swapped-in file was opened, but with O_NOCTTY and O_NONBLOCK, and is
+// closed unread). The error names the path and what is there instead.
 func regular(root *os.Root, name string, flags int) (*os.File, fs.FileInfo, error) {
 	var f *os.File
 	var lfi fs.FileInfo
 	var err error
+	flags |= syscall.O_NONBLOCK | syscall.O_NOCTTY
 	if root != nil {
 		if lfi, err = root.Lstat(name); err != nil {
 			return nil, nil, err // *PathError: names the path and the cause
@@ -78,9 +83,15 @@ func regular(root *os.Root, name string, flags int) (*os.File, fs.FileInfo, erro
 		if !lfi.Mode().IsRegular() {
 			return nil, nil, fmt.Errorf("open %s: %w (it is %s)", join(root, name), ErrNotRegular, Describe(lfi.Mode()))
 		}
-		f, err = root.OpenFile(name, flags|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+		f, err = root.OpenFile(name, flags|syscall.O_NOFOLLOW, 0)
 	} else {
-		f, err = os.OpenFile(name, flags|syscall.O_NONBLOCK, 0)
+		if lfi, err = os.Stat(name); err != nil {
+			return nil, nil, err
+		}
+		if !lfi.Mode().IsRegular() {
+			return nil, nil, fmt.Errorf("open %s: %w (it is %s)", filepath.Clean(name), ErrNotRegular, Describe(lfi.Mode()))
+		}
+		f, err = os.OpenFile(name, flags, 0)
 	}
 	if err != nil {
 		return nil, nil, err

@@ -124,3 +124,56 @@ func TestReadsRegularFilesAndDirectories(t *testing.T) {
 	}
 	d.Close()
 }
+
+// TestReadPathRefusesWhatIsNotARegularFileWithoutOpeningIt: a path that is,
+// or links to, something other than a regular file is refused before it is
+// opened, since an open has effects of its own. A FIFO shows it: a writer
+// blocked in open(2) on it is let go by any reader's open, so it stays
+// blocked only if ReadPath never opened the FIFO.
+func TestReadPathRefusesWhatIsNotARegularFileWithoutOpeningIt(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	mkfifo(t, fifo)
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(fifo, link); err != nil {
+		t.Fatal(err)
+	}
+	opened := make(chan struct{})
+	go func() {
+		f, err := os.OpenFile(fifo, os.O_WRONLY, 0) // blocks until a reader opens
+		if err == nil {
+			f.Close()
+		}
+		close(opened)
+	}()
+	time.Sleep(50 * time.Millisecond) // the writer is in open(2)
+	for _, p := range []string{fifo, link} {
+		if _, err := ReadPath(p, 100); !errors.Is(err, ErrNotRegular) || !strings.Contains(err.Error(), "a FIFO") {
+			t.Errorf("ReadPath(%s) = %v, want ErrNotRegular naming a FIFO", p, err)
+		}
+	}
+	select {
+	case <-opened:
+		t.Errorf("ReadPath opened the FIFO (its writer was let go)")
+	case <-time.After(200 * time.Millisecond):
+	}
+	// Let the writer go.
+	r, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-opened
+	r.Close()
+}
+
+// TestReadPathRefusesADevice: a path linking to a device is refused as one,
+// before any open.
+func TestReadPathRefusesADevice(t *testing.T) {
+	link := filepath.Join(t.TempDir(), "token")
+	if err := os.Symlink("/dev/null", link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadPath(link, 100); !errors.Is(err, ErrNotRegular) || !strings.Contains(err.Error(), "a device") {
+		t.Errorf("ReadPath(link to /dev/null) = %v, want ErrNotRegular naming a device", err)
+	}
+}
