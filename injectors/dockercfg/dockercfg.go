@@ -189,8 +189,8 @@ type pass struct {
 //	    dir in the home that someone else owns is given to Owner
 //	    (takeOverDir), so the user can reach config.json. On the
 //	    first Apply, remove the temp files a crashed agent left beside
-//	    config.json and the manifest (atomicfile.CleanTemps): they may hold
-//	    credentials.
+//	    config.json (atomicfile.CleanTemps): they may hold credentials.
+//	    (The manifest's are removed by manifest.Save.)
 //	(3) Read config.json (no symlink followed) once it has settled: empty
 //	    or not valid JSON while a program writes it is a user's edit in
 //	    flight, waited for (readSettled; all waits of one Apply together
@@ -279,11 +279,13 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 	}
 
 	// (2)
+	// The state dir is made (0700) before config.json is touched, so that
+	// one the manifest cannot be saved in fails the pass first.
 	stateRoot, err := dirs.Open(in.o.StateDir, 0o700, -1, -1)
 	if err != nil {
 		return failAll(fmt.Errorf("dockercfg: state dir: %w", err))
 	}
-	defer stateRoot.Close()
+	stateRoot.Close()
 	man, err := loadManifest(in.o.StateDir)
 	if err != nil {
 		return failAll(fmt.Errorf("dockercfg: %w", err))
@@ -312,7 +314,6 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 		// A failure is not reported: a temp file that stays does not hinder
 		// a write.
 		_, _ = atomicfile.CleanTemps(cfgRoot, configName)
-		_, _ = atomicfile.CleanTemps(stateRoot, manifestName)
 		in.cleaned = true
 	}
 

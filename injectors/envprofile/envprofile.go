@@ -139,8 +139,9 @@ func (in *Injector) Reserved() []injectors.Reserved {
 //	(1) Split desired into variables and failures (bad name, NUL, ...): a
 //	    failure is that secret's Failed outcome; the others are still written.
 //	(2) Make sure Dir exists and open it as an os.Root. On the first Apply,
-//	    remove the temp files a crashed agent left beside the fragments and
-//	    the manifest (atomicfile.CleanTemps): they may hold old values.
+//	    remove the temp files a crashed agent left beside the fragments
+//	    (atomicfile.CleanTemps): they may hold old values. (The manifest's
+//	    are removed by manifest.Save.)
 //	(3) Render the fragments. If env.sh on disk is exactly what this set
 //	    renders to under its own generation, keep that generation (and the
 //	    delta the manifest holds for it); otherwise take a fresh random one,
@@ -178,7 +179,7 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 	}
 	defer root.Close()
 	if !in.cleaned {
-		in.cleanTemps(root) // not counted in Writes: it would read as a repair
+		cleanTemps(root) // not counted in Writes: it would read as a repair
 		in.cleaned = true
 	}
 	if err := in.loadManifest(); err != nil {
@@ -355,29 +356,16 @@ func (in *Injector) openDir() (*os.Root, error) {
 	return root, nil
 }
 
-// cleanTemps, on the first Apply, removes the temp
-// files of the fragments in root and of the manifest, and returns how many.
-// A failure is not reported: a temp file that stays is harmless to the write.
-func (in *Injector) cleanTemps(root *os.Root) int {
-	n := 0
+// cleanTemps, on the first Apply, removes the temp files of the fragments
+// in root (the manifest's are manifest.Save's). A failure is not reported: a
+// temp file that stays is harmless to the write.
+func cleanTemps(root *os.Root) {
 	for _, f := range Formats {
-		c, _ := atomicfile.CleanTemps(root, f.FileName())
-		n += c
+		_, _ = atomicfile.CleanTemps(root, f.FileName())
 		if name := f.DeltaName(); name != "" {
-			c, _ := atomicfile.CleanTemps(root, name)
-			n += c
+			_, _ = atomicfile.CleanTemps(root, name)
 		}
 	}
-	if in.opts.StateDir == "" {
-		return n
-	}
-	state, err := safeopen.OpenRoot(in.opts.StateDir)
-	if err != nil {
-		return n // no state dir yet: no temp file in it either
-	}
-	defer state.Close()
-	c, _ := atomicfile.CleanTemps(state, manifestName)
-	return n + c
 }
 
 // currentGen returns the generation of env.sh in root if the file is
