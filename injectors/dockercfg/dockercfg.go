@@ -194,45 +194,32 @@ type pass struct {
 //	(3) Read config.json (no symlink followed) once it has settled: empty
 //	    or not valid JSON while a program writes it is a user's edit in
 //	    flight, waited for (readSettled; all waits of one Apply together
-//	    at most settleBudget). Parse it as a generic JSON
-//	    object. Not valid JSON: the pass fails, the file is untouched.
-//	(4) Decide the mode: Auto is Helper when credsStore is set.
-//	(4b) A config.json someone else owns is taken over (owned by Owner,
-//	    0600) when it holds no credentials but the injector's, else the
-//	    pass fails (takeOver).
-//	(5) For each desired secret set auths[key] = {"auth": ...} (keeping
-//	    any non-credential field of an entry already there) or
-//	    credHelpers[key] = HelperName. Note when docker may not read it
-//	    (credsStore, or someone's credHelpers[key], in inline mode).
-//	(6) For each manifest entry no longer desired: delete it if its HMAC
-//	    matches (it is what the injector wrote); else someone replaced it
-//	    (a later docker login): keep it and forget it. An entry of a host
-//	    still desired in the other section (the mode changed) is deleted
-//	    as part of that host's outcome (updated, noting the move), not
-//	    reported as a removal of its own.
-//	(7) Nothing changed (and the mode is right): stop, no write. Else
+//	    at most settleBudget). Not valid JSON: the pass fails, the file is
+//	    untouched. Merge the desired set into it (mergeRead: the mode, the
+//	    file's owner, the entries set and the entries removed).
+//	(4) Nothing changed (and the mode is right): stop, no write. Else
 //	    encode the object, then read config.json again: if it differs from
 //	    (3), or a program holds it open for writing, another program writes
 //	    in between; start again at (3), at most maxAttempts times. Keep the
-//	    file read open, to look at after (9).
-//	(8) Write the manifest with both the old and the new HMACs, so that a
-//	    crash after (9) still knows the new entries as the injector's.
-//	(9) Write config.json through atomicfile (temp file, fsync, rename),
+//	    file read open, to look at after (6).
+//	(5) Write the manifest with both the old and the new HMACs, so that a
+//	    crash after (6) still knows the new entries as the injector's.
+//	(6) Write config.json through atomicfile (temp file, fsync, rename),
 //	    keeping its mode and owner (0600 and Owner when creating; group and
 //	    other bits cleared when it holds an inline credential).
-//	(9b) Look at the file (9) replaced: a program that had it open for
+//	(6b) Look at the file (6) replaced: a program that had it open for
 //	    writing across the rename (an in-place edit) wrote into a file no
 //	    one will read again. Wait for it to finish (lateWrite), then merge
-//	    that write as in (5)-(6) and go back to (7), where config.json
-//	    must still hold what (9) wrote.
-//	(10) Write the manifest with the new HMACs only.
+//	    the desired set into that write (mergeRead) and go back to (4),
+//	    where config.json must still hold what (6) wrote.
+//	(7) Write the manifest with the new HMACs only.
 //
 // The remaining window: another program that renames its own file over
-// config.json between the re-read of (7) and the rename of (9) — the time
+// config.json between the re-read of (4) and the rename of (6) — the time
 // to write and fsync a temp file — loses its write. docker/cli takes no lock
 // on config.json (it too writes a temp file and renames it), so no
 // cooperative lock could close it. In-place writers lose nothing: (3) and
-// (9b) catch them; one that is still writing when the waits are over (or
+// (6b) catch them; one that is still writing when the waits are over (or
 // through every attempt) fails the pass instead, and the merge happens in
 // the pass its last write brings.
 func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injectors.Result {
@@ -319,7 +306,7 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 
 	var p *pass
 	// late is a write that landed in the config.json the last rename
-	// replaced (9b); written is what that rename put in its place.
+	// replaced (6b); written is what that rename put in its place.
 	var late *configRead
 	var written []byte
 	until := time.Now().Add(settleBudget) // all waiting for config.json to settle
@@ -327,7 +314,7 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 		if err := ctx.Err(); err != nil {
 			return failAll(fmt.Errorf("dockercfg: %w", err))
 		}
-		// (3)-(6)
+		// (3)
 		if late != nil {
 			p, err = in.mergeRead(*late, man, wants, keep)
 		} else {
@@ -336,7 +323,7 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 		if err != nil {
 			return failAll(fmt.Errorf("dockercfg: %s: %w", in.ConfigPath(), err))
 		}
-		// (7)
+		// (4)
 		if !p.doc.changed && !p.fixMode && late == nil {
 			break
 		}
@@ -370,7 +357,7 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 			late = nil
 			continue // replaced since the re-read
 		}
-		// (8)
+		// (5)
 		wrote, err := man.union(p.recs).save(in.o.StateDir)
 		if err != nil {
 			return failAll(fmt.Errorf("dockercfg: %w", err))
@@ -378,7 +365,7 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 		if wrote {
 			res.Writes++
 		}
-		// (9)
+		// (6)
 		out, err := atomicfile.Write(cfgRoot, configName, data, atomicfile.Options{Mode: p.perm, UID: p.uid, GID: p.gid})
 		if err != nil {
 			if held != nil {
@@ -389,7 +376,7 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 		if out != atomicfile.Unchanged {
 			res.Writes++
 		}
-		// (9b)
+		// (6b)
 		if held == nil {
 			break
 		}
@@ -407,7 +394,7 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 		written = data
 	}
 
-	// (10)
+	// (7)
 	wrote, err := man.with(p.recs).save(in.o.StateDir)
 	if wrote {
 		res.Writes++
@@ -447,9 +434,8 @@ func (in *Injector) moveFrom(ctx context.Context, old string) ([]injectors.Outco
 	return res.Outcomes, res.Writes
 }
 
-// merge is steps (3) to (6) of Apply on one settled reading of config.json.
+// merge is mergeRead on config.json once it has settled (readSettled).
 func (in *Injector) merge(ctx context.Context, root *os.Root, until time.Time, man *manifest, wants []want, keep map[string]bool) (*pass, error) {
-	// (3)
 	r, err := readSettled(ctx, root, until)
 	if err != nil {
 		return nil, err
@@ -457,8 +443,25 @@ func (in *Injector) merge(ctx context.Context, root *os.Root, until time.Time, m
 	return in.mergeRead(r, man, wants, keep)
 }
 
-// mergeRead is merge on config.json as read: steps (3) to (6) without the
-// disk.
+// mergeRead merges the desired registry logins wants into config.json as
+// read (r), touching no disk, and removes the entries of man no longer
+// desired; keep holds the keys whose secret failed, whose entries stay.
+// Parse r as a generic JSON object (invalid: an error), then:
+//
+//	(1) Decide the mode: Auto is Helper when credsStore is set.
+//	(2) A config.json someone else owns is taken over (owned by Owner,
+//	    0600) when it holds no credentials but the injector's, else the
+//	    pass fails (takeOver).
+//	(3) For each desired secret set auths[key] = {"auth": ...} (keeping
+//	    any non-credential field of an entry already there) or
+//	    credHelpers[key] = HelperName. Note when docker may not read it
+//	    (credsStore, or someone's credHelpers[key], in inline mode).
+//	(4) For each manifest entry no longer desired: delete it if its HMAC
+//	    matches (it is what the injector wrote); else someone replaced it
+//	    (a later docker login): keep it and forget it. An entry of a host
+//	    still desired in the other section (the mode changed) is deleted
+//	    as part of that host's outcome (updated, noting the move), not
+//	    reported as a removal of its own.
 func (in *Injector) mergeRead(r configRead, man *manifest, wants []want, keep map[string]bool) (*pass, error) {
 	var err error
 	p := &pass{perm: 0o600, uid: in.o.Owner.UID, gid: in.o.Owner.GID}
@@ -473,7 +476,7 @@ func (in *Injector) mergeRead(r configRead, man *manifest, wants []want, keep ma
 		return nil, err
 	}
 
-	// (4)
+	// (1)
 	credsStore := p.doc.str("credsStore")
 	p.mode = in.o.Mode
 	if p.mode == Auto {
@@ -486,7 +489,7 @@ func (in *Injector) mergeRead(r configRead, man *manifest, wants []want, keep ma
 	if p.mode == Helper {
 		section = sectionCredHelpers
 	}
-	// (4b)
+	// (2)
 	var ownerNote string
 	if len(wants) > 0 {
 		if ownerNote, err = in.takeOver(p, r, man); err != nil {
@@ -494,9 +497,9 @@ func (in *Injector) mergeRead(r configRead, man *manifest, wants []want, keep ma
 		}
 	}
 
-	// (5)
+	// (3)
 	wanted := map[string]bool{}
-	outOf := map[string]*injectors.Outcome{} // key -> its outcome, for (6)'s mode switches
+	outOf := map[string]*injectors.Outcome{} // key -> its outcome, for (4)'s mode switches
 	for _, w := range wants {
 		wanted[section+"\x00"+w.key] = true
 		outOf[w.key] = w.out
@@ -552,7 +555,7 @@ func (in *Injector) mergeRead(r configRead, man *manifest, wants []want, keep ma
 		p.fixMode = p.fixMode || r.info != nil && p.perm != r.info.Mode().Perm()
 	}
 
-	// (6)
+	// (4)
 	for _, rec := range man.Entries {
 		if wanted[rec.id()] {
 			continue
