@@ -85,7 +85,8 @@ func WithEnvRenderer(render injectors.EnvRenderer) Option {
 }
 
 // WithConfigFile names the file the config was loaded from: Run watches it,
-// and Reload re-reads it with load (config.Load when nil).
+// and Reload re-reads it with load (builtin.Load or builtin.LoadUnconfigured,
+// which know the injectors' sections; config.Load with none when nil).
 func WithConfigFile(path string, load func(string) (*config.Config, error)) Option {
 	return func(o *options) { o.configPath, o.load = path, load }
 }
@@ -276,8 +277,8 @@ func (a *Agent) Status() Status { return a.snapshot(a.stuckFor()) }
 // snapshot copies the status, taking mu; it is the one place a Status is
 // made from the agent's state. A refused config reload makes a ready agent
 // degraded (since the refusal) until a good config is loaded; stuck, when
-// not 0, is how long the pass in flight has run past the pass timeout; the
-// docker injector's row carries its mode.
+// not 0, is how long the pass in flight has run past the pass timeout; each
+// injector's row carries its configured mode (Builder.Mode).
 func (a *Agent) snapshot(stuck time.Duration) Status {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -295,8 +296,8 @@ func (a *Agent) snapshot(stuck time.Duration) Status {
 			stuck.Round(time.Second), a.opts.timing.passTimeout)
 	}
 	for i, sl := range a.slots {
-		if i < len(s.Injectors) && sl.kind == secrets.MountRegistry && s.Injectors[i].Name == sl.name {
-			s.Injectors[i].Mode = string(a.cfg.Injectors.DockerCfg.Mode)
+		if i < len(s.Injectors) && s.Injectors[i].Name == sl.name {
+			s.Injectors[i].Mode = sl.mode
 		}
 	}
 	return s
@@ -335,29 +336,21 @@ func (a *Agent) EnvFormats() []string {
 }
 
 // RegistryCredential returns the user and password of the registry secret for
-// host, when the docker injector is in helper or auto mode and such a secret
-// is applied. host may be any of docker's spellings (RegistryKey).
+// host, when the registry injector serves it (dockercfg in helper or auto
+// mode) and such a secret is applied. host may be any of docker's
+// spellings (RegistryKey).
 func (a *Agent) RegistryCredential(host string) (user, password string, ok bool) {
-	key := secrets.RegistryKey(host)
-	for _, s := range a.registryServed() {
-		if secrets.RegistryKey(s.Mount.Target) != key {
-			continue
-		}
-		u, p, err := secrets.RegistryAuth(s.Value)
-		if err != nil {
-			return "", "", false
-		}
-		return u, p, true
-	}
-	return "", "", false
+	return a.Credential(secrets.MountRegistry, host)
 }
 
 // RegistryHosts lists the hosts RegistryCredential answers for, sorted; nil
-// in inline mode.
+// when none is served (dockercfg in inline mode).
 func (a *Agent) RegistryHosts() []string {
 	var hosts []string
-	for _, s := range a.registryServed() {
-		hosts = append(hosts, s.Mount.Target)
+	for _, s := range a.handedOfKind(secrets.MountRegistry) {
+		if _, _, ok := a.RegistryCredential(s.Mount.Target); ok {
+			hosts = append(hosts, s.Mount.Target)
+		}
 	}
 	sort.Strings(hosts)
 	return hosts
@@ -387,15 +380,6 @@ func (a *Agent) Credential(k secrets.MountKind, host string) (user, password str
 		return "", "", false
 	}
 	return cs.Credential(found) // outside mu: a call into an injector
-}
-
-// registryServed returns the registry secrets the credential helper serves:
-// those last handed to the registry injectors, none in inline mode.
-func (a *Agent) registryServed() []secrets.Secret {
-	if a.config().Injectors.DockerCfg.Mode == config.DockerInline {
-		return nil
-	}
-	return a.handedOfKind(secrets.MountRegistry)
 }
 
 // handedOfKind returns a new slice of the secrets last handed to the

@@ -216,10 +216,23 @@ type fileInjector struct {
 	mu    sync.Mutex
 	owned map[string]bool
 	calls int
+	// inline makes a registry injector serve no login, as dockercfg in
+	// inline mode; otherwise it serves them as in helper mode.
+	inline bool
 }
 
 func newFileInjector(t *testing.T, name string, kind secrets.MountKind) *fileInjector {
 	return &fileInjector{name: name, kind: kind, dir: t.TempDir(), owned: map[string]bool{}}
+}
+
+// Credential serves registry logins as dockercfg does in helper mode
+// (injectors.CredentialServer), none when inline.
+func (i *fileInjector) Credential(s secrets.Secret) (string, string, bool) {
+	if i.kind != secrets.MountRegistry || i.inline {
+		return "", "", false
+	}
+	u, p, err := secrets.RegistryAuth(s.Value)
+	return u, p, err == nil
 }
 
 func (i *fileInjector) Name() string            { return i.name }

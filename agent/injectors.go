@@ -17,6 +17,7 @@ type slot struct {
 	name     string
 	kind     secrets.MountKind
 	enabled  bool
+	mode     string             // Builder.Mode, for status
 	inj      injectors.Injector // nil when disabled or not built
 	buildErr error
 
@@ -59,7 +60,7 @@ func (a *Agent) buildSlots(cfg *config.Config, old []*slot) []*slot {
 
 // build makes b's slot; ownerErr, when set, is why no injector can be built.
 func (a *Agent) build(b injectors.Builder, owner injectors.Owner, ownerErr error) *slot {
-	s := &slot{name: b.Name, kind: b.Kind, enabled: b.Enabled}
+	s := &slot{name: b.Name, kind: b.Kind, enabled: b.Enabled, mode: b.Mode}
 	switch {
 	case !s.enabled:
 	case ownerErr != nil:
@@ -102,9 +103,8 @@ func slotFor(slots []*slot, k secrets.MountKind) *slot {
 // ownPaths are the agent's own files, which no secret may target: the config
 // file (configPath, "" when there is none) and the default one, which the
 // next start would read; the token file, the state dir, the status socket,
-// the env fragment dir (reserved even with envprofile disabled: the shell
-// hooks still source what is there); and every builder's Reserved (what
-// `install-hooks` writes for it, enabled or not).
+// and every builder's Reserved (what is its whether or not it is enabled,
+// such as what `install-hooks` writes for it).
 func ownPaths(cfg *config.Config, configPath string, builders []injectors.Builder) []injectors.Reserved {
 	own := []injectors.Reserved{
 		{Path: configPath, What: "the agent's config file"},
@@ -112,7 +112,6 @@ func ownPaths(cfg *config.Config, configPath string, builders []injectors.Builde
 		{Path: cfg.ControlPlane.TokenFile, What: "the agent's token file"},
 		{Path: cfg.StateDir, What: "the agent's state dir"},
 		{Path: cfg.Socket, What: "the agent's status socket"},
-		{Path: cfg.Injectors.EnvProfile.Dir, What: "the env fragment dir"},
 	}
 	for _, b := range builders {
 		own = append(own, b.Reserved...)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/secrets-agent/secrets-agent/config"
 	"github.com/secrets-agent/secrets-agent/controlplane"
+	"github.com/secrets-agent/secrets-agent/injectors/builtin"
 )
 
 // fastTiming keeps retries and reconnects short so tests stay quick.
@@ -245,11 +246,11 @@ func TestReloadWithInvalidConfigKeepsTheOldOne(t *testing.T) {
 	if err := os.WriteFile(path, []byte(good), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Load(path)
+	cfg, err := builtin.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := newRig(t, cfg, withTiming(fastTiming), WithConfigFile(path, nil))
+	r := newRig(t, cfg, withTiming(fastTiming), WithConfigFile(path, builtin.Load))
 	r.run(t)
 	old := r.a.config()
 
@@ -289,11 +290,11 @@ func TestTruncatedConfigFileIsNotLoaded(t *testing.T) {
 	if err := os.WriteFile(path, []byte(good), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Load(path)
+	cfg, err := builtin.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := newRig(t, cfg, withTiming(fastTiming), WithConfigFile(path, nil))
+	r := newRig(t, cfg, withTiming(fastTiming), WithConfigFile(path, builtin.Load))
 	r.run(t)
 	old := r.a.config()
 

@@ -31,8 +31,7 @@ type testRig struct {
 }
 
 func testConfig() *config.Config {
-	return &config.Config{ControlPlane: config.ControlPlane{URL: "http://127.0.0.1:1", EnvironmentID: "env-1"},
-		Injectors: config.Injectors{DockerCfg: config.DockerCfg{Mode: "helper"}}}
+	return &config.Config{ControlPlane: config.ControlPlane{URL: "http://127.0.0.1:1", EnvironmentID: "env-1"}}
 }
 
 func newRig(t *testing.T, cfg *config.Config, opts ...Option) *testRig {
@@ -267,9 +266,8 @@ func TestRegistryCredentialAnswersInHelperModeOnly(t *testing.T) {
 	if _, _, ok := r.a.RegistryCredential("ghcr.io"); ok {
 		t.Error("answered for a host with no secret")
 	}
-	cfg := testConfig()
-	cfg.Injectors.DockerCfg.Mode = "inline"
-	r2 := newRig(t, cfg)
+	r2 := newRig(t, nil)
+	r2.reg.inline = true
 	r2.cp.put("s3", "REG_ONE", controlplane.ScopeUser, "registry", "docker.io", base64.StdEncoding.EncodeToString([]byte("me:pw")))
 	r2.pass(t)
 	if _, _, ok := r2.a.RegistryCredential("docker.io"); ok {

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/secrets-agent/secrets-agent/config"
 	"github.com/secrets-agent/secrets-agent/injectors/builtin"
 )
 
@@ -42,12 +41,12 @@ func reservedRig(t *testing.T, dir, token string) (*Agent, *fakePlane, string) {
 	if err := os.MkdirAll(filepath.Join(dir, "home"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Load(path)
+	cfg, err := builtin.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cp := newFakePlane()
-	a, err := New(cfg, nil, WithControlPlane(cp), WithBuilders(builtin.Builders), WithConfigFile(path, nil), withNotifier(nopNotifier{}))
+	a, err := New(cfg, nil, WithControlPlane(cp), WithBuilders(builtin.Builders), WithConfigFile(path, builtin.Load), withNotifier(nopNotifier{}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/secrets-agent/secrets-agent/config"
 	"github.com/secrets-agent/secrets-agent/controlplane"
+	"github.com/secrets-agent/secrets-agent/injectors/builtin"
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
 
@@ -164,14 +165,14 @@ func TestUnconfiguredAgentWaitsForTheConfig(t *testing.T) {
 	if err := os.WriteFile(path, []byte(unconfigured), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := config.Load(path); err == nil {
+	if _, err := builtin.Load(path); err == nil {
 		t.Fatal("config.Load accepts an empty environment_id")
 	}
-	cfg, err := config.LoadUnconfigured(path)
+	cfg, err := builtin.LoadUnconfigured(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, inj, n, _ := startWaiting(t, cfg, WithConfigFile(path, config.LoadUnconfigured))
+	a, inj, n, _ := startWaiting(t, cfg, WithConfigFile(path, builtin.LoadUnconfigured))
 	checkWaiting(t, a, n, "not configured: controlplane.environment_id is empty")
 
 	if err := os.WriteFile(path, []byte(good), 0o600); err != nil {

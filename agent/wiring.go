@@ -15,8 +15,9 @@ import (
 // This file connects the agent to the packages it drives: the control-plane
 // client, the config loader and the systemd notifier.
 
-// loadConfig is how Reload reads the config file by default.
-var loadConfig = config.Load
+// loadConfig is how Reload reads the config file by default: config.Load
+// with no injector section (WithConfigFile).
+func loadConfig(path string) (*config.Config, error) { return config.Load(path, nil) }
 
 // newControlPlane builds the real client from cfg.
 func newControlPlane(cfg *config.Config) (ControlPlane, error) {

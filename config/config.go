@@ -1,6 +1,8 @@
 // Package config is the agent's configuration: the schema (docs/ARCHITECTURE.md,
 // "Configuration"), its defaults, loading from one strict YAML file with
-// SECRETS_AGENT_* environment overrides, and validation. Every default is set in Default and nowhere else.
+// SECRETS_AGENT_* environment overrides, and validation. Every default of
+// its own keys is set in Default and nowhere else; the injectors' sections
+// are their own (Sections).
 package config
 
 import "time"
@@ -16,11 +18,12 @@ type Config struct {
 	StateDir string `yaml:"state_dir"`
 	Socket   string `yaml:"socket"`
 	// SocketGroup, when set, makes the status socket 0660 and owned by this group.
-	SocketGroup  string    `yaml:"socket_group"`
-	ReadyTimeout Duration  `yaml:"ready_timeout"`
-	Injectors    Injectors `yaml:"injectors"`
-	Proxy        Proxy     `yaml:"proxy"`
-	Log          Log       `yaml:"log"`
+	SocketGroup  string   `yaml:"socket_group"`
+	ReadyTimeout Duration `yaml:"ready_timeout"`
+	// Injectors are the injectors' sections, as Load was given them.
+	Injectors Sections `yaml:"injectors"`
+	Proxy     Proxy    `yaml:"proxy"`
+	Log       Log      `yaml:"log"`
 
 	// UID and GID are User's, resolved by Load from the password database.
 	// They are not configuration keys: YAML and the environment cannot set them.
@@ -54,56 +57,6 @@ type ControlPlane struct {
 	PingTimeout  Duration `yaml:"ping_timeout"`
 }
 
-// Injectors configures each injector.
-type Injectors struct {
-	EnvProfile EnvProfile `yaml:"envprofile"`
-	SecretFile SecretFile `yaml:"secretfile"`
-	DockerCfg  DockerCfg  `yaml:"dockercfg"`
-	GitCred    GitCred    `yaml:"gitcred"`
-}
-
-// EnvProfile configures the shell-fragment injector.
-type EnvProfile struct {
-	Enabled bool   `yaml:"enabled"`
-	Dir     string `yaml:"dir"`
-}
-
-// SecretFile configures the secret-file injector.
-type SecretFile struct {
-	Enabled      bool     `yaml:"enabled"`
-	AllowedRoots []string `yaml:"allowed_roots"`
-	Mode         FileMode `yaml:"mode"`
-}
-
-// DockerCfg configures the docker config injector.
-type DockerCfg struct {
-	Enabled   bool       `yaml:"enabled"`
-	ConfigDir string     `yaml:"config_dir"`
-	Mode      DockerMode `yaml:"mode"`
-}
-
-// DockerMode is how the docker injector hands out registry logins.
-type DockerMode string
-
-// The docker modes.
-const (
-	// DockerInline writes each login into config.json's auths.
-	DockerInline DockerMode = "inline"
-	// DockerHelper writes credHelpers entries naming the agent, which
-	// answers docker over the status socket: no password on disk.
-	DockerHelper DockerMode = "helper"
-	// DockerAuto is helper mode where docker can run the helper, else inline.
-	DockerAuto DockerMode = "auto"
-)
-
-// GitCred configures the git credential injector.
-type GitCred struct {
-	Enabled bool `yaml:"enabled"`
-	// Username is the user name the git credential helper answers with
-	// every token; the token is the password.
-	Username string `yaml:"username"`
-}
-
 // Proxy configures the credential proxy, which serves the secrets that carry
 // a credentialProxy: it starts with the first such secret.
 type Proxy struct {
@@ -125,6 +78,3 @@ type Log struct {
 
 // Duration is a time.Duration written as "30s" in YAML and in the environment.
 type Duration time.Duration
-
-// FileMode is a permission mode written as an octal string ("0600").
-type FileMode uint32

@@ -20,7 +20,7 @@ const SystemSocket = "/run/secrets-agent/agent.sock"
 // running as root, else $XDG_CONFIG_HOME/secrets-agent/config.yaml (default
 // ~/.config/secrets-agent/config.yaml).
 func DefaultPath() string {
-	if systemMode() {
+	if SystemMode() {
 		return SystemPath
 	}
 	if d := os.Getenv("XDG_CONFIG_HOME"); filepath.IsAbs(d) {
@@ -48,11 +48,11 @@ func DefaultFile() string {
 //
 // Paths may start with "~" and some values are left empty on purpose, to be
 // derived by Load once User and Home are known: User (the user running the
-// agent), Home (User's home), Injectors.EnvProfile.Dir (see envProfileDir) and
-// Injectors.DockerCfg.ConfigDir ($DOCKER_CONFIG, else ~/.docker). Load also
-// reads an empty token_file, state_dir or socket as the default here.
-// ControlPlane.EnvironmentID has no default: it is required.
-func Default() *Config { return defaults(systemMode()) }
+// agent) and Home (User's home). Load also reads an empty token_file,
+// state_dir or socket as the default here. ControlPlane.EnvironmentID has no
+// default: it is required. The injectors' sections and their defaults are
+// their own (Sections): Default has none.
+func Default() *Config { return defaults(SystemMode()) }
 
 // defaults is Default for the system service (system) or a user's agent.
 func defaults(system bool) *Config {
@@ -66,28 +66,15 @@ func defaults(system bool) *Config {
 			PingTimeout:  Duration(10 * time.Second),
 		},
 		ReadyTimeout: Duration(30 * time.Second),
-		Injectors: Injectors{
-			EnvProfile: EnvProfile{Enabled: true},
-			SecretFile: SecretFile{
-				Enabled:      true,
-				AllowedRoots: []string{"~"},
-				Mode:         0o600,
-			},
-			DockerCfg: DockerCfg{Enabled: true, Mode: DockerInline},
-			GitCred:   GitCred{Enabled: true, Username: "oauth2"},
-		},
-		Proxy: Proxy{Enabled: true, Listen: "127.0.0.1:7879", SystemTrust: true},
-		Log:   Log{Level: "info", Format: "auto"},
+		Proxy:        Proxy{Enabled: true, Listen: "127.0.0.1:7879", SystemTrust: true},
+		Log:          Log{Level: "info", Format: "auto"},
 	}
 	if system {
-		// /run/secrets is created (root's, 0711) when a secret first needs
-		// it; a user's agent could not create it, so there it is no default.
-		c.Injectors.SecretFile.AllowedRoots = append(c.Injectors.SecretFile.AllowedRoots, "/run/secrets")
 		c.ControlPlane.TokenFile = "/run/secrets-agent/token"
 		c.StateDir = "/var/lib/secrets-agent"
 		c.Socket = SystemSocket
 	} else {
-		run := runtimeDir()
+		run := RuntimeDir()
 		c.ControlPlane.TokenFile = filepath.Join(run, "secrets-agent", "token")
 		c.StateDir = "~/.local/state/secrets-agent"
 		c.Socket = filepath.Join(run, "secrets-agent.sock")
@@ -95,31 +82,13 @@ func defaults(system bool) *Config {
 	return c
 }
 
-// envProfileDir is the default of injectors.envprofile.dir for user:
-// /run/secrets-agent/<user> for the system service, $XDG_RUNTIME_DIR/secrets-agent
-// for a user's agent. Both are on tmpfs, so values do not outlive a reboot.
-func envProfileDir(user string) string {
-	if systemMode() {
-		return filepath.Join("/run/secrets-agent", user)
-	}
-	return filepath.Join(runtimeDir(), "secrets-agent")
-}
+// SystemMode reports whether the defaults are the system service's (and an
+// injector section's, see Sections): the agent runs as root.
+func SystemMode() bool { return os.Geteuid() == 0 }
 
-// dockerConfigDir is the default of injectors.dockercfg.config_dir:
-// $DOCKER_CONFIG when set, else ~/.docker.
-func dockerConfigDir() string {
-	if d := os.Getenv("DOCKER_CONFIG"); d != "" {
-		return d
-	}
-	return "~/.docker"
-}
-
-// systemMode reports whether the defaults are the system service's: the agent
-// runs as root.
-func systemMode() bool { return os.Geteuid() == 0 }
-
-// runtimeDir is $XDG_RUNTIME_DIR, or /run/user/<uid> where it is unset.
-func runtimeDir() string {
+// RuntimeDir is where a user's agent keeps its runtime files by default:
+// $XDG_RUNTIME_DIR, or /run/user/<uid> where it is unset.
+func RuntimeDir() string {
 	if d := os.Getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(d) {
 		return d
 	}
@@ -132,13 +101,13 @@ func runtimeDir() string {
 // when the defaults can be used: as root, with XDG_RUNTIME_DIR set, or when
 // /run/user/<uid> exists.
 func missingRuntimeDir() string {
-	if systemMode() {
+	if SystemMode() {
 		return ""
 	}
 	if d := os.Getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(d) {
 		return ""
 	}
-	d := runtimeDir()
+	d := RuntimeDir()
 	if fi, err := os.Stat(d); err == nil && fi.IsDir() {
 		return ""
 	}

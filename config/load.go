@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"encoding"
 	"errors"
 	"fmt"
 	"io"
@@ -49,27 +50,37 @@ const maxFileSize = 1 << 20
 //     SECRETS_AGENT_ENV_DIR, which the shell hooks use.
 //  4. Resolve user (name or numeric uid; empty: the user running the agent)
 //     to UID, GID and, when home is empty, Home; replace every empty path
-//     (token_file, state_dir, socket, injectors.envprofile.dir,
-//     injectors.dockercfg.config_dir) by its default, which may depend on
-//     the user; and expand "~" to Home in every path.
+//     (token_file, state_dir, socket) by its default, let each section set
+//     its defaults that depend on the user (Section.Derive), and expand "~"
+//     to Home in every path.
 //     A default inside a runtime dir that does not exist (a user's agent
 //     without XDG_RUNTIME_DIR and without /run/user/<uid>) is an error
 //     naming the keys to set.
-//  5. Validate. When that fails and the default file was missing, the error
-//     says which file was looked for and not found.
+//  5. Validate, each section with its own Check too. When that fails and
+//     the default file was missing, the error says which file was looked
+//     for and not found.
 //
-// Every error names the key or variable it is about.
-func Load(path string) (*Config, error) { return load(path, true) }
+// sections are the injectors' sections, their defaults set (see Sections;
+// injectors/builtin.Load passes every one): the only names under
+// "injectors". Load keeps them, decoded, in Config.Injectors. Every error
+// names the key or variable it is about.
+func Load(path string, sections Sections) (*Config, error) { return load(path, sections, true) }
 
 // LoadUnconfigured is Load for the daemon, which may start before the
 // platform has configured it: an empty controlplane.environment_id in a config
 // file that was read (as in the one install.sh writes) is no error here, and
 // the agent reports "not configured" until a reload brings one. Every other
 // problem is an error, and so is a missing default file.
-func LoadUnconfigured(path string) (*Config, error) { return load(path, false) }
+func LoadUnconfigured(path string, sections Sections) (*Config, error) {
+	return load(path, sections, false)
+}
 
-func load(path string, requireEnvironment bool) (*Config, error) {
+func load(path string, sections Sections, requireEnvironment bool) (*Config, error) {
 	c := Default()
+	c.Injectors = sections
+	if c.Injectors == nil {
+		c.Injectors = Sections{}
+	}
 	missing, err := c.readFile(path)
 	if err != nil {
 		return nil, err
@@ -128,6 +139,8 @@ func (c *Config) readFile(path string) (missing string, err error) {
 // decode decodes one strict YAML document over c. An empty document leaves
 // c as it was.
 func (c *Config) decode(data []byte) error {
+	sections := c.Injectors
+	defer func() { c.Injectors = sections }() // "injectors:" with nothing under it sets the map to nil
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil {
@@ -204,47 +217,53 @@ func checkKeys(n *yaml.Node, t reflect.Type, prefix string, budget *int) error {
 	return nil
 }
 
-// key is one leaf configuration key.
+// key is one leaf configuration key of a Config.
 type key struct {
 	path  string // "controlplane.url"
 	env   string // "SECRETS_AGENT_CONTROLPLANE_URL"
-	index []int  // field index in Config
-	typ   reflect.Type
+	field reflect.StructField
+	value reflect.Value // the field in the Config, settable
 }
 
-// Keys returns the path of every configuration key ("controlplane.url", …)
-// in the order of the struct.
-func Keys() []string {
+// Keys returns the path of every configuration key of c ("controlplane.url",
+// …, then each section's in the order of the section names) in the order
+// of the structs.
+func (c *Config) Keys() []string {
 	var out []string
-	for _, k := range leafKeys() {
+	for _, k := range c.leafKeys() {
 		out = append(out, k.path)
 	}
 	return out
 }
 
-// leafKeys lists every key that holds a value (not a section), from the yaml
-// tags of Config.
-func leafKeys() []key {
+// leafKeys lists every key of c that holds a value (not a section), from the
+// yaml tags of Config and of each injector section in c.Injectors.
+func (c *Config) leafKeys() []key {
 	var out []key
-	var walk func(t reflect.Type, prefix string, index []int)
-	walk = func(t reflect.Type, prefix string, index []int) {
+	var walk func(v reflect.Value, prefix string)
+	walk = func(v reflect.Value, prefix string) {
+		t := v.Type()
 		for i := range t.NumField() {
 			f := t.Field(i)
 			tag := yamlName(f)
 			if tag == "" {
 				continue
 			}
-			idx := append(append([]int(nil), index...), i)
 			p := join(prefix, tag)
-			if f.Type.Kind() == reflect.Struct {
-				walk(f.Type, p, idx)
-				continue
+			switch {
+			case f.Type == reflect.TypeFor[Sections]():
+				for _, name := range c.Injectors.names() {
+					walk(reflect.ValueOf(c.Injectors[name]).Elem(), join(p, name))
+				}
+			case f.Type.Kind() == reflect.Struct:
+				walk(v.Field(i), p)
+			default:
+				env := EnvPrefix + strings.ToUpper(strings.ReplaceAll(p, ".", "_"))
+				out = append(out, key{path: p, env: env, field: f, value: v.Field(i)})
 			}
-			env := EnvPrefix + strings.ToUpper(strings.ReplaceAll(p, ".", "_"))
-			out = append(out, key{path: p, env: env, index: idx, typ: f.Type})
 		}
 	}
-	walk(reflect.TypeFor[Config](), "", nil)
+	walk(reflect.ValueOf(c).Elem(), "")
 	return out
 }
 
@@ -281,7 +300,7 @@ func join(prefix, name string) string {
 // (step 3 of Load). A variable set to "" sets the key to its empty value.
 func (c *Config) applyEnv(environ []string) error {
 	byEnv := map[string]key{}
-	for _, k := range leafKeys() {
+	for _, k := range c.leafKeys() {
 		byEnv[k.env] = k
 	}
 	var errs []error
@@ -295,7 +314,7 @@ func (c *Config) applyEnv(environ []string) error {
 			errs = append(errs, fmt.Errorf("%s: unknown variable: no configuration key is named by it", name))
 			continue
 		}
-		if err := setValue(reflect.ValueOf(c).Elem().FieldByIndex(k.index), value); err != nil {
+		if err := setValue(k.value, value); err != nil {
 			errs = append(errs, fmt.Errorf("%s (%s): %w", name, k.path, err))
 		}
 	}
@@ -304,21 +323,15 @@ func (c *Config) applyEnv(environ []string) error {
 
 // setValue parses s into v according to v's type.
 func setValue(v reflect.Value, s string) error {
-	switch v.Addr().Interface().(type) {
+	switch p := v.Addr().Interface().(type) {
 	case *Duration:
 		d, err := ParseDuration(s)
 		if err != nil {
 			return err
 		}
 		v.Set(reflect.ValueOf(d))
-	case *FileMode:
-		m, err := ParseFileMode(s)
-		if err != nil {
-			return err
-		}
-		v.Set(reflect.ValueOf(m))
-	case *string, *DockerMode:
-		v.SetString(s)
+	case encoding.TextUnmarshaler:
+		return p.UnmarshalText([]byte(s))
 	case *bool:
 		b, err := strconv.ParseBool(strings.TrimSpace(s))
 		if err != nil {
@@ -334,6 +347,10 @@ func setValue(v reflect.Value, s string) error {
 		}
 		v.Set(reflect.ValueOf(list))
 	default:
+		if v.Kind() == reflect.String { // string, or a string type such as an injector's mode
+			v.SetString(s)
+			return nil
+		}
 		return fmt.Errorf("cannot set a %s from the environment", v.Type())
 	}
 	return nil
@@ -364,24 +381,26 @@ func (c *Config) resolve() error {
 	// A default inside a runtime dir that does not exist cannot be used:
 	// say which keys need one rather than fail later on a mkdir.
 	d := Default()
-	noRun := missingRuntimeDir()
-	var needRun []string
 	for _, f := range []struct {
-		key string
 		p   *string
 		def string
 	}{
-		{"controlplane.token_file", &c.ControlPlane.TokenFile, d.ControlPlane.TokenFile},
-		{"state_dir", &c.StateDir, d.StateDir},
-		{"socket", &c.Socket, d.Socket},
-		{"injectors.envprofile.dir", &c.Injectors.EnvProfile.Dir, envProfileDir(c.User)},
-		{"injectors.dockercfg.config_dir", &c.Injectors.DockerCfg.ConfigDir, dockerConfigDir()},
+		{&c.ControlPlane.TokenFile, d.ControlPlane.TokenFile},
+		{&c.StateDir, d.StateDir},
+		{&c.Socket, d.Socket},
 	} {
 		if *f.p == "" {
 			*f.p = f.def
 		}
-		if noRun != "" && strings.HasPrefix(*f.p, noRun+"/") {
-			needRun = append(needRun, f.key)
+	}
+	for _, name := range c.Injectors.names() {
+		c.Injectors[name].Derive(c.User)
+	}
+	noRun := missingRuntimeDir()
+	var needRun []string
+	for _, p := range c.paths() {
+		if noRun != "" && !p.listed && strings.HasPrefix(*p.value, noRun+"/") {
+			needRun = append(needRun, p.key)
 		}
 	}
 	if len(needRun) > 0 {
@@ -477,21 +496,32 @@ func GroupID(name string) (int, error) {
 
 // pathKey is a key whose value is a path.
 type pathKey struct {
-	key   string
-	value *string
+	key    string
+	value  *string
+	listed bool // one of a list of paths (allowed_roots[1]), none of which has a default
 }
 
-// paths returns every path-valued key of c, for expansion and validation.
+// paths returns every path-valued key of c, for expansion and validation:
+// its own, then each section's (tagged `config:"path"`).
 func (c *Config) paths() []pathKey {
 	ps := []pathKey{
-		{"controlplane.token_file", &c.ControlPlane.TokenFile},
-		{"state_dir", &c.StateDir},
-		{"socket", &c.Socket},
-		{"injectors.envprofile.dir", &c.Injectors.EnvProfile.Dir},
-		{"injectors.dockercfg.config_dir", &c.Injectors.DockerCfg.ConfigDir},
+		{key: "controlplane.token_file", value: &c.ControlPlane.TokenFile},
+		{key: "state_dir", value: &c.StateDir},
+		{key: "socket", value: &c.Socket},
 	}
-	for i := range c.Injectors.SecretFile.AllowedRoots {
-		ps = append(ps, pathKey{fmt.Sprintf("injectors.secretfile.allowed_roots[%d]", i), &c.Injectors.SecretFile.AllowedRoots[i]})
+	for _, k := range c.leafKeys() {
+		switch p := k.value.Addr().Interface().(type) {
+		case *string:
+			if isPath(k.field) {
+				ps = append(ps, pathKey{key: k.path, value: p})
+			}
+		case *[]string:
+			if isPath(k.field) {
+				for i := range *p {
+					ps = append(ps, pathKey{key: fmt.Sprintf("%s[%d]", k.path, i), value: &(*p)[i], listed: true})
+				}
+			}
+		}
 	}
 	return ps
 }

@@ -9,12 +9,12 @@ import (
 	"testing"
 )
 
-// TestHomesAndRootsThatOpenTheWholeFilesystemAreRefused: a home of / (however
+// TestHomesThatOpenTheWholeFilesystemAreRefused: a home of / (however
 // spelled, or through a symlink), a home the user does not own or that is no
-// directory, and an allowed root of / or of a system directory (/etc and
-// below, /home, /tmp, ...) are load errors naming their key; the agent does
-// not start with them.
-func TestHomesAndRootsThatOpenTheWholeFilesystemAreRefused(t *testing.T) {
+// directory are load errors naming home; the agent does not start with
+// them. (Allowed roots: injectors/builtin's
+// TestRootsThatOpenTheWholeFilesystemAreRefused.)
+func TestHomesThatOpenTheWholeFilesystemAreRefused(t *testing.T) {
 	dir := t.TempDir()
 	toRoot := filepath.Join(dir, "to-root")
 	if err := os.Symlink("/", toRoot); err != nil {
@@ -30,12 +30,6 @@ func TestHomesAndRootsThatOpenTheWholeFilesystemAreRefused(t *testing.T) {
 		{"home /tmp/..", minimal + "home: /tmp/..\n", `home: "/" is (or leads to) /`},
 		{"home through a symlink to /", minimal + "home: " + toRoot + "\n", "is (or leads to) /"},
 		{"home is a file", minimal + "home: " + file + "\n", "home: \"" + file + "\" is not a directory"},
-		{"allowed root /", minimal + "injectors:\n  secretfile:\n    allowed_roots: [\"~\", /]\n",
-			`injectors.secretfile.allowed_roots[1]: "/" is (or leads to) /`},
-		{"allowed root /./", minimal + "injectors:\n  secretfile:\n    allowed_roots: [/./]\n",
-			`injectors.secretfile.allowed_roots[0]: "/" is (or leads to) /`},
-		{"allowed root through a symlink to /", minimal + "injectors:\n  secretfile:\n    allowed_roots: [" + toRoot + "]\n",
-			"injectors.secretfile.allowed_roots[0]: "},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -45,35 +39,6 @@ func TestHomesAndRootsThatOpenTheWholeFilesystemAreRefused(t *testing.T) {
 			}
 		})
 	}
-	t.Run("system directories", func(t *testing.T) {
-		toEtc := filepath.Join(dir, "to-etc")
-		if err := os.Symlink("/etc", toEtc); err != nil {
-			t.Fatal(err)
-		}
-		for _, c := range []struct{ root, want string }{
-			{"/etc", "/etc"}, {"/etc/profile.d", "/etc"}, {"/usr/local/bin", "/usr"}, {toEtc + "/cron.d", "/etc"},
-			{"/home", "/home"}, {"/tmp", "/tmp"}, {"/var/lib", "/var/lib"}, {"/run", "/run"}, {"/var/tmp", "/var/tmp"},
-		} {
-			cleanEnv(t)
-			err := loadErr(t, minimal+"injectors:\n  secretfile:\n    allowed_roots: [\"~\", "+c.root+"]\n")
-			if want := `injectors.secretfile.allowed_roots[1]: "` + c.root + `" is (or leads to) ` + c.want + ": a system directory"; !strings.Contains(err, want) {
-				t.Errorf("%s: error %q\nwant it to contain %q", c.root, err, want)
-			}
-		}
-		for _, ok := range []string{"/run/secrets", "/srv/app/secrets", "/var/lib/app/secrets", "/opt/app/secrets", dir} {
-			cleanEnv(t)
-			if _, err := Load(writeConfig(t, minimal+"injectors:\n  secretfile:\n    allowed_roots: [\"~\", "+ok+"]\n")); err != nil {
-				t.Errorf("%s: refused: %v", ok, err)
-			}
-		}
-	})
-	t.Run("allowed root from the environment", func(t *testing.T) {
-		cleanEnv(t)
-		t.Setenv("SECRETS_AGENT_INJECTORS_SECRETFILE_ALLOWED_ROOTS", "~,/")
-		if err := loadErr(t, minimal); !strings.Contains(err, "injectors.secretfile.allowed_roots[1]") {
-			t.Errorf("error %q does not name allowed_roots[1]", err)
-		}
-	})
 }
 
 // TestHomeOwnedBySomeoneElseIsRefused: a home that exists but is not the

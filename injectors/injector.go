@@ -154,4 +154,18 @@ type Builder struct {
 	// Reserved are paths of this injector's that no file secret may target
 	// whether or not it is enabled (what install-hooks writes for it).
 	Reserved []Reserved
+	// Mode, when set, is the configured mode the injector's status row
+	// shows (dockercfg's inline, helper or auto).
+	Mode string
+}
+
+// Site is what an injector's config section needs of the agent's config,
+// beyond its own keys, to make its Builder (injectors/builtin).
+type Site struct {
+	// StateDir is the agent's state dir, where manifests are kept.
+	StateDir string
+	// Home is the home of the user the outputs are for.
+	Home string
+	// Socket is the agent's status socket, which credential helpers ask.
+	Socket string
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/secrets-agent/secrets-agent/config"
+	"github.com/secrets-agent/secrets-agent/injectors/builtin"
 	"github.com/secrets-agent/secrets-agent/internal/testutil"
 )
 
@@ -96,7 +97,7 @@ func TestDevContainerFeatureInstalls(t *testing.T) {
 			os.Unsetenv(name)
 		}
 	}
-	c, err := config.Load(filepath.Join(root, "etc/secrets-agent/config.yaml"))
+	c, err := builtin.Load(filepath.Join(root, "etc/secrets-agent/config.yaml"))
 	if err != nil {
 		t.Fatalf("the feature's config does not load: %v", err)
 	}

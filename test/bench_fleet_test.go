@@ -19,10 +19,10 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/secrets-agent/secrets-agent/agent"
-	"github.com/secrets-agent/secrets-agent/config"
 	"github.com/secrets-agent/secrets-agent/controlplane"
 	"github.com/secrets-agent/secrets-agent/controlplane/devserver"
 	"github.com/secrets-agent/secrets-agent/injectors/builtin"
+	"github.com/secrets-agent/secrets-agent/injectors/envprofile"
 	"github.com/secrets-agent/secrets-agent/internal/testutil"
 )
 
@@ -291,7 +291,7 @@ func (f *fleet) newMember(b testing.TB, dir string, env devserver.CreateEnvironm
 	path := testutil.WriteAgentConfig(b, dir, testutil.AgentConfig{
 		URL: f.dev.URL, EnvironmentID: env.EnvironmentID, TokenFile: token, LogLevel: "error",
 	})
-	cfg, err := config.Load(path)
+	cfg, err := builtin.Load(path)
 	if err != nil {
 		b.Fatalf("load %s: %v", path, err)
 	}
@@ -305,7 +305,7 @@ func (f *fleet) newMember(b testing.TB, dir string, env devserver.CreateEnvironm
 	if err != nil {
 		b.Fatalf("agent in %s: %v", dir, err)
 	}
-	return &fleetMember{a: a, cp: cp, envDir: cfg.Injectors.EnvProfile.Dir, done: make(chan error, 1)}
+	return &fleetMember{a: a, cp: cp, envDir: cfg.Injectors["envprofile"].(*envprofile.Section).Dir, done: make(chan error, 1)}
 }
 
 func (f *fleet) createSecret(b testing.TB, name string, scope devserver.SecretScope, mount devserver.SecretMount, value []byte) string {

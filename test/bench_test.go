@@ -21,7 +21,6 @@ import (
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/secrets-agent/secrets-agent/agent"
-	"github.com/secrets-agent/secrets-agent/config"
 	"github.com/secrets-agent/secrets-agent/controlplane"
 	"github.com/secrets-agent/secrets-agent/controlplane/devserver"
 	"github.com/secrets-agent/secrets-agent/injectors/builtin"
@@ -178,7 +177,7 @@ func BenchmarkColdApply1000(b *testing.B) {
 		if err := os.MkdirAll(e.cfg.Home, 0o755); err != nil {
 			b.Fatal(err)
 		}
-		cfg, err := config.Load(cfgPath)
+		cfg, err := builtin.Load(cfgPath)
 		if err != nil {
 			b.Fatalf("load config: %v", err)
 		}

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/secrets-agent/secrets-agent/agent"
-	"github.com/secrets-agent/secrets-agent/config"
 	"github.com/secrets-agent/secrets-agent/controlplane"
 	"github.com/secrets-agent/secrets-agent/injectors/builtin"
 	"github.com/secrets-agent/secrets-agent/injectors/gitcred"
@@ -412,7 +411,7 @@ func findRow(st agent.Status, id, name string) (agent.SecretStatus, bool) {
 // hostile control plane, with the real client and injectors.
 func inProcessAgent(t *testing.T, dir, url string) *agent.Agent {
 	t.Helper()
-	cfg, err := config.Load(hostileConfig(t, dir, url))
+	cfg, err := builtin.Load(hostileConfig(t, dir, url))
 	if err != nil {
 		t.Fatal(err)
 	}

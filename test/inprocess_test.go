@@ -9,7 +9,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/secrets-agent/secrets-agent/agent"
-	"github.com/secrets-agent/secrets-agent/config"
 	"github.com/secrets-agent/secrets-agent/injectors/builtin"
 )
 
@@ -24,7 +23,7 @@ func TestSecondPassWithNothingChangedWritesNothing(t *testing.T) {
 	s.dev.CreateSecret(t, "user", "alice", "FILE_ONE", file(filepath.Join(s.home(), "one")), []byte("1"))
 	s.dev.CreateSecret(t, "project", "web", "FILE_TWO", file(filepath.Join(s.home(), "dir/two")), []byte("2"))
 	s.dev.CreateSecret(t, "user", "alice", "REG_ONE", registry("reg.one.test"), []byte(base64.StdEncoding.EncodeToString([]byte("u:p"))))
-	cfg, err := config.Load(s.writeConfig(t))
+	cfg, err := builtin.Load(s.writeConfig(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,7 +26,7 @@ dir, purge removes nothing and fails naming that agent's pid. It asks the contro
 --purge runs it. Exit 1 when something could not be removed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.LoadUnconfigured(configPath)
+			cfg, err := builtin.LoadUnconfigured(configPath)
 			if err != nil {
 				return err
 			}

@@ -70,7 +70,7 @@ func runAgent(ctx context.Context, configPath string, once bool, stderr *os.File
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	cfg, err := config.LoadUnconfigured(configPath) // (3): no environment_id yet: the agent waits for one
+	cfg, err := builtin.LoadUnconfigured(configPath) // (3): no environment_id yet: the agent waits for one
 	if err != nil {
 		return err
 	}
@@ -79,7 +79,7 @@ func runAgent(ctx context.Context, configPath string, once bool, stderr *os.File
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-	a, err := agent.New(cfg, log, agent.WithBuilders(builtin.Builders), agent.WithEnvRenderer(builtin.EnvRenderer()), agent.WithVersion(version), agent.WithConfigFile(watchedConfig(configPath), config.LoadUnconfigured))
+	a, err := agent.New(cfg, log, agent.WithBuilders(builtin.Builders), agent.WithEnvRenderer(builtin.EnvRenderer()), agent.WithVersion(version), agent.WithConfigFile(watchedConfig(configPath), builtin.LoadUnconfigured))
 	if err != nil {
 		return err
 	}

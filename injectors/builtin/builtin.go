@@ -1,80 +1,78 @@
-// Package builtin lists the injectors secrets-agent ships with and builds
-// each from the agent's config. cmd/secrets-agent hands the list to the
-// agent, which depends only on the injectors interface. Adding an injector
-// is one package plus one line in Builders.
+// Package builtin lists the injectors secrets-agent ships with: their
+// config sections, for loading the config, and the injectors built from
+// them. cmd/secrets-agent hands the list to the agent, which depends only on
+// the injectors interface. Adding an injector is one package (its Section,
+// with a Builder, and the injector) plus one line in all.
 package builtin
 
 import (
-	"fmt"
-	"os"
-	"path/filepath"
-
 	"github.com/secrets-agent/secrets-agent/config"
 	"github.com/secrets-agent/secrets-agent/injectors"
 	"github.com/secrets-agent/secrets-agent/injectors/dockercfg"
 	"github.com/secrets-agent/secrets-agent/injectors/envprofile"
 	"github.com/secrets-agent/secrets-agent/injectors/gitcred"
 	"github.com/secrets-agent/secrets-agent/injectors/secretfile"
-	"github.com/secrets-agent/secrets-agent/secrets"
 )
 
-// HelperName is the credential helper dockercfg names in helper mode: this
-// program, run as docker-credential-secrets-agent.
-const HelperName = "secrets-agent"
+// Section is an injector's config section (config.Section) that makes the
+// injector's Builder.
+type Section interface {
+	config.Section
+	Builder(site injectors.Site) injectors.Builder
+}
+
+// named is one injector: the name of its section (injectors.<name>) and the
+// section with its defaults.
+type named struct {
+	name    string
+	section Section
+}
+
+// all lists every injector with its section's defaults, in the order a pass
+// applies them.
+func all() []named {
+	system := config.SystemMode()
+	return []named{
+		{"envprofile", envprofile.DefaultSection(system, config.RuntimeDir())},
+		{"secretfile", secretfile.DefaultSection(system)},
+		{"dockercfg", dockercfg.DefaultSection()},
+		{"gitcred", gitcred.DefaultSection()},
+	}
+}
+
+// Sections returns every injector's config section with its defaults set,
+// by name, for config.Load.
+func Sections() config.Sections {
+	out := config.Sections{}
+	for _, n := range all() {
+		out[n.name] = n.section
+	}
+	return out
+}
+
+// Load is config.Load with every injector's section (Sections).
+func Load(path string) (*config.Config, error) { return config.Load(path, Sections()) }
+
+// LoadUnconfigured is config.LoadUnconfigured with every injector's section
+// (Sections).
+func LoadUnconfigured(path string) (*config.Config, error) {
+	return config.LoadUnconfigured(path, Sections())
+}
 
 // Builders returns the injectors cfg describes, in the order a pass applies
-// them.
+// them. A section cfg lacks (a Config not loaded with Sections) is taken
+// with its defaults.
 func Builders(cfg *config.Config) []injectors.Builder {
-	ep, sf, dc, gc := cfg.Injectors.EnvProfile, cfg.Injectors.SecretFile, cfg.Injectors.DockerCfg, cfg.Injectors.GitCred
-	return []injectors.Builder{
-		{Name: "envprofile", Kind: secrets.MountEnv, Enabled: ep.Enabled, Build: func(o injectors.Owner) (injectors.Injector, error) {
-			return envprofile.New(envprofile.Options{Dir: ep.Dir, Owner: o, StateDir: cfg.StateDir})
-		}, Reserved: hookFiles(cfg.Home)},
-		{Name: "secretfile", Kind: secrets.MountFile, Enabled: sf.Enabled, Build: func(o injectors.Owner) (injectors.Injector, error) {
-			return secretfile.New(secretfile.Options{AllowedRoots: sf.AllowedRoots, Mode: sf.Mode.Perm(), Owner: o, StateDir: cfg.StateDir})
-		}},
-		{Name: "dockercfg", Kind: secrets.MountRegistry, Enabled: dc.Enabled, Build: func(o injectors.Owner) (injectors.Injector, error) {
-			return dockercfg.New(dockercfg.Options{ConfigDir: dc.ConfigDir, Mode: dockercfg.Mode(dc.Mode),
-				HelperName: HelperName, Owner: o, StateDir: cfg.StateDir})
-		}},
-		{Name: "gitcred", Kind: secrets.MountGitCredential, Enabled: gc.Enabled, Build: func(o injectors.Owner) (injectors.Injector, error) {
-			return buildGitCred(gc.Username, cfg.Socket, o)
-		}, Reserved: gitFiles(cfg.Home)},
-	}
-}
-
-// hookFiles are the files install-hooks writes the shell hooks into, for
-// the user whose home is home.
-func hookFiles(home string) []injectors.Reserved {
-	var out []injectors.Reserved
-	for _, p := range envprofile.HookFiles(home) {
-		out = append(out, injectors.Reserved{Path: p, What: "a file install-hooks writes"})
+	site := injectors.Site{StateDir: cfg.StateDir, Home: cfg.Home, Socket: cfg.Socket}
+	var out []injectors.Builder
+	for _, n := range all() {
+		s, ok := cfg.Injectors[n.name].(Section)
+		if !ok {
+			s = n.section
+		}
+		out = append(out, s.Builder(site))
 	}
 	return out
-}
-
-// gitFiles are the git configs install-hooks adds gitcred's include to and
-// gitcred's own file, which the include names even with gitcred disabled.
-func gitFiles(home string) []injectors.Reserved {
-	sysGit, _ := gitcred.Include(true, home, "")
-	out := []injectors.Reserved{{Path: sysGit, What: "a file install-hooks writes"}}
-	if home != "" {
-		userGit, _ := gitcred.Include(false, home, "")
-		out = append(out, injectors.Reserved{Path: userGit, What: "a file install-hooks writes"},
-			injectors.Reserved{Path: filepath.Join(home, gitcred.File), What: "the git credential helpers file gitcred manages"})
-	}
-	return out
-}
-
-// buildGitCred's helper is this program's git-credential command on the
-// agent's socket.
-func buildGitCred(username, socket string, owner injectors.Owner) (injectors.Injector, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("gitcred: the agent's own path, for git's credential helper: %w", err)
-	}
-	return gitcred.New(gitcred.Options{Username: username, Owner: owner,
-		Helper: []string{exe, "git-credential", "--socket", socket}})
 }
 
 // EnvRenderer renders environment-variable secrets as the envprofile

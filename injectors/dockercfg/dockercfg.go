@@ -137,6 +137,18 @@ func (in *Injector) Name() string { return "dockercfg" }
 // Kind is secrets.MountRegistry.
 func (in *Injector) Kind() secrets.MountKind { return secrets.MountRegistry }
 
+// Credential returns the registry login s holds (an
+// injectors.CredentialServer): in Helper and Auto mode, where docker may ask
+// the agent for it through HelperName. In Inline mode it serves none:
+// docker reads config.json.
+func (in *Injector) Credential(s secrets.Secret) (user, password string, ok bool) {
+	if in.o.Mode == Inline {
+		return "", "", false
+	}
+	user, password, err := secrets.RegistryAuth(s.Value)
+	return user, password, err == nil
+}
+
 // ConfigPath is the config.json the injector manages.
 func (in *Injector) ConfigPath() string { return filepath.Join(in.configDir, configName) }
 

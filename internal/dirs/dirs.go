@@ -103,6 +103,16 @@ func Open(dir string, perm fs.FileMode, uid, gid int) (*os.Root, error) {
 	return r, nil
 }
 
+// LeadsToRoot reports whether the absolute path p is / or, through
+// symlinks, leads to it.
+func LeadsToRoot(p string) bool {
+	if filepath.Clean(p) == "/" {
+		return true
+	}
+	real, err := filepath.EvalSymlinks(p)
+	return err == nil && real == "/"
+}
+
 // Below reports whether the absolute path p is base or lies below it, by
 // their names alone (cleaned; no symlink is looked at).
 func Below(base, p string) bool {
