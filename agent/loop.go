@@ -162,102 +162,86 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 
-	stream := a.startStream(ctx) // (3)
-	defer func() { stream() }()
+	l := &loop{a: a, ctx: ctx, t: a.opts.timing, poll: newStoppedTimer(), retry: newStoppedTimer(), space: newStoppedTimer()}
+	l.stream = a.startStream(ctx) // (3)
+	defer func() { l.stream() }()
 
-	passCtx, cancelPasses := context.WithCancel(context.WithoutCancel(ctx)) // (4)
-	defer cancelPasses()
-	a.setPassParent(passCtx)
+	l.passCtx, l.cancelPasses = context.WithCancel(context.WithoutCancel(ctx)) // (4)
+	defer l.cancelPasses()
+	a.setPassParent(l.passCtx)
 	defer a.setPassParent(context.Background())
-	t := a.opts.timing
-	poll := newStoppedTimer()
-	retry := newStoppedTimer()
-	space := newStoppedTimer()
-	spaced := false // a kicked pass waits for space
-	ready := time.NewTimer(time.Duration(cfg.ReadyTimeout))
+	l.ready = time.NewTimer(time.Duration(cfg.ReadyTimeout))
 	if cfg.ReadyTimeout <= 0 {
-		ready.Stop()
+		l.ready.Stop()
 	}
-	var watchdog <-chan time.Time
 	if iv := a.notify.WatchdogInterval(); iv > 0 {
 		tick := time.NewTicker(iv / 2)
 		defer tick.Stop()
-		watchdog = tick.C
+		l.watchdog = tick.C
 	}
-	failures := 0
-	quiet := 0 // kicked passes in a row that found the spec unchanged
-	var lastKicked time.Time
-	readySent := false
-	lastLine := ""
-	report := func() {
-		st := a.Status()
-		line := a.statusLine(st)
-		if !readySent && st.State != Starting && !st.FirstApplied.IsZero() {
-			readySent = true
-			a.notify.Ready(line)
-		} else if line != lastLine {
-			a.notify.Status(line)
-		}
-		lastLine = line
-	}
+	l.run() // (4) until (5)
+	return nil
+}
 
-	// The loop's job: busy is closed when it ends, then runs in the loop.
-	var busy <-chan struct{}
-	var busySince time.Time
-	var then func()
-	wedged := false
-	start := func(done <-chan struct{}, after func()) { busy, busySince, then = done, time.Now(), after }
-	async := func(f func()) <-chan struct{} {
-		done := make(chan struct{})
-		go func() { defer close(done); f() }()
-		return done
-	}
+// loop is Run's loop: its timers, its job and what it remembers from one
+// pass to the next. Only Run's goroutine touches it.
+type loop struct {
+	a                  *Agent
+	ctx, passCtx       context.Context
+	cancelPasses       context.CancelFunc
+	stream             func() // stops the watch stream and waits
+	t                  timing
+	poll, retry, space *time.Timer
+	ready              *time.Timer
+	watchdog           <-chan time.Time
+	spaced             bool // a kicked pass waits for space
+	failures           int  // passes in a row a retry may fix
+	quiet              int  // kicked passes in a row that found the spec unchanged
+	lastKicked         time.Time
+	readySent          bool
+	lastLine           string
 
+	// The loop's job: busy is closed when it ends, then then runs in the
+	// loop.
+	busy      <-chan struct{}
+	busySince time.Time
+	then      func()
+	wedged    bool
+}
+
+// run is the loop of Run's step (4), and step (5) when ctx ends.
+func (l *loop) run() {
+	a := l.a
 	a.kick()
 	for {
 		var trigger, repair, reload <-chan struct{}
 		var pollC, retryC, spaceC <-chan time.Time
-		if busy == nil {
-			repair, reload, pollC, retryC = a.repair, a.reload, poll.C, retry.C
-			if spaced {
-				spaceC = space.C
+		if l.busy == nil {
+			repair, reload, pollC, retryC = a.repair, a.reload, l.poll.C, l.retry.C
+			if l.spaced {
+				spaceC = l.space.C
 			} else {
 				trigger = a.trigger
 			}
 		}
 		kicked := false
 		select {
-		case <-ctx.Done(): // (5)
-			cancelPasses() // a control-plane call in flight ends at once
-			if busy != nil {
-				select {
-				case <-busy:
-				case <-time.After(stopGrace):
-					a.log.Warn("stopping with a pass still running; it is abandoned and every output stays as it is",
-						zap.Duration("running", time.Since(busySince)))
-				}
-			}
-			a.notify.Stopping()
-			a.log.Info("stopping; outputs stay in place")
-			return nil
-		case <-busy:
-			busy, wedged = nil, false
-			after := then
-			then = nil
+		case <-l.ctx.Done():
+			l.stop()
+			return
+		case <-l.busy:
+			l.busy, l.wedged = nil, false
+			after := l.then
+			l.then = nil
 			after()
 			continue
 		case <-trigger:
-			if time.Since(lastKicked) > 2*spacingCap {
-				quiet = 0 // the stream went quiet: the next event is news
-			}
-			if wait := eventSpacing(quiet) - time.Since(lastKicked); wait > 0 {
-				spaced = true
-				space.Reset(wait)
+			if !l.kickDue() {
 				continue
 			}
 			kicked = true
 		case <-spaceC:
-			spaced, kicked = false, true
+			l.spaced, kicked = false, true
 			select { // the kicks that waited are this pass
 			case <-a.trigger:
 			default:
@@ -265,102 +249,190 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-pollC:
 		case <-retryC:
 		case <-repair:
-			if ctx.Err() != nil {
-				continue
-			}
-			var repaired bool
-			start(async(func() {
-				pctx, cancel := context.WithTimeout(passCtx, t.passTimeout)
-				defer cancel()
-				repaired = a.repairPass(pctx)
-			}), func() {
-				if !repaired {
-					a.kick()
-				}
-				report()
-			})
+			l.startRepair()
 			continue
 		case <-reload:
-			if ctx.Err() != nil {
-				continue
-			}
-			if readySent { // before READY, a reload is part of starting
-				a.notify.Reloading()
-			}
-			var restart bool
-			start(async(func() { restart = a.reloadNow() }), func() {
-				if restart {
-					stream()
-					stream = a.startStream(ctx)
-				}
-				if readySent {
-					a.notify.Ready(a.statusLine(a.Status()))
-				}
-				a.kick()
-			})
+			l.startReload()
 			continue
-		case <-watchdog:
-			if busy != nil && time.Since(busySince) > t.passTimeout {
-				if !wedged {
-					wedged = true
-					a.log.Error("a pass is stuck past the pass timeout; no more watchdog pings",
-						zap.Duration("running", time.Since(busySince)))
-				}
-				continue
-			}
-			a.notify.Watchdog()
+		case <-l.watchdog:
+			l.pingWatchdog()
 			continue
 		case <-a.watchMoved:
-			report()
+			l.report()
 			continue
-		case <-ready.C:
-			if !readySent {
-				readySent = true
-				line := a.statusLine(a.Status())
-				if !strings.HasPrefix(line, string(Degraded)+":") {
-					line = string(Degraded) + ": " + line // still starting: the first pass hangs
-				}
-				a.log.Warn("not applied within ready_timeout; reporting ready, degraded", zap.String("status", line))
-				a.notify.Ready(line)
-			}
+		case <-l.ready.C:
+			l.readyTimedOut()
 			continue
 		}
-		if ctx.Err() != nil {
-			continue // stopping: the next iteration returns
-		}
-		if spaced { // a poll or retry pass also serves the kicks waiting for space
-			space.Stop()
-			spaced, kicked = false, true
-		}
-		if kicked {
-			lastKicked = time.Now()
-		}
-		r := a.schedulePass()
-		start(r.done, func() {
-			report()
-			if kicked {
-				if r.changed {
-					quiet = 0
-				} else {
-					quiet++
-				}
-			}
-			if r.retry {
-				failures++
-				wait := t.backoff(t.retryBase, failures)
-				a.log.Info("retrying", zap.Int("attempt", failures), zap.Duration("in", wait))
-				retry.Reset(wait)
-			} else {
-				failures = 0
-				retry.Stop()
-			}
-			if iv := time.Duration(a.config().ControlPlane.PollInterval); iv > 0 {
-				poll.Reset(jittered(iv))
-			} else {
-				poll.Stop()
-			}
-		})
+		l.startPass(kicked)
 	}
+}
+
+// stop is Run's step (5).
+func (l *loop) stop() {
+	l.cancelPasses() // a control-plane call in flight ends at once
+	if l.busy != nil {
+		select {
+		case <-l.busy:
+		case <-time.After(stopGrace):
+			l.a.log.Warn("stopping with a pass still running; it is abandoned and every output stays as it is",
+				zap.Duration("running", time.Since(l.busySince)))
+		}
+	}
+	l.a.notify.Stopping()
+	l.a.log.Info("stopping; outputs stay in place")
+}
+
+// start makes done the loop's job; after runs in the loop once it is closed.
+func (l *loop) start(done <-chan struct{}, after func()) {
+	l.busy, l.busySince, l.then = done, time.Now(), after
+}
+
+// async runs f in its own goroutine and returns a channel closed when it
+// returns.
+func async(f func()) <-chan struct{} {
+	done := make(chan struct{})
+	go func() { defer close(done); f() }()
+	return done
+}
+
+// report sends READY after the first applied pass, else STATUS when the
+// status line changed.
+func (l *loop) report() {
+	st := l.a.Status()
+	line := l.a.statusLine(st)
+	if !l.readySent && st.State != Starting && !st.FirstApplied.IsZero() {
+		l.readySent = true
+		l.a.notify.Ready(line)
+	} else if line != l.lastLine {
+		l.a.notify.Status(line)
+	}
+	l.lastLine = line
+}
+
+// kickDue reports whether a kick may run a pass now; when it must wait for
+// space (eventSpacing), the space timer is set and it reports false.
+func (l *loop) kickDue() bool {
+	if time.Since(l.lastKicked) > 2*spacingCap {
+		l.quiet = 0 // the stream went quiet: the next event is news
+	}
+	if wait := eventSpacing(l.quiet) - time.Since(l.lastKicked); wait > 0 {
+		l.spaced = true
+		l.space.Reset(wait)
+		return false
+	}
+	return true
+}
+
+// startRepair makes a repair pass the loop's job; before the first applied
+// pass there is nothing to repair, and a full pass is kicked instead.
+func (l *loop) startRepair() {
+	if l.ctx.Err() != nil {
+		return
+	}
+	var repaired bool
+	l.start(async(func() {
+		pctx, cancel := context.WithTimeout(l.passCtx, l.t.passTimeout)
+		defer cancel()
+		repaired = l.a.repairPass(pctx)
+	}), func() {
+		if !repaired {
+			l.a.kick()
+		}
+		l.report()
+	})
+}
+
+// startReload makes a reload the loop's job, telling systemd (once READY
+// was sent: before, a reload is part of starting); the stream restarts when
+// the reload says so, and a full pass follows.
+func (l *loop) startReload() {
+	if l.ctx.Err() != nil {
+		return
+	}
+	if l.readySent {
+		l.a.notify.Reloading()
+	}
+	var restart bool
+	l.start(async(func() { restart = l.a.reloadNow() }), func() {
+		if restart {
+			l.stream()
+			l.stream = l.a.startStream(l.ctx)
+		}
+		if l.readySent {
+			l.a.notify.Ready(l.a.statusLine(l.a.Status()))
+		}
+		l.a.kick()
+	})
+}
+
+// pingWatchdog pings systemd's watchdog, unless the job is stuck past the
+// pass timeout: then it stops, so that systemd restarts a wedged agent.
+func (l *loop) pingWatchdog() {
+	if l.busy != nil && time.Since(l.busySince) > l.t.passTimeout {
+		if !l.wedged {
+			l.wedged = true
+			l.a.log.Error("a pass is stuck past the pass timeout; no more watchdog pings",
+				zap.Duration("running", time.Since(l.busySince)))
+		}
+		return
+	}
+	l.a.notify.Watchdog()
+}
+
+// readyTimedOut sends READY with a degraded status when ready_timeout
+// passed before the first applied pass.
+func (l *loop) readyTimedOut() {
+	if l.readySent {
+		return
+	}
+	l.readySent = true
+	line := l.a.statusLine(l.a.Status())
+	if !strings.HasPrefix(line, string(Degraded)+":") {
+		line = string(Degraded) + ": " + line // still starting: the first pass hangs
+	}
+	l.a.log.Warn("not applied within ready_timeout; reporting ready, degraded", zap.String("status", line))
+	l.a.notify.Ready(line)
+}
+
+// startPass makes a full pass the loop's job (kicked: it serves a kick, not
+// a timer); when it ends, the retry and poll timers are set from its result.
+func (l *loop) startPass(kicked bool) {
+	if l.ctx.Err() != nil {
+		return // stopping: the next iteration returns
+	}
+	if l.spaced { // a poll or retry pass also serves the kicks waiting for space
+		l.space.Stop()
+		l.spaced, kicked = false, true
+	}
+	if kicked {
+		l.lastKicked = time.Now()
+	}
+	r := l.a.schedulePass()
+	l.start(r.done, func() {
+		l.report()
+		if kicked {
+			if r.changed {
+				l.quiet = 0
+			} else {
+				l.quiet++
+			}
+		}
+		if r.retry {
+			l.failures++
+			wait := l.t.backoff(l.t.retryBase, l.failures)
+			l.a.log.Info("retrying", zap.Int("attempt", l.failures), zap.Duration("in", wait))
+			l.retry.Reset(wait)
+		} else {
+			l.failures = 0
+			l.retry.Stop()
+		}
+		if iv := time.Duration(l.a.config().ControlPlane.PollInterval); iv > 0 {
+			l.poll.Reset(jittered(iv))
+		} else {
+			l.poll.Stop()
+		}
+	})
 }
 
 func newStoppedTimer() *time.Timer {

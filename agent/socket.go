@@ -250,21 +250,8 @@ func bindSocket(path string, envUID, gid int) (net.Listener, func(), error) {
 	if path == "" {
 		return nil, nil, errors.New("no socket path configured")
 	}
-	// (1), (2)
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode().Type() != os.ModeSocket {
-			return nil, nil, fmt.Errorf("%s exists and is not a socket; not replacing it", path)
-		}
-		c, err := net.DialTimeout("unix", path, 2*time.Second)
-		if err == nil {
-			_ = c.Close()
-			return nil, nil, fmt.Errorf("another secrets-agent is serving %s", path)
-		}
-		if !errors.Is(err, syscall.ECONNREFUSED) {
-			return nil, nil, fmt.Errorf("check existing socket %s: %w", path, err)
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, nil, fmt.Errorf("stat %s: %w", path, err)
+	if err := claimable(path); err != nil { // (1), (2)
+		return nil, nil, err
 	}
 
 	// (3)
@@ -329,6 +316,31 @@ func bindSocket(path string, envUID, gid int) (net.Listener, func(), error) {
 		}
 	}
 	return ln, remove, nil
+}
+
+// claimable returns nil when a socket may be bound at path: nothing is
+// there, or a socket nobody answers on (a crash left it behind). It refuses
+// anything that is not a socket, and a socket a live server answers on.
+func claimable(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", path, err)
+	}
+	if fi.Mode().Type() != os.ModeSocket {
+		return fmt.Errorf("%s exists and is not a socket; not replacing it", path)
+	}
+	c, err := net.DialTimeout("unix", path, 2*time.Second)
+	if err == nil {
+		_ = c.Close()
+		return fmt.Errorf("another secrets-agent is serving %s", path)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("check existing socket %s: %w", path, err)
+	}
+	return nil
 }
 
 // peer is who is on the other end of a connection, as SO_PEERCRED told.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -48,7 +49,7 @@ fragment dir under DIR) and DIR/token, both 0600, so that
 			if writeConfig == "" {
 				return nil
 			}
-			path, err := writeAgentConfig(writeConfig, c.BaseURL, resp.EnvironmentID, resp.Token)
+			path, err := writeAgentConfig(writeConfig, strings.TrimSuffix(c.BaseURL, "/")+"/api", resp.EnvironmentID, resp.Token)
 			if err != nil {
 				return err
 			}

@@ -16,7 +16,8 @@ const (
 )
 
 // writeAgentConfig writes, in dir (created 0700 when missing), an agent
-// config for environment envID of the server at baseURL, and the
+// config for environment envID of the control plane at baseURL (the
+// devserver's /api, the shape of Ona's base URL), and the
 // environment's token beside it, both 0600:
 //
 //	dir/config.yaml  controlplane.url, environment_id and token_file, and
