@@ -75,7 +75,7 @@ func (a *Agent) pass(ctx context.Context) (rep PassReport, retry, changed bool) 
 			held = true
 			a.log.Warn("injector held back", zap.String("injector", sl.name), zap.String("reason", sl.held))
 		default:
-			rep.Results[sl.name] = a.apply(ctx, sl, sl.desired, false)
+			rep.Results[sl.name] = a.apply(ctx, sl, sl.desired, nil, false)
 		}
 	}
 
@@ -116,23 +116,26 @@ func (a *Agent) noteSpec(env *controlplane.Environment) bool {
 }
 
 // repairPass applies the last applied desired sets again, asking the control
-// plane nothing, to put back outputs someone else changed. Before the first
-// applied pass it does nothing and returns false.
+// plane nothing, to put back outputs someone else changed: only the
+// injectors managing a path reported changed since the last repair pass
+// (Agent.dirty) are called, for those paths. Before the first applied pass
+// it does nothing and returns false, leaving the paths to the next one.
 func (a *Agent) repairPass(ctx context.Context) bool {
 	a.passMu.Lock()
 	defer a.passMu.Unlock()
 	if a.lastPlan == nil {
 		return false
 	}
+	a.mu.Lock()
+	fetchErr, dirty := a.fetchErr, a.dirty
+	a.dirty = map[string]bool{}
+	a.mu.Unlock()
 	results := map[string]injectors.Result{}
 	for _, sl := range a.slots {
 		if sl.inj != nil && sl.handed != nil {
-			results[sl.name] = a.apply(ctx, sl, sl.handed, true)
+			results[sl.name] = a.apply(ctx, sl, sl.handed, dirty, true)
 		}
 	}
-	a.mu.Lock()
-	fetchErr := a.fetchErr
-	a.mu.Unlock()
 	a.record(a.lastPlan, results, fetchErr)
 	a.watchFilesLocked()
 	return true
@@ -342,14 +345,16 @@ func (a *Agent) fetch(ctx context.Context, cp ControlPlane, s secrets.Secret) (s
 	return v, nil
 }
 
-// apply hands sl the set want and notes what its outputs now hold. The
-// caller holds passMu; repair only changes how outcomes are logged.
-func (a *Agent) apply(ctx context.Context, sl *slot, want []secrets.Secret, repair bool) injectors.Result {
-	r := sl.inj.Apply(ctx, want)
+// apply hands sl the set want, doing only what may differ from what its
+// outputs hold or what dirty names as changed on disk (changes.go), and
+// notes what they now hold. It returns the outcome of every secret of want.
+// The caller holds passMu; repair only changes how outcomes are logged.
+func (a *Agent) apply(ctx context.Context, sl *slot, want []secrets.Secret, dirty map[string]bool, repair bool) injectors.Result {
+	did, r := sl.applyChanged(ctx, want, dirty)
 	if r.Err != nil {
 		a.log.Error("injector failed", zap.String("injector", sl.name), zap.Error(r.Err))
 	}
-	a.logOutcomes(sl.name, r, repair)
+	a.logOutcomes(sl.name, did, repair)
 	if r.Err == nil || len(r.Paths) > 0 {
 		// A failure as a whole says nothing about what is managed: then
 		// keep watching what was, so drift repair still notices it.

@@ -218,6 +218,9 @@ func (a *Agent) onFileEvent(path string) {
 		a.kick()
 	default:
 		a.log.Debug("managed file changed", zap.String("path", path))
+		a.mu.Lock()
+		a.dirty[path] = true
+		a.mu.Unlock()
 		a.kickRepair()
 	}
 }

@@ -68,7 +68,10 @@ type Injector struct {
 	reserved []injectors.Reserved
 }
 
-var _ injectors.Injector = (*Injector)(nil)
+var (
+	_ injectors.Injector    = (*Injector)(nil)
+	_ injectors.Incremental = (*Injector)(nil)
+)
 
 // New checks o and loads the manifest from o.StateDir (a missing manifest is
 // an empty one; an unreadable or corrupt one is an error naming it).
@@ -137,13 +140,33 @@ func (in *Injector) Kind() secrets.MountKind { return secrets.MountFile }
 //
 // A cancelled ctx fails the secrets not yet applied and skips (3) and (4).
 func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injectors.Result {
+	return in.apply(ctx, desired, nil)
+}
+
+// ApplyOnly is Apply restricted to the targets in touched
+// (injectors.Incremental): steps (2) and (3) take only those, step (4) runs
+// only when one was removed, and no other managed file is looked at. Before
+// the first Apply it is Apply, so that step (1) sees every path.
+func (in *Injector) ApplyOnly(ctx context.Context, desired []secrets.Secret, touched []string) injectors.Result {
+	only := make(map[string]bool, len(touched))
+	for _, t := range touched {
+		only[t] = true
+	}
+	return in.apply(ctx, desired, only)
+}
+
+// apply is Apply when only is nil, else ApplyOnly for the targets in only.
+func (in *Injector) apply(ctx context.Context, desired []secrets.Secret, only map[string]bool) injectors.Result {
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	if !in.cleaned {
+		only = nil
+	}
 	p := &pass{in: in, roots: map[string]*os.Root{}, rootErrs: map[string]error{}, targets: map[string]string{}, firstPass: !in.cleaned}
 	defer p.close()
 
 	// (1)
-	wanted := map[string]bool{}
+	wanted := make(map[string]bool, len(desired))
 	for _, s := range desired {
 		wanted[s.Mount.Target] = true
 	}
@@ -151,6 +174,9 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 	if firstPass {
 		in.cleanTemps(p, wanted)
 		in.cleaned = true
+	}
+	if only != nil {
+		desired = slices.DeleteFunc(slices.Clone(desired), func(s secrets.Secret) bool { return !only[s.Mount.Target] })
 	}
 
 	// (2a)
@@ -178,13 +204,17 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 		p.res.Err = fmt.Errorf("secretfile: %w", err)
 	} else {
 		// (3)
-		for _, target := range sortedKeys(in.man.Files) {
+		removed := false
+		for _, target := range removable(in.man.Files, only) {
 			if !wanted[target] {
 				p.res.Outcomes = append(p.res.Outcomes, p.remove(target, in.man.Files[target]))
+				removed = true
 			}
 		}
 		// (4)
-		p.removeEmptyDirs(wanted)
+		if only == nil || removed {
+			p.removeEmptyDirs(wanted)
+		}
 	}
 
 	// (5)
@@ -663,6 +693,22 @@ func holdsAny[V any](dir string, paths map[string]V) bool {
 		}
 	}
 	return false
+}
+
+// removable returns the managed paths step (3) considers, sorted: every
+// one, or those in only when it is not nil.
+func removable(files map[string]*entry, only map[string]bool) []string {
+	if only == nil {
+		return sortedKeys(files)
+	}
+	var out []string
+	for t := range only {
+		if files[t] != nil {
+			out = append(out, t)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -1,0 +1,134 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"slices"
+
+	"github.com/secrets-agent/secrets-agent/injectors"
+	"github.com/secrets-agent/secrets-agent/secrets"
+)
+
+// A pass costs what changed. The agent remembers, per injector, the secret
+// each output holds (slot.applied) and each secret's last outcome
+// (slot.outcomes); from these it works out which targets a new desired set
+// touches (slot.touched), and:
+//
+//	(1) an injector that has not had a whole Apply that succeeded since it
+//	    was built (slot.synced false) gets one: the first pass, after a
+//	    reload, after it failed as a whole or failed to remove an output;
+//	(2) an injector whose targets are all untouched is not called at all:
+//	    no render, no read, no stat; its secrets keep their last outcomes,
+//	    as Unchanged;
+//	(3) otherwise an injectors.Incremental injector is handed the touched
+//	    targets alone (ApplyOnly), any other gets the whole set (Apply).
+//
+// Drift stays event-driven: a file someone else changes is reported by the
+// path watcher (watch.go) and a repair pass hands that path, as touched, to
+// the injector that manages it.
+
+// touched returns the targets of want whose output may differ from what it
+// holds: a secret new at its mount key or different from the one its output
+// holds (sameOutput), one whose last outcome failed or is unknown, an
+// output no longer desired, and a managed path in dirty (changed on disk).
+// all is true when the injector needs a whole Apply (step (1)).
+func (sl *slot) touched(want []secrets.Secret, dirty map[string]bool) (targets []string, all bool) {
+	if !sl.synced {
+		return nil, true
+	}
+	seen := make(map[string]bool, len(want))
+	add := func(t string) {
+		if !slices.Contains(targets, t) {
+			targets = append(targets, t)
+		}
+	}
+	for _, s := range want {
+		key, _ := s.Mount.Key()
+		seen[key] = true
+		prev, ok := sl.applied[key]
+		o, known := sl.outcomes[s.ID]
+		if !ok || !sameOutput(prev, s) || !known || o.Action == injectors.Failed || dirty[s.Mount.Target] {
+			add(s.Mount.Target)
+		}
+	}
+	for key, prev := range sl.applied {
+		if !seen[key] {
+			add(prev.Mount.Target)
+		}
+	}
+	if len(dirty) > 0 {
+		for _, p := range sl.paths {
+			if dirty[p] {
+				add(p)
+			}
+		}
+	}
+	return targets, false
+}
+
+// sameOutput reports whether an output that holds a holds b as well: the
+// same secret, session, mount and value, and the same name, scope and
+// source (which manifests and status show).
+func sameOutput(a, b secrets.Secret) bool {
+	return a.ID == b.ID && a.Session == b.Session && a.Session != "" && a.Mount == b.Mount && a.Name == b.Name &&
+		a.Scope == b.Scope && a.Source == b.Source && a.SourceRef == b.SourceRef && bytes.Equal(a.Value, b.Value)
+}
+
+// applyChanged is steps (1) to (3) for sl and want. It returns what the
+// injector did (for logging) and the outcome of every secret of want (for
+// status): those it did not look at keep their last outcome, as Unchanged.
+func (sl *slot) applyChanged(ctx context.Context, want []secrets.Secret, dirty map[string]bool) (did, all injectors.Result) {
+	targets, whole := sl.touched(want, dirty)
+	inc, incremental := sl.inj.(injectors.Incremental)
+	switch {
+	case whole || (len(targets) > 0 && !incremental):
+		did = sl.inj.Apply(ctx, want)
+		whole = true
+	case len(targets) == 0:
+		did = injectors.Result{Paths: sl.paths}
+	default:
+		did = inc.ApplyOnly(ctx, want, targets)
+	}
+	all = did
+	if !whole {
+		all.Outcomes = sl.merged(want, did.Outcomes)
+	}
+	sl.synced = (sl.synced || whole) && did.Err == nil && !failedRemoval(want, did)
+	sl.outcomes = make(map[string]injectors.Outcome, len(want))
+	for _, o := range all.Outcomes {
+		if o.Action != injectors.Removed && o.Action != injectors.Restored {
+			sl.outcomes[o.Secret.ID] = o
+		}
+	}
+	return did, all
+}
+
+// merged is the outcome of every secret of want: the one in fresh when the
+// injector just reported it, else the last one, as Unchanged.
+func (sl *slot) merged(want []secrets.Secret, fresh []injectors.Outcome) []injectors.Outcome {
+	now := make(map[string]bool, len(fresh))
+	for _, o := range fresh {
+		now[o.Secret.ID] = true
+	}
+	out := make([]injectors.Outcome, 0, len(want)+len(fresh))
+	for _, s := range want {
+		if now[s.ID] {
+			continue
+		}
+		o := sl.outcomes[s.ID]
+		o.Action, o.Err = injectors.Unchanged, nil
+		out = append(out, o)
+	}
+	return append(out, fresh...)
+}
+
+// failedRemoval reports whether r failed for a secret not in want: an
+// output the injector could not remove, which only a whole Apply retries.
+func failedRemoval(want []secrets.Secret, r injectors.Result) bool {
+	for _, o := range r.Failed() {
+		if !slices.ContainsFunc(want, func(s secrets.Secret) bool { return s.ID == o.Secret.ID }) {
+			return true
+		}
+	}
+	return false
+}
