@@ -322,6 +322,32 @@ func (a *Agent) RegistryHosts() []string {
 	return hosts
 }
 
+// Credential returns the user and password for host from the injector of
+// mount kind k that serves credentials (an injectors.CredentialServer, such as
+// gitcred), out of the secrets last handed to it; host is compared as the
+// mount's conflict key (Mount.Key). ok is false when no such injector is
+// enabled, no secret of it targets host, or the injector declines.
+func (a *Agent) Credential(k secrets.MountKind, host string) (user, password string, ok bool) {
+	want, _ := secrets.Mount{Kind: k, Target: host}.Key()
+	var cs injectors.CredentialServer
+	var found secrets.Secret
+	a.mu.Lock()
+	for _, sl := range a.slots {
+		if c, serves := sl.inj.(injectors.CredentialServer); serves && sl.kind == k {
+			for _, s := range sl.handed {
+				if key, _ := s.Mount.Key(); key == want && cs == nil {
+					cs, found = c, s
+				}
+			}
+		}
+	}
+	a.mu.Unlock()
+	if cs == nil {
+		return "", "", false
+	}
+	return cs.Credential(found) // outside mu: a call into an injector
+}
+
 // registryServed returns the registry secrets the credential helper serves:
 // those last handed to the registry injectors, none in inline mode.
 func (a *Agent) registryServed() []secrets.Secret {

@@ -25,8 +25,8 @@ var (
 	ErrWaitTimeout = errors.New("timed out waiting for the first pass")
 )
 
-// NotFoundError is Credential's answer for a registry host the agent does
-// not serve.
+// NotFoundError is Credential's and GitCredential's answer for a host the
+// agent does not serve.
 type NotFoundError struct {
 	Host string
 }
@@ -117,8 +117,20 @@ func (c *Client) Env(ctx context.Context, format string) ([]byte, error) {
 // host (as docker names it: a host or URL). For a host it does not serve the
 // error is a *NotFoundError.
 func (c *Client) Credential(ctx context.Context, host string) (user, secret string, err error) {
+	return c.credential(ctx, routeCredentials, host)
+}
+
+// GitCredential returns the user and password the agent serves to git for a
+// host (host[:port], as git's credential protocol names it). For a host it
+// does not serve the error is a *NotFoundError.
+func (c *Client) GitCredential(ctx context.Context, host string) (user, secret string, err error) {
+	return c.credential(ctx, routeGitCredentials, host)
+}
+
+// credential asks a credential route for host.
+func (c *Client) credential(ctx context.Context, route, host string) (user, secret string, err error) {
 	var cred Credential
-	err = c.getJSON(ctx, http.MethodGet, routeCredentials, url.Values{"host": {host}}, &cred)
+	err = c.getJSON(ctx, http.MethodGet, route, url.Values{"host": {host}}, &cred)
 	var ae *answerErr
 	if errors.As(err, &ae) && ae.code == http.StatusNotFound {
 		return "", "", &NotFoundError{Host: host}

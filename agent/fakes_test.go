@@ -57,6 +57,8 @@ func (f *fakePlane) put(id, name, scope, kind, target, value string) {
 		w.FilePath = &t
 	case "registry":
 		w.ContainerRegistryBasicAuthHost = &t
+	case "git":
+		w.GitCredentialHost = &t
 	case "api":
 		w.APIOnly = true
 	}

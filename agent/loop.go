@@ -15,6 +15,7 @@ import (
 
 	"github.com/secrets-agent/secrets-agent/config"
 	"github.com/secrets-agent/secrets-agent/controlplane"
+	"github.com/secrets-agent/secrets-agent/internal/pathwatch"
 )
 
 // timing holds the loop's intervals; zero fields take the defaults.
@@ -150,13 +151,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 
 	if !a.opts.noFileWatch {
-		files, err := newPathWatcher(a.log, a.onFileEvent) // (2)
+		files, err := pathwatch.New(a.log, a.onFileEvent) // (2)
 		if err != nil {
 			a.log.Warn("file watching unavailable: no drift repair, no reload on file change", zap.Error(err))
 		} else {
-			defer files.close()
+			defer files.Close()
 			a.mu.Lock()
-			a.watching = files.set
+			a.watching = files.Set
 			a.mu.Unlock()
 			a.watchFiles()
 		}

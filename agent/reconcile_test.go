@@ -13,7 +13,9 @@ import (
 
 	"github.com/secrets-agent/secrets-agent/config"
 	"github.com/secrets-agent/secrets-agent/controlplane"
+	"github.com/secrets-agent/secrets-agent/injectors"
 	"github.com/secrets-agent/secrets-agent/injectors/builtin"
+	"github.com/secrets-agent/secrets-agent/injectors/gitcred"
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
 
@@ -272,6 +274,46 @@ func TestRegistryCredentialAnswersInHelperModeOnly(t *testing.T) {
 	r2.pass(t)
 	if _, _, ok := r2.a.RegistryCredential("docker.io"); ok {
 		t.Error("answered in inline mode")
+	}
+}
+
+// TestGitCredentialIsServedFromTheLastAppliedPass: the git route answers the
+// gitcred injector's user name and the token of the secret for that host,
+// and stops answering once the secret is gone; status lists the secret.
+func TestGitCredentialIsServedFromTheLastAppliedPass(t *testing.T) {
+	git, err := gitcred.New(gitcred.Options{Helper: []string{"/bin/secrets-agent", "git-credential"},
+		Owner: injectors.Owner{UID: -1, GID: -1, Home: t.TempDir()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, nil, WithInjectors(newFileInjector(t, "envprofile", secrets.MountEnv), git))
+	r.cp.put("g1", "GIT_TOKEN", controlplane.ScopeUser, "git", "GitHub.com", "tok-1")
+	r.cp.put("g2", "GIT_TOKEN_ORG", controlplane.ScopeOrganization, "git", "github.com", "tok-org")
+	r.pass(t)
+	if u, p, ok := r.a.Credential(secrets.MountGitCredential, "github.com"); !ok || u != gitcred.DefaultUsername || p != "tok-1" {
+		t.Errorf("credential %q %q %v, want the user scope's token", u, p, ok)
+	}
+	if _, _, ok := r.a.Credential(secrets.MountGitCredential, "gitlab.com"); ok {
+		t.Error("answered for a host with no secret")
+	}
+	if _, _, ok := r.a.Credential(secrets.MountRegistry, "github.com"); ok {
+		t.Error("answered a git token as a registry login")
+	}
+	row := r.row(t, "g1")
+	if row.Mount != "git_credential" || row.Target != "GitHub.com" || row.Outcome != Outcome(injectors.Created) ||
+		len(row.Shadows) != 1 || row.Shadows[0].ID != "g2" {
+		t.Errorf("status row %+v", row)
+	}
+	r.cp.put("g1", "GIT_TOKEN", controlplane.ScopeUser, "git", "GitHub.com", "tok-2")
+	r.pass(t)
+	if _, p, _ := r.a.Credential(secrets.MountGitCredential, "github.com"); p != "tok-2" {
+		t.Error("a rotated token is not served")
+	}
+	r.cp.remove("g1")
+	r.cp.remove("g2")
+	r.pass(t)
+	if _, _, ok := r.a.Credential(secrets.MountGitCredential, "github.com"); ok {
+		t.Error("a deleted secret is still served")
 	}
 }
 

@@ -65,7 +65,7 @@ func rowOf(a *Agent, id string) SecretStatus {
 
 // TestOwnFilesAndInjectorOutputsAreRefusedAsFileTargets: with the real
 // injectors, a file secret at the agent's config, token, state dir, socket,
-// env fragments or the docker config fails naming whose path it is, and the
+// env fragments, the docker config or gitcred's file fails naming whose path it is, and the
 // other secrets are applied.
 func TestOwnFilesAndInjectorOutputsAreRefusedAsFileTargets(t *testing.T) {
 	t.Setenv("DOCKER_CONFIG", "")
@@ -79,6 +79,7 @@ func TestOwnFilesAndInjectorOutputsAreRefusedAsFileTargets(t *testing.T) {
 		"env":     {filepath.Join(dir, "env", "env.sh"), "the env fragment dir"},
 		"docker":  {filepath.Join(dir, "home", ".docker", "config.json"), "the docker config dockercfg manages"},
 		"holding": {filepath.Join(dir, "home", ".docker"), "the docker config dockercfg manages"},
+		"git":     {filepath.Join(dir, "home", ".config", "secrets-agent", "gitconfig"), "the git credential helpers file gitcred manages"},
 	}
 	for id, c := range cases {
 		cp.put(id, strings.ToUpper(id), "SCOPE_USER", "file", c.target, "sekret")

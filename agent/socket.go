@@ -8,9 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -23,16 +21,18 @@ import (
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
 
-// The status socket's routes. Only /v1/env and /v1/docker/credentials return
-// a secret value, and only to an allowed peer (root or the environment's
-// user), who can read the env fragment file and the registry secret anyway.
+// The status socket's routes. Only /v1/env and the two credential routes
+// return a secret value, and only to an allowed peer (root or the
+// environment's user), who can read the env fragment file and the registry
+// secret anyway, and is the one git runs as.
 const (
-	routeStatus      = "/v1/status"
-	routeSync        = "/v1/sync"
-	routeWait        = "/v1/wait"
-	routeEnv         = "/v1/env"
-	routeCredentials = "/v1/docker/credentials"
-	routeHosts       = "/v1/docker/hosts"
+	routeStatus         = "/v1/status"
+	routeSync           = "/v1/sync"
+	routeWait           = "/v1/wait"
+	routeEnv            = "/v1/env"
+	routeCredentials    = "/v1/docker/credentials"
+	routeHosts          = "/v1/docker/hosts"
+	routeGitCredentials = "/v1/git/credentials"
 )
 
 // waitDefault and waitMax bound GET /v1/wait's timeout parameter.
@@ -41,8 +41,9 @@ const (
 	waitMax     = time.Hour
 )
 
-// Credential is the body of GET /v1/docker/credentials: the field names are
-// those of the docker-credential-helpers protocol.
+// Credential is the body of GET /v1/docker/credentials and GET
+// /v1/git/credentials: the field names are those of the
+// docker-credential-helpers protocol.
 type Credential struct {
 	Username string
 	Secret   string
@@ -74,13 +75,13 @@ type errorBody struct {
 // served; any other peer gets 403 and its connection closed, and the refusal
 // is logged with its uid and pid.
 func serveSocket(ctx context.Context, b Backend, cfg *config.Config, log *zap.Logger) (stop func(), err error) {
-	envUID, err := lookupUID(cfg.User)
+	envUID, err := config.UserID(cfg.User)
 	if err != nil {
 		return nil, fmt.Errorf("status socket: %w", err)
 	}
 	gid := -1
 	if cfg.SocketGroup != "" {
-		if gid, err = lookupGID(cfg.SocketGroup); err != nil {
+		if gid, err = config.GroupID(cfg.SocketGroup); err != nil {
 			return nil, fmt.Errorf("status socket: socket_group: %w", err)
 		}
 	}
@@ -144,42 +145,6 @@ func serveSocket(ctx context.Context, b Backend, cfg *config.Config, log *zap.Lo
 			}
 		})
 	}, nil
-}
-
-// lookupUID resolves the environment's user (a name or a numeric id) to a
-// uid; an empty name is the agent's own user.
-func lookupUID(name string) (int, error) {
-	if name == "" {
-		return os.Getuid(), nil
-	}
-	u, err := user.Lookup(name)
-	if err != nil {
-		var uerr error
-		if u, uerr = user.LookupId(name); uerr != nil {
-			return 0, fmt.Errorf("user %q: %w", name, err)
-		}
-	}
-	uid, err := strconv.Atoi(u.Uid)
-	if err != nil {
-		return 0, fmt.Errorf("user %q: uid %q: %w", name, u.Uid, err)
-	}
-	return uid, nil
-}
-
-// lookupGID resolves a group name (or numeric id) to a gid.
-func lookupGID(name string) (int, error) {
-	g, err := user.LookupGroup(name)
-	if err != nil {
-		var gerr error
-		if g, gerr = user.LookupGroupId(name); gerr != nil {
-			return 0, fmt.Errorf("group %q: %w", name, err)
-		}
-	}
-	gid, err := strconv.Atoi(g.Gid)
-	if err != nil {
-		return 0, fmt.Errorf("group %q: gid %q: %w", name, g.Gid, err)
-	}
-	return gid, nil
 }
 
 // adoptActivated gives the file of an activated unix socket the owner and
@@ -414,7 +379,10 @@ func (s *socketServer) routes() http.Handler {
 	})
 	mux.HandleFunc("GET "+routeWait, s.wait)
 	mux.HandleFunc("GET "+routeEnv, s.env)
-	mux.HandleFunc("GET "+routeCredentials, s.credential)
+	mux.HandleFunc("GET "+routeCredentials, s.credential(s.b.RegistryCredential, secrets.RegistryKey))
+	mux.HandleFunc("GET "+routeGitCredentials, s.credential(func(host string) (string, string, bool) {
+		return s.b.Credential(secrets.MountGitCredential, host)
+	}, secrets.GitHostKey))
 	mux.HandleFunc("GET "+routeHosts, func(w http.ResponseWriter, r *http.Request) {
 		hosts := s.b.RegistryHosts()
 		if hosts == nil {
@@ -478,21 +446,25 @@ func (s *socketServer) env(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(frag)
 }
 
-// credential answers a registry's user and password in helper mode; the host
-// may be given as docker names it (a URL, Docker Hub's aliases) and is looked
-// up by secrets.RegistryKey. 404 when the agent serves no such host.
-func (s *socketServer) credential(w http.ResponseWriter, r *http.Request) {
-	host := r.URL.Query().Get("host")
-	if host == "" {
-		writeError(w, http.StatusBadRequest, "missing host parameter")
-		return
+// credential returns the handler of a credential route: it answers the user
+// and password lookup finds for the host parameter, after key has put the
+// host in the form lookup compares (docker: secrets.RegistryKey, for a URL or
+// Docker Hub's aliases; git: secrets.GitHostKey). 404 when the agent serves no
+// such host.
+func (s *socketServer) credential(lookup func(host string) (user, password string, ok bool), key func(string) string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		host := r.URL.Query().Get("host")
+		if host == "" {
+			writeError(w, http.StatusBadRequest, "missing host parameter")
+			return
+		}
+		u, p, ok := lookup(key(host))
+		if !ok {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("no credentials for %s", key(host)))
+			return
+		}
+		writeJSON(w, Credential{Username: u, Secret: p})
 	}
-	u, p, ok := s.b.RegistryCredential(secrets.RegistryKey(host))
-	if !ok {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no credentials for %s", secrets.RegistryKey(host)))
-		return
-	}
-	writeJSON(w, Credential{Username: u, Secret: p})
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

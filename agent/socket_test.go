@@ -35,6 +35,7 @@ import (
 const (
 	envValue      = "s3cr3t-env-value-7f1c"
 	registryValue = "s3cr3t-registry-pass-2b9d"
+	gitValue      = "s3cr3t-git-token-8e0a"
 )
 
 // fakeBackend stands in for *Agent: the socket's job is to serve whatever a
@@ -92,6 +93,13 @@ func (f *fakeBackend) RegistryCredential(host string) (string, string, bool) {
 		return "robot", registryValue, true
 	case secrets.DockerHubKey:
 		return "hubuser", registryValue, true
+	}
+	return "", "", false
+}
+
+func (f *fakeBackend) Credential(k secrets.MountKind, host string) (string, string, bool) {
+	if k == secrets.MountGitCredential && host == "git.example.com:8443" {
+		return "oauth2", gitValue, true
 	}
 	return "", "", false
 }
@@ -190,6 +198,14 @@ func TestClientRoundTripsThroughSocket(t *testing.T) {
 	hosts, err := c.Hosts(ctx)
 	if err != nil || !slices.Equal(hosts, b.RegistryHosts()) {
 		t.Errorf("Hosts = %v, %v; want %v", hosts, err, b.RegistryHosts())
+	}
+
+	// git's route: the host as git names it (host:port), in any case.
+	if u, p, err := c.GitCredential(ctx, "Git.Example.com:8443"); err != nil || u != "oauth2" || p != gitValue {
+		t.Errorf("GitCredential = %q, %v; want the git user and token", u, err)
+	}
+	if _, _, err := c.GitCredential(ctx, "registry.example.com"); !errors.As(err, &nf) {
+		t.Errorf("GitCredential of a registry host: %v, want a *NotFoundError", err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/secrets-agent/secrets-agent/injectors"
+	"github.com/secrets-agent/secrets-agent/secrets"
 )
 
 // State is the agent's overall condition.
@@ -142,4 +143,8 @@ type Backend interface {
 	RegistryCredential(host string) (user, password string, ok bool)
 	// RegistryHosts lists the hosts RegistryCredential answers for.
 	RegistryHosts() []string
+	// Credential returns the user and password for host from the injector
+	// of mount kind k that serves credentials (git's); ok is false for a
+	// host it does not serve.
+	Credential(k secrets.MountKind, host string) (user, password string, ok bool)
 }

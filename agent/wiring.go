@@ -9,6 +9,7 @@ import (
 
 	"github.com/secrets-agent/secrets-agent/config"
 	"github.com/secrets-agent/secrets-agent/controlplane"
+	"github.com/secrets-agent/secrets-agent/internal/sdnotify"
 )
 
 // This file connects the agent to the packages it drives: the control-plane
@@ -67,7 +68,7 @@ type sdNotifier interface {
 }
 
 // defaultNotifier returns the systemd notifier.
-func defaultNotifier(log *zap.Logger) sdNotifier { return newNotifier(log) }
+func defaultNotifier(log *zap.Logger) sdNotifier { return sdnotify.New(log) }
 
 // nopNotifier tells nobody anything.
 type nopNotifier struct{}

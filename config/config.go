@@ -58,6 +58,7 @@ type Injectors struct {
 	EnvProfile EnvProfile `yaml:"envprofile"`
 	SecretFile SecretFile `yaml:"secretfile"`
 	DockerCfg  DockerCfg  `yaml:"dockercfg"`
+	GitCred    GitCred    `yaml:"gitcred"`
 }
 
 // EnvProfile configures the shell-fragment injector.
@@ -93,6 +94,14 @@ const (
 	// DockerAuto is helper mode where docker can run the helper, else inline.
 	DockerAuto DockerMode = "auto"
 )
+
+// GitCred configures the git credential injector.
+type GitCred struct {
+	Enabled bool `yaml:"enabled"`
+	// Username is the user name the git credential helper answers with
+	// every token; the token is the password.
+	Username string `yaml:"username"`
+}
 
 // Log configures logging.
 type Log struct {

@@ -76,6 +76,7 @@ func defaults(system bool) *Config {
 				Mode:         0o600,
 			},
 			DockerCfg: DockerCfg{Enabled: true, Mode: DockerInline},
+			GitCred:   GitCred{Enabled: true, Username: "oauth2"},
 		},
 		Log: Log{Level: "info", Format: "auto"},
 	}

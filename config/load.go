@@ -413,6 +413,36 @@ func lookupUser(name string) (*user.User, error) {
 	return user.Lookup(name)
 }
 
+// UserID returns the uid of name (a user name or a numeric uid); "" is the
+// user running the agent.
+func UserID(name string) (int, error) {
+	u, err := lookupUser(name)
+	if err != nil {
+		return 0, fmt.Errorf("user %q: %w", name, err)
+	}
+	uid, err := strconv.Atoi(u.Uid)
+	if err != nil {
+		return 0, fmt.Errorf("user %q: uid %q: %w", name, u.Uid, err)
+	}
+	return uid, nil
+}
+
+// GroupID returns the gid of name (a group name or a numeric gid).
+func GroupID(name string) (int, error) {
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		var gerr error
+		if g, gerr = user.LookupGroupId(name); gerr != nil {
+			return 0, fmt.Errorf("group %q: %w", name, err)
+		}
+	}
+	gid, err := strconv.Atoi(g.Gid)
+	if err != nil {
+		return 0, fmt.Errorf("group %q: gid %q: %w", name, g.Gid, err)
+	}
+	return gid, nil
+}
+
 // pathKey is a key whose value is a path.
 type pathKey struct {
 	key   string

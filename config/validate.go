@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 )
 
@@ -90,6 +91,11 @@ func (c *Config) validate(requireEnvironment bool) error {
 	}
 	if !slices.Contains(DockerCfgModes, c.Injectors.DockerCfg.Mode) {
 		bad("injectors.dockercfg.mode", "%q must be one of %v", c.Injectors.DockerCfg.Mode, DockerCfgModes)
+	}
+	if u := c.Injectors.GitCred.Username; u == "" {
+		bad("injectors.gitcred.username", "required: git sends no password without a user name")
+	} else if strings.ContainsFunc(u, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+		bad("injectors.gitcred.username", "%q has a control character, which git's credential protocol cannot carry", u)
 	}
 	if !slices.Contains(LogLevels, c.Log.Level) {
 		bad("log.level", "%q must be one of %v", c.Log.Level, LogLevels)

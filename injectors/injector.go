@@ -43,6 +43,16 @@ type Incremental interface {
 	ApplyOnly(ctx context.Context, desired []secrets.Secret, touched []string) Result
 }
 
+// CredentialServer is an injector whose credentials a program asks the
+// agent for over the status socket (git's credential helper) instead of
+// reading them from disk. The agent calls Credential with a secret it last
+// handed to Apply, from any goroutine.
+type CredentialServer interface {
+	// Credential returns the user and password s grants, or ok false when
+	// the injector does not serve s (e.g. its value is unusable).
+	Credential(s secrets.Secret) (user, password string, ok bool)
+}
+
 // Action is what Apply did for one secret.
 type Action string
 

@@ -128,10 +128,14 @@ func (m Mount) Key() (string, bool) {
 	case MountRegistry:
 		return "registry:" + RegistryKey(m.Target), true
 	case MountGitCredential:
-		return "git:" + strings.ToLower(m.Target), true
+		return "git:" + GitHostKey(m.Target), true
 	}
 	return "", false
 }
+
+// GitHostKey is how git credential hosts are compared: lower case, as git's
+// URL matching does.
+func GitHostKey(host string) string { return strings.ToLower(host) }
 
 // Value is a secret's plaintext. It formats, prints and marshals as a
 // redaction so that a value handed to a logger or a %v by mistake does not

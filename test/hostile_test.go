@@ -20,6 +20,7 @@ import (
 	"github.com/secrets-agent/secrets-agent/config"
 	"github.com/secrets-agent/secrets-agent/controlplane"
 	"github.com/secrets-agent/secrets-agent/injectors/builtin"
+	"github.com/secrets-agent/secrets-agent/injectors/gitcred"
 	"github.com/secrets-agent/secrets-agent/internal/testutil"
 )
 
@@ -256,8 +257,16 @@ func hostileRows(w hostileWorld) []hostileRow {
 		{what: "unknown mount kind", id: "h-mount", name: "KUBE_SECRET",
 			spec:  `{"id":"h-mount","name":"KUBE_SECRET","scope":"SCOPE_USER","kubernetesSecretRef":{"name":"x"}}`,
 			value: v("h-mount"), outcome: "skipped", errHas: "mount kind not known"},
-		{what: "git credential mount (no injector)", id: "h-git", name: "GIT_CRED", spec: spec("h-git", "GIT_CRED", `"gitCredentialHost":"github.com"`),
-			value: v("h-git"), outcome: "skipped", errHas: "no injector for mount kind"},
+		{what: "git credential mount", id: "h-git", name: "GIT_CRED", spec: spec("h-git", "GIT_CRED", `"gitCredentialHost":"github.com"`),
+			value: v("h-git"), outcome: "created",
+			check: func(t *testing.T) {
+				b, err := os.ReadFile(filepath.Join(w.home, gitcred.File))
+				if err != nil || !strings.Contains(string(b), `[credential "https://github.com"]`) || strings.Contains(string(b), "sekret") {
+					t.Errorf("git config %q (%v): want github.com's helper and no token", b, err)
+				}
+			}},
+		{what: "git token with a newline", id: "h-gitnl", name: "GIT_NL", spec: spec("h-gitnl", "GIT_NL", `"gitCredentialHost":"gitlab.example"`),
+			value: valueBody([]byte("sekret\nprotocol=http")), outcome: "failed", errHas: "newline"},
 		{what: "two mounts", id: "h-multi", name: "MULTI", spec: spec("h-multi", "MULTI", envMount("MULTI")+","+fileMount(w.home+"/multi")),
 			value: v("h-multi"), outcome: "rejected", errHas: "has 2 mounts",
 			check: func(t *testing.T) { wantAbsent(t, w.home+"/multi") }},

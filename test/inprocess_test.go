@@ -51,7 +51,7 @@ func TestSecondPassWithNothingChangedWritesNothing(t *testing.T) {
 			t.Errorf("second pass: %s performed %d writes, want 0", name, r.Writes)
 		}
 	}
-	if len(second.Results) != 3 {
-		t.Errorf("second pass ran %d injectors, want 3", len(second.Results))
+	if len(second.Results) != 4 {
+		t.Errorf("second pass ran %d injectors, want 4 (envprofile, secretfile, dockercfg, gitcred)", len(second.Results))
 	}
 }

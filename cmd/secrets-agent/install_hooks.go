@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/secrets-agent/secrets-agent/injectors/envprofile"
+	"github.com/secrets-agent/secrets-agent/injectors/gitcred"
 	"github.com/spf13/cobra"
 )
 
@@ -18,7 +19,7 @@ func newInstallHooksCmd() *cobra.Command {
 	var root string
 	cmd := &cobra.Command{
 		Use:   "install-hooks [--system | --user] [--uninstall] [--root DIR]",
-		Short: "Make login and interactive shells load the secrets' environment variables, and refresh them at each prompt",
+		Short: "Make login and interactive shells load the secrets' environment variables (refreshed at each prompt), and git use the agent's credential helpers",
 		Long: `install-hooks adds clearly marked blocks (` + envprofile.BlockStart + ` ... ` + envprofile.BlockEnd + `)
 to the bash and zsh rc files and a fish conf.d file, so that bash, dash, zsh and fish source the
 environment fragments secrets-agent writes, and re-source them at the next prompt when they change.
@@ -30,7 +31,12 @@ Running it twice changes nothing; --uninstall removes exactly what it added.
 --user (the default otherwise): ~/.config/secrets-agent/hook.sh sourced from ~/.profile, ~/.bashrc
 and ~/.zshrc, and ~/.config/fish/conf.d/secrets-agent.fish; fragments are read from
 $XDG_RUNTIME_DIR/secrets-agent.
-In both, SECRETS_AGENT_ENV_DIR overrides the fragment directory.`,
+In both, SECRETS_AGENT_ENV_DIR overrides the fragment directory.
+
+It also wires git to the git credential helpers the agent keeps in
+~/.config/secrets-agent/gitconfig, with an [include] block in /etc/gitconfig (--system) or in
+$XDG_CONFIG_HOME/git/config, default ~/.config/git/config (--user). Both are read before
+~/.gitconfig, which is never touched.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if system && user {
@@ -47,6 +53,8 @@ In both, SECRETS_AGENT_ENV_DIR overrides the fragment directory.`,
 				}
 				o.Home = home
 			}
+			gitFile, gitText := gitcred.Include(o.Mode == envprofile.HookSystem, o.Home, os.Getenv("XDG_CONFIG_HOME"))
+			o.Blocks = append(o.Blocks, envprofile.Block{Path: gitFile, Text: gitText})
 			do := envprofile.InstallHooks
 			if uninstall {
 				do = envprofile.UninstallHooks
@@ -59,6 +67,15 @@ In both, SECRETS_AGENT_ENV_DIR overrides the fragment directory.`,
 				}
 			}
 			changes, err := do(o)
+			if uninstall && o.Mode == envprofile.HookUser {
+				// The helpers file the agent keeps: inert once the include
+				// is gone, but no trace stays.
+				removed, rerr := gitcred.RemoveFile(filepath.Join(root, o.Home))
+				if removed {
+					changes = append(changes, envprofile.HookChange{Path: filepath.Join(o.Home, gitcred.File), Action: "removed"})
+				}
+				err = errors.Join(err, rerr)
+			}
 			for _, c := range changes {
 				fmt.Fprintf(cmd.OutOrStdout(), "%-9s %s\n", c.Action, c.Path)
 			}

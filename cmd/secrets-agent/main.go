@@ -50,6 +50,8 @@ func newRootCmd() *cobra.Command {
 		newVersionCmd(),
 		newInstallHooksCmd(),
 		newDockerCredentialCmd(),
+		newGitCredentialCmd(),
+		newExecCmd(),
 		newPurgeCmd(),
 	)
 	return root

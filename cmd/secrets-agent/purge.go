@@ -16,11 +16,12 @@ func newPurgeCmd() *cobra.Command {
 	var configPath string
 	cmd := &cobra.Command{
 		Use:   "purge",
-		Short: "Remove every secret the agent delivered: shell fragments, secret files, docker logins",
+		Short: "Remove every secret the agent delivered: shell fragments, secret files, docker logins, git helper entries",
 		Long: `purge removes what the agent wrote for the config's user, as recorded in the
 manifests in its state directory: the shell fragments' variables, the secret
-files (a file that was there before the agent is put back) and the docker
-logins (every other entry of config.json stays). Stop the agent first, or it
+files (a file that was there before the agent is put back), the docker
+logins (every other entry of config.json stays) and the git credential
+helpers file. Stop the agent first, or it
 puts them back. It asks the control plane nothing; install.sh --uninstall
 --purge runs it. Exit 1 when something could not be removed.`,
 		Args: cobra.NoArgs,

@@ -109,6 +109,32 @@ func TestCLICreatesListsUpdatesAndDeletesSecrets(t *testing.T) {
 	}
 }
 
+// TestCLICreatesAGitCredentialSecret: --git-host makes a gitCredentialHost
+// mount that the environment's spec carries, with the token as the value.
+func TestCLICreatesAGitCredentialSecret(t *testing.T) {
+	d := testutil.StartDevserver(t)
+	envID, token := d.CreateEnv(t, "org1", "proj1", "user1")
+	id := d.CreateSecret(t, "project", "proj1", "GIT_TOKEN", testutil.Mount{GitHost: "git.example.com:8443"}, []byte("tok-1"))
+	list := listJSON(t, d)
+	if len(list) != 1 || list[0].GitCredentialHost != "git.example.com:8443" {
+		t.Fatalf("list = %+v, want the git secret", list)
+	}
+	env, err := envClient(t, d, token).GetEnvironment(testCtx(t), envID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(env.Spec.Secrets) != 1 || env.Spec.Secrets[0].GitCredentialHost == nil || *env.Spec.Secrets[0].GitCredentialHost != "git.example.com:8443" {
+		t.Fatalf("spec %+v, want the gitCredentialHost mount", env.Spec.Secrets)
+	}
+	if v, err := envValue(t, d, token, id); err != nil || v != "tok-1" {
+		t.Fatalf("value %q, %v", v, err)
+	}
+	if _, stderr, err := cli(t, d, "", "secret", "create", "--scope", "user", "--owner", "user1", "--name", "TWO_MOUNTS",
+		"--git-host", "h.example", "--env"); err == nil || !strings.Contains(stderr, "git-host") {
+		t.Errorf("two mounts accepted: %v %s", err, stderr)
+	}
+}
+
 func TestCLIRejectsABadSecretNamingTheField(t *testing.T) {
 	d := testutil.StartDevserver(t)
 	cases := []struct {

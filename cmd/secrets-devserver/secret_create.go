@@ -17,7 +17,7 @@ func newSecretCreateCmd() *cobra.Command {
 		val                     valueFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "create --data DIR --scope organization|project|user|service_account --owner ID --name N (--env | --file PATH | --registry HOST | --api-only) [--value V | --value-stdin]",
+		Use:   "create --data DIR --scope organization|project|user|service_account --owner ID --name N (--env | --file PATH | --registry HOST | --git-host HOST | --api-only) [--value V | --value-stdin]",
 		Short: "Create a secret and print its id",
 		Long: `create stores a secret of an organization, project, user or service account
 (--scope and --owner, the owner's id) with exactly one mount:
@@ -25,6 +25,7 @@ func newSecretCreateCmd() *cobra.Command {
   --env            an environment variable named N
   --file PATH      a file at the absolute PATH
   --registry HOST  a docker registry login for HOST; the value is base64(user:password)
+  --git-host HOST  git over HTTPS to HOST (host[:port]) authenticates with it; the value is the token
   --api-only       never injected; readable through GetSecretValue only
 
 Without --value or --value-stdin the value is empty. Every environment that
@@ -68,12 +69,13 @@ secret's id.`,
 	f.BoolVar(&m.EnvironmentVariable, "env", false, "mount as the environment variable named --name")
 	f.StringVar(&m.FilePath, "file", "", "mount as a file at this absolute path")
 	f.StringVar(&m.ContainerRegistryBasicAuthHost, "registry", "", "mount as a docker login for this registry host")
+	f.StringVar(&m.GitCredentialHost, "git-host", "", "mount as the git credential (token) for this git host")
 	f.BoolVar(&m.APIOnly, "api-only", false, "do not mount; API access only")
 	for _, r := range []string{"scope", "owner", "name"} {
 		_ = cmd.MarkFlagRequired(r)
 	}
-	cmd.MarkFlagsOneRequired("env", "file", "registry", "api-only")
-	cmd.MarkFlagsMutuallyExclusive("env", "file", "registry", "api-only")
+	cmd.MarkFlagsOneRequired("env", "file", "registry", "git-host", "api-only")
+	cmd.MarkFlagsMutuallyExclusive("env", "file", "registry", "git-host", "api-only")
 	val.add(cmd)
 	return cmd
 }

@@ -72,6 +72,7 @@ type SecretMount struct {
 	EnvironmentVariable            bool   `json:"environmentVariable,omitempty"`
 	FilePath                       string `json:"filePath,omitempty"`
 	ContainerRegistryBasicAuthHost string `json:"containerRegistryBasicAuthHost,omitempty"`
+	GitCredentialHost              string `json:"gitCredentialHost,omitempty"`
 	APIOnly                        bool   `json:"apiOnly,omitempty"`
 }
 
@@ -84,6 +85,8 @@ func MountOf(m secrets.Mount) SecretMount {
 		return SecretMount{FilePath: m.Target}
 	case secrets.MountRegistry:
 		return SecretMount{ContainerRegistryBasicAuthHost: m.Target}
+	case secrets.MountGitCredential:
+		return SecretMount{GitCredentialHost: m.Target}
 	case secrets.MountAPIOnly:
 		return SecretMount{APIOnly: true}
 	}
@@ -103,11 +106,14 @@ func (m SecretMount) Parse(name string) (secrets.Mount, error) {
 	if m.ContainerRegistryBasicAuthHost != "" {
 		set = append(set, secrets.Mount{Kind: secrets.MountRegistry, Target: m.ContainerRegistryBasicAuthHost})
 	}
+	if m.GitCredentialHost != "" {
+		set = append(set, secrets.Mount{Kind: secrets.MountGitCredential, Target: m.GitCredentialHost})
+	}
 	if m.APIOnly {
 		set = append(set, secrets.Mount{Kind: secrets.MountAPIOnly})
 	}
 	if len(set) != 1 {
-		return secrets.Mount{}, &secrets.Error{Name: name, Field: "mount", Reason: fmt.Sprintf("has %d of environmentVariable, filePath, containerRegistryBasicAuthHost, apiOnly set, want exactly one", len(set))}
+		return secrets.Mount{}, &secrets.Error{Name: name, Field: "mount", Reason: fmt.Sprintf("has %d of environmentVariable, filePath, containerRegistryBasicAuthHost, gitCredentialHost, apiOnly set, want exactly one", len(set))}
 	}
 	return set[0], nil
 }

@@ -5,10 +5,14 @@
 package builtin
 
 import (
+	"fmt"
+	"os"
+
 	"github.com/secrets-agent/secrets-agent/config"
 	"github.com/secrets-agent/secrets-agent/injectors"
 	"github.com/secrets-agent/secrets-agent/injectors/dockercfg"
 	"github.com/secrets-agent/secrets-agent/injectors/envprofile"
+	"github.com/secrets-agent/secrets-agent/injectors/gitcred"
 	"github.com/secrets-agent/secrets-agent/injectors/secretfile"
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
@@ -20,7 +24,7 @@ const HelperName = "secrets-agent"
 // Builders returns the injectors cfg describes, in the order a pass applies
 // them.
 func Builders(cfg *config.Config) []injectors.Builder {
-	ep, sf, dc := cfg.Injectors.EnvProfile, cfg.Injectors.SecretFile, cfg.Injectors.DockerCfg
+	ep, sf, dc, gc := cfg.Injectors.EnvProfile, cfg.Injectors.SecretFile, cfg.Injectors.DockerCfg, cfg.Injectors.GitCred
 	return []injectors.Builder{
 		{Name: "envprofile", Kind: secrets.MountEnv, Enabled: ep.Enabled, Build: func(o injectors.Owner) (injectors.Injector, error) {
 			return envprofile.New(envprofile.Options{Dir: ep.Dir, Owner: o, StateDir: cfg.StateDir})
@@ -32,7 +36,21 @@ func Builders(cfg *config.Config) []injectors.Builder {
 			return dockercfg.New(dockercfg.Options{ConfigDir: dc.ConfigDir, Mode: dockercfg.Mode(dc.Mode),
 				HelperName: HelperName, Owner: o, StateDir: cfg.StateDir})
 		}},
+		{Name: "gitcred", Kind: secrets.MountGitCredential, Enabled: gc.Enabled, Build: func(o injectors.Owner) (injectors.Injector, error) {
+			return buildGitCred(gc.Username, cfg.Socket, o)
+		}},
 	}
+}
+
+// buildGitCred's helper is this program's git-credential command on the
+// agent's socket.
+func buildGitCred(username, socket string, owner injectors.Owner) (injectors.Injector, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("gitcred: the agent's own path, for git's credential helper: %w", err)
+	}
+	return gitcred.New(gitcred.Options{Username: username, Owner: owner,
+		Helper: []string{exe, "git-credential", "--socket", socket}})
 }
 
 // RenderEnv renders environment-variable secrets in a named format as the

@@ -1,7 +1,6 @@
 package envprofile
 
 import (
-	"bytes"
 	"fmt"
 	"strings"
 
@@ -81,90 +80,15 @@ func corpusSecrets() []secrets.Secret {
 	return out
 }
 
-// parseDotenv is a parser for the dialect quoteDotenv documents, written
-// from that description (not from quoteDotenv's code): comments, NAME='...'
-// literal (may span lines), NAME="..." with \\ \" \n \r escapes, NAME=bare
-// for printable ASCII without spaces that ends in a backslash. It returns
-// the variables in order, or an error on anything else.
+// parseDotenv reads data with ParseDotenv, as name/value pairs.
 func parseDotenv(data []byte) ([][2]string, error) {
-	var out [][2]string
-	for len(data) > 0 {
-		if data[0] == '#' {
-			i := bytes.IndexByte(data, '\n')
-			if i < 0 {
-				return out, nil
-			}
-			data = data[i+1:]
-			continue
-		}
-		eq := bytes.IndexByte(data, '=')
-		if eq < 0 {
-			return nil, fmt.Errorf("line without =")
-		}
-		name := string(data[:eq])
-		if !secrets.ValidEnvName(name) {
-			return nil, fmt.Errorf("bad name %q", name)
-		}
-		data = data[eq+1:]
-		if len(data) == 0 {
-			return nil, fmt.Errorf("%s: no value", name)
-		}
-		var val []byte
-		switch data[0] {
-		case '\'':
-			end := bytes.IndexByte(data[1:], '\'')
-			if end < 0 {
-				return nil, fmt.Errorf("%s: unterminated '", name)
-			}
-			val = data[1 : 1+end]
-			data = data[end+2:]
-		case '"':
-			i := 1
-			for ; i < len(data) && data[i] != '"'; i++ {
-				if data[i] != '\\' {
-					val = append(val, data[i])
-					continue
-				}
-				i++
-				if i == len(data) {
-					return nil, fmt.Errorf("%s: trailing backslash", name)
-				}
-				switch data[i] {
-				case '\\', '"':
-					val = append(val, data[i])
-				case 'n':
-					val = append(val, '\n')
-				case 'r':
-					val = append(val, '\r')
-				default:
-					return nil, fmt.Errorf("%s: unknown escape \\%c", name, data[i])
-				}
-			}
-			if i == len(data) {
-				return nil, fmt.Errorf("%s: unterminated \"", name)
-			}
-			data = data[i+1:]
-		default:
-			end := bytes.IndexByte(data, '\n')
-			if end < 0 {
-				end = len(data)
-			}
-			val = data[:end]
-			for _, c := range val {
-				if c <= ' ' || c >= 0x7f {
-					return nil, fmt.Errorf("%s: bare value holds %q", name, c)
-				}
-			}
-			if !bytes.HasSuffix(val, []byte(`\`)) {
-				return nil, fmt.Errorf("%s: bare value does not end in a backslash", name)
-			}
-			data = data[end:]
-		}
-		if len(data) == 0 || data[0] != '\n' {
-			return nil, fmt.Errorf("%s: no newline after value", name)
-		}
-		data = data[1:]
-		out = append(out, [2]string{name, string(val)})
+	vars, err := ParseDotenv(data)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][2]string, len(vars))
+	for i, v := range vars {
+		out[i] = [2]string{v.Name, string(v.Value)}
 	}
 	return out, nil
 }

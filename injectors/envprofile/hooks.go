@@ -81,6 +81,18 @@ type HookOptions struct {
 	Root string
 	// Home is the user's home directory (without Root); HookUser only.
 	Home string
+	// Blocks are more marked blocks to keep in other files, installed and
+	// uninstalled like the rc files' (another injector's wiring, such as
+	// gitcred's include line). Paths are absolute, without Root; for
+	// HookUser they must lie in Home.
+	Blocks []Block
+}
+
+// Block is the text to keep between the markers in the file at Path. The
+// markers are "#" comments, which git's config format shares with the shells.
+type Block struct {
+	Path string
+	Text string // whole lines, each ending in a newline
 }
 
 // HookChange is what InstallHooks or UninstallHooks did to one file.
@@ -117,12 +129,12 @@ func targets(root *os.Root, o HookOptions) ([]hookTarget, error) {
 	}
 	if o.Mode == HookSystem {
 		const hook = "/etc/profile.d/secrets-agent.sh"
-		return []hookTarget{
+		return append([]hookTarget{
 			{path: hook, base: "/", whole: sh},
 			{path: "/etc/fish/conf.d/secrets-agent.fish", base: "/", whole: fish},
 			{path: firstExisting(root, "/etc/bash.bashrc", "/etc/bashrc"), base: "/", block: source(hook)},
 			{path: firstExisting(root, "/etc/zsh/zshrc", "/etc/zshrc"), base: "/", block: source(hook)},
-		}, nil
+		}, blockTargets(o, "/")...), nil
 	}
 	if o.Mode != HookUser {
 		return nil, fmt.Errorf("unknown hook mode %q", o.Mode)
@@ -132,13 +144,27 @@ func targets(root *os.Root, o HookOptions) ([]hookTarget, error) {
 	}
 	block := source(`"$HOME/.config/secrets-agent/hook.sh"`)
 	home := path.Clean(o.Home)
-	return []hookTarget{
+	for _, b := range o.Blocks {
+		if !atomicfile.Below(home, b.Path) {
+			return nil, fmt.Errorf("%s is not in the home %s", b.Path, home)
+		}
+	}
+	return append([]hookTarget{
 		{path: path.Join(home, ".config/secrets-agent/hook.sh"), base: home, whole: sh},
 		{path: path.Join(home, ".config/fish/conf.d/secrets-agent.fish"), base: home, whole: fish},
 		{path: path.Join(home, ".profile"), base: home, block: block},
 		{path: path.Join(home, ".bashrc"), base: home, block: block},
 		{path: path.Join(home, ".zshrc"), base: home, block: block},
-	}, nil
+	}, blockTargets(o, home)...), nil
+}
+
+// blockTargets are o.Blocks as targets opened at base.
+func blockTargets(o HookOptions, base string) []hookTarget {
+	var ts []hookTarget
+	for _, b := range o.Blocks {
+		ts = append(ts, hookTarget{path: path.Clean(b.Path), base: base, block: b.Text})
+	}
+	return ts
 }
 
 func firstExisting(root *os.Root, paths ...string) string {

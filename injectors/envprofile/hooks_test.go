@@ -182,3 +182,52 @@ func TestUserHooksStayInTheHome(t *testing.T) {
 		t.Errorf("~/.profile, a plain file in the home, did not get the hook")
 	}
 }
+
+// TestExtraBlocksAreKeptAndRemovedLikeTheRcFiles: a block another injector
+// asks for (gitcred's include) is added to an existing file, created in a
+// missing one, left alone on a second install, and removed to the byte.
+func TestExtraBlocksAreKeptAndRemovedLikeTheRcFiles(t *testing.T) {
+	root := t.TempDir()
+	home := "/home/u"
+	existing := filepath.Join(root, home, ".gitconfig-like")
+	if err := os.MkdirAll(filepath.Dir(existing), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(existing, []byte("[user]\n\tname = me\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, root)
+	o := HookOptions{Mode: HookUser, Root: root, Home: home, Blocks: []Block{
+		{Path: home + "/.gitconfig-like", Text: "[include]\n\tpath = ~/x\n"},
+		{Path: home + "/.config/git/config", Text: "[include]\n\tpath = ~/x\n"},
+	}}
+	if _, err := InstallHooks(o); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(existing)
+	if want := "[user]\n\tname = me\n\n" + BlockStart + "\n[include]\n\tpath = ~/x\n" + BlockEnd + "\n"; string(got) != want {
+		t.Errorf("block added as %q, want %q", got, want)
+	}
+	if _, err := os.Stat(filepath.Join(root, home, ".config/git/config")); err != nil {
+		t.Errorf("missing file not created: %v", err)
+	}
+	changes, err := InstallHooks(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range changes {
+		if c.Action != "unchanged" {
+			t.Errorf("second install: %s %s", c.Action, c.Path)
+		}
+	}
+	if _, err := UninstallHooks(o); err != nil {
+		t.Fatal(err)
+	}
+	if after := snapshot(t, root); !equalSnap(before, after) {
+		t.Errorf("uninstall left %v, want %v", after, before)
+	}
+	o.Blocks = []Block{{Path: "/etc/gitconfig", Text: "x\n"}}
+	if _, err := InstallHooks(o); err == nil {
+		t.Error("a user's block outside the home was accepted")
+	}
+}

@@ -34,6 +34,7 @@ type Mount struct {
 	Env      bool   // the environment variable named like the secret
 	File     string // an absolute file path
 	Registry string // a registry host; the value is base64(user:password)
+	GitHost  string // a git host; the value is the token
 	APIOnly  bool
 }
 
@@ -221,6 +222,8 @@ func (d *Devserver) CreateSecret(t testing.TB, scope, owner, name string, mount 
 		args = append(args, "--file", mount.File)
 	case mount.Registry != "":
 		args = append(args, "--registry", mount.Registry)
+	case mount.GitHost != "":
+		args = append(args, "--git-host", mount.GitHost)
 	case mount.APIOnly:
 		args = append(args, "--api-only")
 	}

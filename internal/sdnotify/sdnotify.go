@@ -1,4 +1,6 @@
-package agent
+// Package sdnotify tells systemd about a daemon's state over the sd_notify
+// protocol: READY, STATUS, RELOADING, STOPPING and watchdog pings.
+package sdnotify
 
 import (
 	"os"
@@ -10,14 +12,14 @@ import (
 	"go.uber.org/zap"
 )
 
-// notifier tells systemd about the daemon's state over the sd_notify
+// Notifier tells systemd about the daemon's state over the sd_notify
 // protocol (NOTIFY_SOCKET). Without systemd (NOTIFY_SOCKET unset) every
 // method is a no-op and WatchdogInterval is 0. A failure to send is logged
 // (once at warn level, then at debug) and otherwise ignored: systemd's
 // bookkeeping never stops the daemon.
 //
 // Its methods may be called from any goroutine.
-type notifier struct {
+type Notifier struct {
 	log      *zap.Logger
 	enabled  bool
 	watchdog time.Duration
@@ -26,11 +28,11 @@ type notifier struct {
 	warned bool
 }
 
-// newNotifier reads NOTIFY_SOCKET and WATCHDOG_USEC/WATCHDOG_PID once. The
+// New reads NOTIFY_SOCKET and WATCHDOG_USEC/WATCHDOG_PID once. The
 // variables stay in the environment: go-systemd reads NOTIFY_SOCKET on every
 // send, and the agent starts no child that could inherit them by mistake.
-func newNotifier(log *zap.Logger) *notifier {
-	n := &notifier{log: log, enabled: os.Getenv("NOTIFY_SOCKET") != ""}
+func New(log *zap.Logger) *Notifier {
+	n := &Notifier{log: log, enabled: os.Getenv("NOTIFY_SOCKET") != ""}
 	if !n.enabled {
 		return n
 	}
@@ -44,38 +46,38 @@ func newNotifier(log *zap.Logger) *notifier {
 
 // Ready sends READY=1 with status as the STATUS= line: startup (or a reload)
 // has finished.
-func (n *notifier) Ready(status string) {
+func (n *Notifier) Ready(status string) {
 	n.send(daemon.SdNotifyReady + "\nSTATUS=" + oneLine(status))
 }
 
 // Status sends status as the STATUS= line systemctl status shows.
-func (n *notifier) Status(status string) { n.send("STATUS=" + oneLine(status)) }
+func (n *Notifier) Status(status string) { n.send("STATUS=" + oneLine(status)) }
 
 // Reloading sends RELOADING=1 with MONOTONIC_USEC= set to now on
 // CLOCK_MONOTONIC, as Type=notify-reload requires; Ready must follow once the
 // reload is done.
-func (n *notifier) Reloading() {
+func (n *Notifier) Reloading() {
 	n.send(daemon.SdNotifyReloading + "\n" + daemon.SdNotifyMonotonicUsec())
 }
 
 // Stopping sends STOPPING=1: the daemon is shutting down.
-func (n *notifier) Stopping() { n.send(daemon.SdNotifyStopping) }
+func (n *Notifier) Stopping() { n.send(daemon.SdNotifyStopping) }
 
 // WatchdogInterval is the watchdog timeout systemd set (WatchdogSec=), or 0
 // when the watchdog is disabled or systemd is absent. The caller pings with
 // Watchdog every half of it.
-func (n *notifier) WatchdogInterval() time.Duration { return n.watchdog }
+func (n *Notifier) WatchdogInterval() time.Duration { return n.watchdog }
 
 // Watchdog sends WATCHDOG=1: the daemon's loop is alive. It is a no-op when
 // the watchdog is disabled.
-func (n *notifier) Watchdog() {
+func (n *Notifier) Watchdog() {
 	if n.watchdog > 0 {
 		n.send(daemon.SdNotifyWatchdog)
 	}
 }
 
 // send writes one notification datagram.
-func (n *notifier) send(state string) {
+func (n *Notifier) send(state string) {
 	if !n.enabled {
 		return
 	}

@@ -1,4 +1,4 @@
-package agent
+package sdnotify
 
 import (
 	"net"
@@ -51,7 +51,7 @@ func TestNotifierSendsEachMessageAsSystemdReadsIt(t *testing.T) {
 	conn := listenNotify(t)
 	t.Setenv("WATCHDOG_USEC", "4000000")
 	t.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
-	n := newNotifier(zaptest.NewLogger(t))
+	n := New(zaptest.NewLogger(t))
 
 	if got := n.WatchdogInterval(); got != 4*time.Second {
 		t.Errorf("WatchdogInterval() = %v, want 4s", got)
@@ -87,7 +87,7 @@ func TestNotifierSendsEachMessageAsSystemdReadsIt(t *testing.T) {
 
 func TestNotifierStatusCannotAddFields(t *testing.T) {
 	conn := listenNotify(t)
-	n := newNotifier(zaptest.NewLogger(t))
+	n := New(zaptest.NewLogger(t))
 	n.Status("bad\nREADY=1\r\nx")
 	if got, want := receive(t, conn), "STATUS=bad READY=1  x"; got != want {
 		t.Errorf("Status sent %q, want one line %q", got, want)
@@ -97,7 +97,7 @@ func TestNotifierStatusCannotAddFields(t *testing.T) {
 func TestNotifierWithoutSystemdDoesNothing(t *testing.T) {
 	t.Setenv("NOTIFY_SOCKET", "")
 	t.Setenv("WATCHDOG_USEC", "1000000")
-	n := newNotifier(zaptest.NewLogger(t))
+	n := New(zaptest.NewLogger(t))
 	if iv := n.WatchdogInterval(); iv != 0 {
 		t.Errorf("WatchdogInterval() without NOTIFY_SOCKET = %v, want 0", iv)
 	}
@@ -119,7 +119,7 @@ func TestNotifierWatchdogDisabled(t *testing.T) {
 			conn := listenNotify(t)
 			t.Setenv("WATCHDOG_USEC", env[0])
 			t.Setenv("WATCHDOG_PID", env[1])
-			n := newNotifier(zaptest.NewLogger(t))
+			n := New(zaptest.NewLogger(t))
 			if iv := n.WatchdogInterval(); iv != 0 {
 				t.Errorf("WatchdogInterval() = %v, want 0", iv)
 			}
@@ -134,7 +134,7 @@ func TestNotifierWatchdogDisabled(t *testing.T) {
 
 func TestNotifierSurvivesAGoneSocket(t *testing.T) {
 	conn := listenNotify(t)
-	n := newNotifier(zaptest.NewLogger(t))
+	n := New(zaptest.NewLogger(t))
 	conn.Close()
 	n.Ready("x") // logged, not fatal
 	n.Status("y")
