@@ -233,7 +233,9 @@ func (s *Store) CreateSecret(r Record, value []byte) (Record, error) {
 		return Record{}, err
 	}
 	key, _ := r.Mount.Key()
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	// Batch: many secrets created at once (benchmarks seeding thousands)
+	// share a commit; the function only reads and puts, so it may run again.
+	err := s.db.Batch(func(tx *bolt.Tx) error {
 		err := owned(tx, r.Scope, r.Owner, func(o storedSecret) error {
 			if o.Name == r.Name {
 				return fmt.Errorf("name: %s %s already has a secret named %s (id %s): %w", r.Scope, r.Owner, r.Name, o.ID, ErrExists)
