@@ -145,7 +145,8 @@ type Agent struct {
 	tokenErr error          // mu: the last failure to re-read the token file; nil after a success
 	watching func([]string) // mu: set by Run: tells the path watcher what to watch
 
-	dirty map[string]bool // mu: managed paths changed on disk since the last repair pass took them
+	dirty   map[string]bool // mu: managed paths changed on disk since the last repair pass took them
+	watched map[string]bool // pass: the managed paths the path watcher was last told to watch
 
 	applied     chan struct{}
 	appliedOnce sync.Once

@@ -42,10 +42,12 @@ type plan struct {
 //	    unchanged, else fetch it (values); validate it. A winner whose value
 //	    cannot be had keeps what its mount holds (keepOrHold).
 //	(3) Hand each enabled injector that is not held its desired set, in
-//	    the order of the slots; one failing never stops the next.
-//	(4) Record per-secret outcomes, shadows and injector counts in Status,
-//	    watch what the injectors now manage, and close Applied after the
-//	    first applied pass.
+//	    the order of the slots; one failing never stops the next. An
+//	    injector does only what differs from what its outputs hold
+//	    (changes.go).
+//	(4) Watch what the injectors now manage, then record per-secret
+//	    outcomes, shadows and injector counts in Status, and close Applied
+//	    after the first applied pass.
 func (a *Agent) pass(ctx context.Context) (rep PassReport, retry, changed bool) {
 	a.passMu.Lock()
 	defer a.passMu.Unlock()
@@ -79,8 +81,8 @@ func (a *Agent) pass(ctx context.Context) (rep PassReport, retry, changed bool) 
 		}
 	}
 
-	rep.Status = a.record(p, rep.Results, nil) // (4)
-	a.watchFilesLocked()
+	a.watchFilesLocked() // (4)
+	rep.Status = a.record(p, rep.Results, nil)
 	rep.Duration = time.Since(rep.Started)
 	a.log.Info("pass done", zap.String("state", string(rep.Status.State)),
 		zap.Int("secrets", len(rep.Status.Secrets)), zap.Int("delivered", len(p.rowOf)), zap.Int("writes", writes(rep.Results)),

@@ -16,7 +16,10 @@ func (a *Agent) watchFiles() {
 
 // watchFilesLocked is watchFiles for a pass, which holds passMu: a pass
 // watches what it wrote before it reports it applied, so that no change
-// after that goes unseen.
+// after that goes unseen. A managed path it had not watched before is
+// marked dirty for a repair pass to look at once: a change between its
+// write and its watch was not seen, and no later pass looks at an output
+// that did not change (changes.go).
 func (a *Agent) watchFilesLocked() {
 	a.mu.Lock()
 	set, cfg := a.watching, a.cfg
@@ -28,8 +31,24 @@ func (a *Agent) watchFilesLocked() {
 	for _, sl := range a.slots {
 		paths = append(paths, sl.paths...)
 	}
-	paths = append(paths, a.opts.configPath, cfg.ControlPlane.TokenFile)
-	set(paths)
+	watched := make(map[string]bool, len(paths))
+	var fresh []string
+	for _, p := range paths {
+		watched[p] = true
+		if !a.watched[p] {
+			fresh = append(fresh, p)
+		}
+	}
+	a.watched = watched
+	set(append(paths, a.opts.configPath, cfg.ControlPlane.TokenFile))
+	if len(fresh) > 0 {
+		a.mu.Lock()
+		for _, p := range fresh {
+			a.dirty[filepath.Clean(p)] = true
+		}
+		a.mu.Unlock()
+		a.kickRepair()
+	}
 }
 
 // onFileEvent sorts a file event: the config file reloads, the token file is
