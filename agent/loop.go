@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"reflect"
 	"strings"
 	"sync"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/secrets-agent/secrets-agent/config"
 	"github.com/secrets-agent/secrets-agent/controlplane"
+	"github.com/secrets-agent/secrets-agent/internal/backoff"
 	"github.com/secrets-agent/secrets-agent/internal/pathwatch"
 )
 
@@ -57,28 +57,10 @@ func (t timing) withDefaults() timing {
 // the whole ceiling, so agents cut off together do not come back together.
 func (t timing) backoff(base time.Duration, n int) time.Duration {
 	fast := min(t.fastCap, t.retryCap)
-	var d time.Duration
 	if n <= t.fastTries {
-		d = doubled(base, n-1, fast)
-	} else {
-		d = doubled(fast, n-t.fastTries, t.retryCap)
+		return backoff.Jitter(backoff.Ceiling(base, n-1, fast))
 	}
-	return time.Duration(rand.Int64N(int64(d) + 1))
-}
-
-// doubled returns d·2^k, at most limit.
-func doubled(d time.Duration, k int, limit time.Duration) time.Duration {
-	if k < 31 {
-		if e := d << k; e > 0 && e < limit {
-			return e
-		}
-	}
-	return limit
-}
-
-// jittered returns d ±20%.
-func jittered(d time.Duration) time.Duration {
-	return d + time.Duration((rand.Float64()*0.4-0.2)*float64(d))
+	return backoff.Jitter(backoff.Ceiling(fast, n-t.fastTries, t.retryCap))
 }
 
 // errSilent ends a stream that sent nothing, not even a blank line, for
@@ -429,7 +411,7 @@ func (l *loop) startPass(kicked bool) {
 			l.retry.Stop()
 		}
 		if iv := time.Duration(l.a.config().ControlPlane.PollInterval); iv > 0 {
-			l.poll.Reset(jittered(iv))
+			l.poll.Reset(backoff.Spread(iv))
 		} else {
 			l.poll.Stop()
 		}
@@ -653,6 +635,12 @@ func (a *Agent) reloadNow() (restartStream bool) {
 		if err := a.reloadToken(cp); err != nil {
 			a.log.Error("reload: re-read token file", zap.Error(err))
 		}
+		return false
+	}
+	if err := config.Settled(path); err != nil {
+		a.log.Error("config reload rejected; the old configuration stays in force",
+			zap.String("config", path), zap.Error(err))
+		a.setConfigError(err)
 		return false
 	}
 	cfg, err := a.opts.load(path)

@@ -275,6 +275,45 @@ func TestReloadWithInvalidConfigKeepsTheOldOne(t *testing.T) {
 	}
 }
 
+// TestTruncatedConfigFileIsNotLoaded: an editor (or os.WriteFile) that
+// truncates the config before writing it must not make the agent trade its
+// configuration for an empty file's defaults.
+func TestTruncatedConfigFileIsNotLoaded(t *testing.T) {
+	dir := t.TempDir()
+	token := filepath.Join(dir, "token")
+	if err := os.WriteFile(token, []byte("t0k"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "config.yaml")
+	good := strings.NewReplacer("%TOKEN%", token, "%DIR%", dir).Replace(testConfigYAML)
+	if err := os.WriteFile(path, []byte(good), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, cfg, withTiming(fastTiming), WithConfigFile(path, nil))
+	r.run(t)
+	old := r.a.config()
+
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the empty file refused", func() bool { return strings.Contains(r.a.Status().ConfigError, "is empty") })
+	if r.a.config() != old {
+		t.Fatal("an empty config file replaced the old configuration")
+	}
+	newer := strings.Replace(good, "environment_id: env-1", "environment_id: env-2", 1)
+	if err := os.WriteFile(path, []byte(newer), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the written config applied", func() bool {
+		st := r.a.Status()
+		return st.EnvironmentID == "env-2" && st.ConfigError == ""
+	})
+}
+
 func TestTokenFileChangeRereadsToken(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig()

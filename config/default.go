@@ -4,8 +4,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/secrets-agent/secrets-agent/internal/tilde"
 )
 
 // SystemPath is the config file of the system service.
@@ -28,16 +29,13 @@ func DefaultPath() string {
 	return "~/.config/secrets-agent/config.yaml"
 }
 
-// DefaultFile is DefaultPath with a leading "~/" expanded to the home of the
+// DefaultFile is DefaultPath with a leading "~" expanded to the home of the
 // user running the process; "" when that user has no home.
 func DefaultFile() string {
-	p := DefaultPath()
-	if rest, ok := strings.CutPrefix(p, "~/"); ok {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return ""
-		}
-		p = filepath.Join(home, rest)
+	home, _ := os.UserHomeDir()
+	p, err := tilde.Expand(DefaultPath(), home)
+	if err != nil {
+		return ""
 	}
 	return p
 }

@@ -12,10 +12,12 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/secrets-agent/secrets-agent/internal/safeopen"
+	"github.com/secrets-agent/secrets-agent/internal/tilde"
 )
 
 // EnvPrefix starts the name of every environment variable that sets a key:
@@ -391,7 +393,7 @@ func (c *Config) resolve() error {
 		if *p.value == "" {
 			continue // Validate says which are required
 		}
-		v, err := expandHome(*p.value, c.Home)
+		v, err := tilde.Expand(*p.value, c.Home)
 		if err != nil {
 			return fmt.Errorf("%s: %w", p.key, err)
 		}
@@ -411,6 +413,36 @@ func lookupUser(name string) (*user.User, error) {
 		return user.LookupId(name)
 	}
 	return user.Lookup(name)
+}
+
+// Settled waits, up to settleLimit, until the config file at path has kept
+// its size and modification time for settleQuiet, so that a reload does not
+// read a file an editor or `os.WriteFile` has truncated but not yet written.
+// It returns an error when the file is still empty then: a running agent
+// never trades its configuration for an empty file (the write that follows
+// sends another event, and so another reload). A file it cannot stat is left
+// to the loader to report.
+func Settled(path string) error {
+	const settleQuiet, settleLimit = 50 * time.Millisecond, 500 * time.Millisecond
+	var last os.FileInfo
+	for deadline := time.Now().Add(settleLimit); ; {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return nil
+		}
+		if last != nil && fi.Size() == last.Size() && fi.ModTime().Equal(last.ModTime()) {
+			break
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		last = fi
+		time.Sleep(settleQuiet)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Size() == 0 {
+		return fmt.Errorf("config %s is empty (being written?)", path)
+	}
+	return nil
 }
 
 // UserID returns the uid of name (a user name or a numeric uid); "" is the
@@ -462,18 +494,4 @@ func (c *Config) paths() []pathKey {
 		ps = append(ps, pathKey{fmt.Sprintf("injectors.secretfile.allowed_roots[%d]", i), &c.Injectors.SecretFile.AllowedRoots[i]})
 	}
 	return ps
-}
-
-// expandHome replaces a leading "~" in p by home and cleans the result.
-// "~user" is an error: only the configured user's home is known.
-func expandHome(p, home string) (string, error) {
-	switch {
-	case p == "~":
-		return home, nil
-	case strings.HasPrefix(p, "~/"):
-		return filepath.Join(home, p[2:]), nil
-	case strings.HasPrefix(p, "~"):
-		return "", fmt.Errorf("%q: only ~ and ~/ are expanded (to home)", p)
-	}
-	return filepath.Clean(p), nil
 }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -20,6 +19,7 @@ import (
 	"github.com/hashicorp/go-cleanhttp"
 	"github.com/hashicorp/go-retryablehttp"
 
+	"github.com/secrets-agent/secrets-agent/internal/backoff"
 	"github.com/secrets-agent/secrets-agent/internal/safeopen"
 )
 
@@ -184,7 +184,7 @@ func New(o Options) (*Client, error) {
 			c.requests.Add(1)
 		},
 		CheckRetry:   checkRetry,
-		Backoff:      backoff,
+		Backoff:      retryWait,
 		ErrorHandler: c.finalError,
 	}
 	return c, nil
@@ -362,7 +362,7 @@ func (c *Client) withTokenRetry(proc string, call func() error) error {
 	return call()
 }
 
-// attempts sends the call with retryablehttp: checkRetry decides, backoff
+// attempts sends the call with retryablehttp: checkRetry decides, retryWait
 // waits, readResponse reads each final answer inside the attempt (so a body
 // that breaks is retried like a connection error) and finalError turns the
 // last failure into an *Error.
@@ -528,20 +528,14 @@ func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 	return false, nil // (5)
 }
 
-// backoff is the wait before retry number attempt+1: the server's
+// retryWait is the wait before retry number attempt+1: the server's
 // Retry-After on 429 and 503 (capped at MaxRetryAfter), otherwise exponential
 // with full jitter, uniform in [0, min(max, min·2^attempt)].
-func backoff(min, max time.Duration, attempt int, resp *http.Response) time.Duration {
+func retryWait(min, max time.Duration, attempt int, resp *http.Response) time.Duration {
 	if wait, ok := retryAfter(resp); ok {
 		return wait
 	}
-	ceil := max
-	if attempt < 32 {
-		if d := min << attempt; d > 0 && d < max {
-			ceil = d
-		}
-	}
-	return time.Duration(rand.Int64N(int64(ceil) + 1))
+	return backoff.Jitter(backoff.Ceiling(min, attempt, max))
 }
 
 // retryAfter returns the wait a 429 or 503 response asks for in Retry-After,

@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/secrets-agent/secrets-agent/injectors/envprofile"
 )
 
 func newEnvCmd() *cobra.Command {
@@ -23,13 +26,15 @@ user. Exit code 2 when the agent could not be reached (or refused this user).`,
 		Args: cobra.NoArgs,
 	}
 	sock := addSocketFlags(cmd)
-	cmd.Flags().StringVar(&format, "format", "sh", "sh, fish or dotenv")
-	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"sh", "fish", "dotenv"}, cobra.ShellCompDirectiveNoFileComp))
+	var names []string
+	for _, f := range envprofile.Formats {
+		names = append(names, string(f))
+	}
+	cmd.Flags().StringVar(&format, "format", string(envprofile.FormatSh), strings.Join(names, ", "))
+	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions(names, cobra.ShellCompDirectiveNoFileComp))
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		switch format {
-		case "sh", "fish", "dotenv":
-		default:
-			return fmt.Errorf("--format %q: want sh, fish or dotenv", format)
+		if _, err := envprofile.ParseFormat(format); err != nil {
+			return fmt.Errorf("--format: %w", err)
 		}
 		c, err := sock.client()
 		if err != nil {

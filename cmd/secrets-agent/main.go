@@ -4,6 +4,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -22,12 +23,12 @@ func main() {
 	root := newRootCmd()
 	root.SetArgs(args)
 	if err := root.Execute(); err != nil {
-		var ec exitCoder
-		if asExitCoder(err, &ec) {
+		var ee *exitError
+		if errors.As(err, &ee) {
 			if msg := err.Error(); msg != "" {
 				fmt.Fprintln(os.Stderr, "secrets-agent:", msg)
 			}
-			os.Exit(ec.ExitCode())
+			os.Exit(ee.code)
 		}
 		fmt.Fprintln(os.Stderr, "secrets-agent:", err)
 		os.Exit(1)

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -133,15 +132,8 @@ func watchedConfig(given string) string {
 		}
 		return given
 	}
-	p := config.DefaultPath()
-	if rest, ok := strings.CutPrefix(p, "~/"); ok {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return ""
-		}
-		p = filepath.Join(home, rest)
-	}
-	if _, err := os.Stat(p); err != nil {
+	p := config.DefaultFile()
+	if _, err := os.Stat(p); p == "" || err != nil {
 		return ""
 	}
 	return p

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -13,8 +12,8 @@ import (
 
 	"github.com/secrets-agent/secrets-agent/agent"
 	"github.com/secrets-agent/secrets-agent/config"
-
 	"github.com/secrets-agent/secrets-agent/internal/safeopen"
+	"github.com/secrets-agent/secrets-agent/internal/tilde"
 )
 
 // socketEnv names the status socket for every client command.
@@ -128,15 +127,11 @@ func socketFromConfig(path string) (string, error) {
 	return expandTilde(doc.Socket)
 }
 
+// expandTilde expands a leading "~" in p to the home of the user running
+// the command.
 func expandTilde(p string) (string, error) {
-	if p != "~" && !strings.HasPrefix(p, "~/") {
-		return p, nil
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("expand %s: %w", p, err)
-	}
-	return filepath.Join(home, strings.TrimPrefix(p, "~")), nil
+	home, _ := os.UserHomeDir()
+	return tilde.Expand(p, home)
 }
 
 func exists(p string) bool {
@@ -184,7 +179,6 @@ func unreachable(path, from string, err error) string {
 
 // The exit codes of the client commands.
 const (
-	exitOK          = 0
 	exitNotReady    = 1 // degraded or starting; a failed sync; a wait that timed out
 	exitUnreachable = 2 // no agent answered on the socket, or it refused this user
 )

@@ -24,6 +24,7 @@ import (
 	"github.com/secrets-agent/secrets-agent/injectors"
 	"github.com/secrets-agent/secrets-agent/internal/atomicfile"
 	"github.com/secrets-agent/secrets-agent/internal/safeopen"
+	"github.com/secrets-agent/secrets-agent/internal/tilde"
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
 
@@ -107,11 +108,9 @@ func New(o Options) (*Injector, error) {
 	if dir == "" {
 		dir = "~/.docker"
 	}
-	if dir == "~" || strings.HasPrefix(dir, "~/") {
-		if o.Owner.Home == "" {
-			return nil, fmt.Errorf("dockercfg: config dir %q: no home directory to expand ~", dir)
-		}
-		dir = filepath.Join(o.Owner.Home, dir[1:])
+	dir, err := tilde.Expand(dir, o.Owner.Home)
+	if err != nil {
+		return nil, fmt.Errorf("dockercfg: config dir %w", err)
 	}
 	if !filepath.IsAbs(dir) {
 		return nil, fmt.Errorf("dockercfg: config dir %q: must be absolute", dir)

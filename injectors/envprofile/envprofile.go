@@ -57,6 +57,50 @@ type Injector struct {
 type manifest struct {
 	Key  string               `json:"key"` // hex, 32 random bytes
 	Vars map[string]manifestV `json:"vars"`
+	// Gen is the generation of the fragments that set Vars; "" if unknown
+	// (a manifest from before it was kept).
+	Gen string `json:"gen,omitempty"`
+	// Delta is what the delta files in Dir hold, if any: the change from
+	// the generation before Gen to Gen.
+	Delta *delta `json:"delta,omitempty"`
+}
+
+// delta is the change from the fragments of generation From to those of To,
+// by name: the variables whose value changed (Set), that are new (Add) and
+// that went away (Unset). It holds names only; the delta files
+// (renderDelta) take the values from the variables of To.
+type delta struct {
+	From  string   `json:"from"`
+	To    string   `json:"to"`
+	Set   []string `json:"set,omitempty"`
+	Add   []string `json:"add,omitempty"`
+	Unset []string `json:"unset,omitempty"`
+}
+
+// namesChanged reports whether To sets other names than From.
+func (d *delta) namesChanged() bool { return len(d.Add) > 0 || len(d.Unset) > 0 }
+
+// positions returns where each name is in the sorted list of names of From
+// and of To (1 is the first), given To's list.
+func (d *delta) positions(to []string) (fromAt, toAt map[string]int) {
+	added := make(map[string]bool, len(d.Add))
+	for _, n := range d.Add {
+		added[n] = true
+	}
+	from := append([]string(nil), d.Unset...)
+	toAt = make(map[string]int, len(to))
+	for i, n := range to {
+		toAt[n] = i + 1
+		if !added[n] {
+			from = append(from, n)
+		}
+	}
+	sort.Strings(from)
+	fromAt = make(map[string]int, len(from))
+	for i, n := range from {
+		fromAt[n] = i + 1
+	}
+	return fromAt, toAt
 }
 
 type manifestV struct {
@@ -99,11 +143,18 @@ func (in *Injector) Reserved() []injectors.Reserved {
 //	    remove the temp files a crashed agent left beside the fragments and
 //	    the manifest (atomicfile.CleanTemps): they may hold old values.
 //	(3) Render the fragments. If env.sh on disk is exactly what this set
-//	    renders to under its own generation, keep that generation; otherwise
-//	    take a fresh random one, so that the hooks see a change.
-//	(4) Write each fragment through atomicfile, 0600, owned by Owner. An
+//	    renders to under its own generation, keep that generation (and the
+//	    delta the manifest holds for it); otherwise take a fresh random one,
+//	    so that the hooks see a change, and the delta from the manifest's
+//	    generation to it (nextDelta).
+//	(4) Write each fragment through atomicfile, 0600, owned by Owner, after
+//	    its delta file (or the removal of the one there, when there is no
+//	    delta): so a hook that sees the new generation finds its delta. An
 //	    unchanged set writes nothing; a file someone changed or removed is
-//	    put back.
+//	    put back. A delta file that cannot be written fails no secret (the
+//	    hooks then source the fragment, as a delta file that is not a
+//	    regular file or is stale makes them do); the error is the result's,
+//	    and the next pass removes the delta files.
 //	(5) Compare with the manifest to report created, updated, unchanged
 //	    (repaired if a file had to be put back) and removed variables, and
 //	    save the manifest if it changed.
@@ -136,14 +187,28 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 		return in.failAll(res, desired, vars, idx, err)
 	}
 	// (3)
-	gen := currentGen(root, vars)
+	key, _ := hex.DecodeString(in.man.Key)
+	gen, d := currentGen(root, vars), in.man.Delta
 	if gen == "" {
 		gen = newGen()
+		d = in.man.nextDelta(key, vars, gen)
+	}
+	if d != nil && d.To != gen {
+		d = nil
 	}
 	// (4)
 	fopts := atomicfile.Options{Mode: 0o600, UID: in.opts.Owner.UID, GID: in.opts.Owner.GID}
-	var werr error
+	var werr, derr error
 	for _, f := range Formats {
+		if name := f.DeltaName(); name != "" {
+			n, err := in.writeDelta(root, name, f, d, vars, fopts)
+			res.Writes += n
+			if err != nil {
+				derr = errors.Join(derr, fmt.Errorf("envprofile: %w", err))
+			} else if d != nil {
+				res.Paths = append(res.Paths, filepath.Join(in.opts.Dir, name))
+			}
+		}
 		out, err := atomicfile.Write(root, f.FileName(), render(f, vars, gen), fopts)
 		if out != atomicfile.Unchanged {
 			res.Writes++
@@ -158,8 +223,10 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 		return in.failAll(res, desired, vars, idx, werr)
 	}
 	// (5)
-	next := &manifest{Key: in.man.Key, Vars: map[string]manifestV{}}
-	key, _ := hex.DecodeString(in.man.Key)
+	next := &manifest{Key: in.man.Key, Vars: map[string]manifestV{}, Gen: gen, Delta: d}
+	if derr != nil {
+		next.Delta = nil // the next pass removes what is there
+	}
 	same := len(vars) == len(in.man.Vars)
 	outcomes := make([]injectors.Outcome, len(vars))
 	for k, v := range vars {
@@ -193,10 +260,71 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 	}
 	n, err := in.saveManifest(next)
 	res.Writes += n
-	if err != nil {
-		res.Err = err
-	}
+	res.Err = errors.Join(derr, err)
 	return res
+}
+
+// A delta is written only if it changes at most minDeltaCap variables or at
+// most one in deltaShare of them. Past that the hooks source the whole
+// fragment, which costs them less than a delta of much of it (fish's hook
+// sets each variable of a delta on its own, zsh exports each).
+const (
+	minDeltaCap = 16
+	deltaShare  = 8
+)
+
+// nextDelta returns the delta from m's generation to the fragments of
+// generation gen setting vars, telling changed values by their MACs under
+// key; nil if m's generation is unknown, if vars is empty (the fragments
+// then hold nothing and the delta would only outlive them), or if the
+// delta is past its bound (minDeltaCap, deltaShare).
+func (m *manifest) nextDelta(key []byte, vars []variable, gen string) *delta {
+	if m.Gen == "" || len(vars) == 0 {
+		return nil
+	}
+	d := &delta{From: m.Gen, To: gen}
+	seen := make(map[string]bool, len(vars))
+	for _, v := range vars {
+		seen[v.name] = true
+		switch old, ok := m.Vars[v.name]; {
+		case !ok:
+			d.Add = append(d.Add, v.name)
+		case old.MAC != valueMAC(key, v.value):
+			d.Set = append(d.Set, v.name)
+		}
+	}
+	for name := range m.Vars {
+		if !seen[name] {
+			d.Unset = append(d.Unset, name)
+		}
+	}
+	sort.Strings(d.Unset)
+	if n := len(d.Set) + len(d.Add) + len(d.Unset); n > minDeltaCap && n*deltaShare > len(vars) {
+		return nil
+	}
+	return d
+}
+
+// writeDelta is step (4) for the delta file name of format f: it writes d
+// rendered for vars, or, if d is nil, removes the file there (whatever it
+// is: a removal follows no symlink and opens nothing). It returns the
+// number of writes and removals.
+func (in *Injector) writeDelta(root *os.Root, name string, f Format, d *delta, vars []variable, fopts atomicfile.Options) (int, error) {
+	if d == nil {
+		err := root.Remove(name)
+		switch {
+		case err == nil:
+			return 1, nil
+		case errors.Is(err, fs.ErrNotExist):
+			return 0, nil
+		}
+		return 0, fmt.Errorf("remove %s: %w", name, err)
+	}
+	out, err := atomicfile.Write(root, name, renderDelta(f, d, vars), fopts)
+	if out == atomicfile.Unchanged {
+		return 0, err
+	}
+	return 1, err
 }
 
 // failAll adds a Failed outcome with err for every secret that had none.
@@ -244,6 +372,10 @@ func (in *Injector) cleanTemps(root *os.Root) int {
 	for _, f := range Formats {
 		c, _ := atomicfile.CleanTemps(root, f.FileName())
 		n += c
+		if name := f.DeltaName(); name != "" {
+			c, _ := atomicfile.CleanTemps(root, name)
+			n += c
+		}
 	}
 	if in.opts.StateDir == "" {
 		return n
@@ -323,6 +455,7 @@ func (in *Injector) loadManifest() error {
 		_, _ = rand.Read(k[:])
 		m.Key = hex.EncodeToString(k[:])
 		m.Vars = map[string]manifestV{} // MACs under another key mean nothing
+		m.Gen, m.Delta = "", nil        // and no delta can be told from them
 	}
 	in.man = m
 	return nil

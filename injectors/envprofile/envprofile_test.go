@@ -96,13 +96,19 @@ func currentGenOf(t *testing.T, dir string) string {
 }
 
 // TestFragmentsAre0600AndOwnedByTheUser runs as root serving a non-root
-// user: the dir is created 0700 and every fragment is 0600, both theirs.
+// user: the dir is created 0700 and every fragment and delta file is 0600,
+// all theirs.
 func TestFragmentsAre0600AndOwnedByTheUser(t *testing.T) {
 	testutil.NeedRoot(t, "chown files to another user")
 	const uid, gid = 4242, 4343
 	dir := filepath.Join(t.TempDir(), "run", "env")
 	in, _ := New(Options{Dir: dir, Owner: injectors.Owner{UID: uid, GID: gid}})
-	if res := in.Apply(context.Background(), corpusSecrets()[:3]); res.Err != nil {
+	env := corpusSecrets()[:3]
+	if res := in.Apply(context.Background(), env); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	env[0].Value = []byte("rotated") // and now a delta file beside each
+	if res := in.Apply(context.Background(), env); res.Err != nil {
 		t.Fatal(res.Err)
 	}
 	check := func(p string, mode os.FileMode) {
@@ -118,6 +124,9 @@ func TestFragmentsAre0600AndOwnedByTheUser(t *testing.T) {
 	check(dir, 0o700)
 	for _, f := range Formats {
 		check(filepath.Join(dir, f.FileName()), 0o600)
+		if f.DeltaName() != "" {
+			check(filepath.Join(dir, f.DeltaName()), 0o600)
+		}
 	}
 }
 

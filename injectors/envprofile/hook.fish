@@ -31,6 +31,13 @@
 # (__secrets_agent_o_NAME), is in the new set (__secrets_agent_n_NAME) and a
 # user's value to keep (__secrets_agent_k_NAME) live in variables of their
 # own.
+# When the user touched none of them and env.fish.delta takes this shell's
+# generation to a later one, only it is sourced (__secrets_agent_delta):
+# the names and values that changed, where each name is in the lists, and
+# the snapshot (the join) after them, so a change of a few variables costs
+# one join and a few copies of the lists, whatever the size of the set, and
+# no set, escape or search of every variable. The agent writes no delta for
+# a change of most of the set (envprofile.go).
 if not set -q __secrets_agent_hook_loaded
     set -g __secrets_agent_hook_loaded 1
     set -g __secrets_agent_default_dir @DEFAULT_DIR@
@@ -72,7 +79,17 @@ if not set -q __secrets_agent_hook_loaded
         read l1 <"$f"; or return 0
         test "$l1" = "$__secrets_agent_line"; and return 0
 
-        # Changed (or first time): read the names it sets.
+        # Changed. Not the first time: if the user touched none of the last
+        # set (no name of it is untracked, and every value is as the last
+        # sync left it), the delta may do.
+        set -l untouched 0
+        if set -q __secrets_agent_line; and test (count $__secrets_agent_untracked) = 0
+            and test "$(string join \x1e -- $$__secrets_agent_vars .)" = "$__secrets_agent_snap"
+            set untouched 1
+            __secrets_agent_delta "$f.delta"; and return 0
+        end
+
+        # Read the names it sets.
         begin
             read l1; and read l2
         end <"$f"; or return 0
@@ -92,11 +109,6 @@ if not set -q __secrets_agent_hook_loaded
         # last set is ours if it is not in __secrets_agent_untracked (those
         # the user kept) and still holds the value the last sync left.
         set -l kg
-        set -l untouched 0
-        if set -q __secrets_agent_line; and test (count $__secrets_agent_untracked) = 0
-            and test "$(string join \x1e -- $$old .)" = "$__secrets_agent_snap"
-            set untouched 1
-        end
         if set -q __secrets_agent_line; and test $untouched = 0
             set -l now (__secrets_agent_values $old)
             for i in (seq (count $old))
@@ -171,6 +183,105 @@ if not set -q __secrets_agent_hook_loaded
         set -g __secrets_agent_snap "$(string join \x1e -- $$names .)"
         set -g __secrets_agent_vars $names
         set -g __secrets_agent_line "# secrets-agent generation $__SECRETS_AGENT_GEN"
+    end
+
+    # __secrets_agent_delta sources the delta file $argv[1] (env.fish.delta,
+    # written by the agent beside env.fish) and applies what it holds if it
+    # goes from this shell's generation to a later one; otherwise it returns
+    # 1 having changed nothing (the delta file sets nothing unless the
+    # generation it starts from is this shell's; see renderDelta in
+    # render.go). The caller has found the last set untouched, so each
+    # variable whose value changed or that went away is still ours; a name
+    # new to the set that the user has set is the user's and stays as it
+    # is (untracked).
+    function __secrets_agent_delta
+        set -l d $argv[1]
+        test -f "$d"; and test -r "$d"; and test -O "$d"; or return 1
+        set -l lists __secrets_agent_dgen __secrets_agent_dset __secrets_agent_dadd __secrets_agent_dunset \
+            __secrets_agent_dseti __secrets_agent_daddi __secrets_agent_dunseti __secrets_agent_dnames
+        set -e -g $lists
+        source "$d"
+        set -l re '^[A-Za-z_][A-Za-z0-9_]*$'
+        set -l gen $__secrets_agent_dgen
+        set -l dset $__secrets_agent_dset
+        set -l dadd $__secrets_agent_dadd
+        set -l dunset $__secrets_agent_dunset
+        set -l seti $__secrets_agent_dseti
+        set -l addi $__secrets_agent_daddi
+        set -l unseti $__secrets_agent_dunseti
+        set -l names $__secrets_agent_vars
+        # The new list, when it changed, is the last one without the names
+        # that went and with those added (whose names are checked).
+        set -q __secrets_agent_dnames; and set names $__SECRETS_AGENT_VARS
+        set -e -g $lists
+        if not set -q gen[1]; or test "$(string match -r -v -- $re $dset $dadd $dunset)" != ""
+            or test (count $dset) != (count $seti); or test (count $dadd) != (count $addi)
+            or test (count $dunset) != (count $unseti)
+            or test (count $names) != (math (count $__secrets_agent_vars) - (count $dunset) + (count $dadd))
+            # Not for this shell, or not as the agent writes it: drop what it
+            # may have set.
+            for n in (string match -r -- $re $dset $dadd)
+                set -e -g __secrets_agent_d_$n
+            end
+            set -e -g __SECRETS_AGENT_SNAPV
+            return 1
+        end
+        # Set and erase; an added name the user has set is theirs.
+        for n in $dset
+            set -l v __secrets_agent_d_$n
+            set -gx $n $$v
+            set -e -g $v
+        end
+        test (count $dunset) = 0; or set -e -g $dunset
+        set -l kept
+        for n in $dadd
+            set -l v __secrets_agent_d_$n
+            if set -q $n
+                set -a kept $n
+            else
+                set -gx $n $$v
+            end
+            set -e -g $v
+        end
+        # What step (5) of a full sync keeps, changed only where the delta
+        # changes it: __secrets_agent_vals, one entry for each name in the
+        # order of the names, takes the new values at their places in the
+        # last list, loses the entries of the names that went, and gains
+        # those of the added ones at their places in the new list.
+        test (count $dset) = 0; or set -g __secrets_agent_vals["$seti"] (__secrets_agent_values $dset)
+        test (count $dunset) = 0; or set -e -g __secrets_agent_vals["$unseti"]
+        if test (count $dadd) != 0
+            set -l add (__secrets_agent_values $dadd)
+            set -l out
+            set -l have 0 # entries in out
+            set -l next 1 # the next entry of __secrets_agent_vals to copy
+            set -l k 0
+            for i in $addi
+                set k (math $k + 1)
+                if test $i -gt (math $have + 1)
+                    set -l last (math $next + $i - $have - 2)
+                    set -a out $__secrets_agent_vals[$next..$last]
+                    set next (math $last + 1)
+                    set have (math $i - 1)
+                end
+                set -a out $add[$k]
+                set have $i
+            end
+            if test $next -le (count $__secrets_agent_vals)
+                set -a out $__secrets_agent_vals[$next..-1]
+            end
+            set -g __secrets_agent_vals $out
+        end
+        set -g __secrets_agent_vars $names
+        set -g __secrets_agent_untracked $kept
+        if test (count $kept) = 0; and set -q __SECRETS_AGENT_SNAPV
+            set -g __secrets_agent_snap $__SECRETS_AGENT_SNAPV
+        else
+            set -g __secrets_agent_snap "$(string join \x1e -- $$__secrets_agent_vars .)"
+        end
+        set -e -g __SECRETS_AGENT_SNAPV
+        set -g __SECRETS_AGENT_GEN $gen
+        set -g __secrets_agent_line "# secrets-agent generation $gen"
     end
 
     function __secrets_agent_prompt --on-event fish_prompt

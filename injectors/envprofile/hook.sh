@@ -35,6 +35,13 @@
 # after it was sourced) unless one of them was touched. (A value holding
 # the separator \037 could let two edits cancel out; a user would have to
 # craft that.)
+# Then, too, if env.sh.delta takes this shell's generation to a later one,
+# only it is sourced (__secrets_agent_delta): the names and values that
+# changed, and the next snapshot as one word. So a change of a few
+# variables costs that one comparison and a look at each changed name,
+# whatever the size of the set, and never the export of every variable
+# (zsh's export of one variable searches its whole environment). The agent
+# writes no delta for a change of most of the set (envprofile.go).
 if [ -z "${__secrets_agent_hook_loaded-}" ]; then
 __secrets_agent_hook_loaded=1
 __secrets_agent_default_dir=@DEFAULT_DIR@
@@ -51,16 +58,29 @@ __secrets_agent_sync() {
 	IFS= read -r __secrets_agent_l1 2>/dev/null <"$__secrets_agent_f" || return 0
 	[ "x$__secrets_agent_l1" = "x${__secrets_agent_line-}" ] && return 0
 
-	# Changed (or first time): read the names it sets.
+	# Changed. Split lists of names on spaces only (zsh splits an unquoted
+	# word only with SH_WORD_SPLIT). Every name is [A-Za-z0-9_] (checked
+	# before any eval), so globbing cannot change one.
+	local IFS=' '
+	[ -z "${ZSH_VERSION-}" ] || setopt localoptions shwordsplit
+	# Not the first time: if every variable of the last set is tracked and
+	# still holds what the last sync left (one printf compares them all),
+	# the delta may do (see __secrets_agent_delta).
+	local __secrets_agent_clean=0
+	if [ -n "${__secrets_agent_line+x}" ] && [ "${__secrets_agent_untracked-1}" = 0 ] &&
+		[ -n "${__secrets_agent_snapx-}" ]; then
+		__secrets_agent_snapshot
+		if [ "x$__secrets_agent_cur" = "x${__secrets_agent_snap-}" ]; then
+			__secrets_agent_clean=1
+			__secrets_agent_delta "$__secrets_agent_f.delta" && return 0
+		fi
+	fi
+
+	# Read the names the fragment sets.
 	{ IFS= read -r __secrets_agent_l1 && IFS= read -r __secrets_agent_l2; } 2>/dev/null <"$__secrets_agent_f" || return 0
 	case $__secrets_agent_l1 in '# secrets-agent generation '*) ;; *) return 0 ;; esac
 	case $__secrets_agent_l2 in '# secrets-agent vars'*) ;; *) return 0 ;; esac
 	__secrets_agent_l2=${__secrets_agent_l2#'# secrets-agent vars'}
-	# Split the names on spaces only (zsh splits an unquoted word only with
-	# SH_WORD_SPLIT). Every name is [A-Za-z0-9_] (checked before any eval),
-	# so globbing cannot change one.
-	local IFS=' '
-	[ -z "${ZSH_VERSION-}" ] || setopt localoptions shwordsplit
 	__secrets_agent_kg=' '
 	local __secrets_agent_same=0 __secrets_agent_untouched=0
 	[ "x${__secrets_agent_vars-}" = "x$__secrets_agent_l2" ] && __secrets_agent_same=1
@@ -72,15 +92,11 @@ __secrets_agent_sync() {
 	__secrets_agent_syncs=$((${__secrets_agent_syncs-0} + 1))
 
 	# (1) Not the first time: a variable of the new set that the user has
-	# set, changed or unset is kept as the user made it. If every variable
-	# of the last set is tracked and still holds what the last sync left
-	# (one printf compares them all), only a name new to the set can be the
-	# user's, and if the set is the same there is nothing to look for.
+	# set, changed or unset is kept as the user made it. If the last set
+	# is as the last sync left it (clean), only a name new to the set can
+	# be the user's, and if the set is the same there is nothing to look for.
 	if [ -n "${__secrets_agent_line+x}" ]; then
-		if [ "${__secrets_agent_untracked-1}" = 0 ] && [ -n "${__secrets_agent_snapx-}" ]; then
-			eval "printf -v __secrets_agent_cur '%s\037' $__secrets_agent_snapx"
-			[ "x$__secrets_agent_cur" = "x${__secrets_agent_snap-}" ] && __secrets_agent_untouched=$__secrets_agent_plain
-		fi
+		[ $__secrets_agent_clean = 1 ] && __secrets_agent_untouched=$__secrets_agent_plain
 		if [ $__secrets_agent_untouched = 0 ]; then
 			for __secrets_agent_n in $__secrets_agent_l2; do
 				case $__secrets_agent_n in [0-9]* | *[!A-Za-z0-9_]*) continue ;; esac
@@ -183,6 +199,90 @@ __secrets_agent_sync() {
 	fi
 	__secrets_agent_vars=$__secrets_agent_l2
 	__secrets_agent_line="# secrets-agent generation ${__SECRETS_AGENT_GEN-}"
+	return 0
+}
+
+# __secrets_agent_snapshot sets __secrets_agent_cur to every value of the
+# last set at once, as the fragment's __SECRETS_AGENT_SNAPV holds them right
+# after it is sourced: "x<value>" for a variable that is set, "" for one
+# that is not, each followed by \037. bash runs printf over
+# $__secrets_agent_snapx (that fragment's __SECRETS_AGENT_SNAP); zsh, which
+# takes time growing faster than N to parse a command of N words, expands
+# the names in __secrets_agent_vars in one substitution instead (with zsh's
+# own options, whatever the user's are). Only bash and zsh keep a snapshot
+# (step (6)).
+__secrets_agent_snapshot() {
+	if [ -n "${ZSH_VERSION-}" ]; then
+		eval 'emulate -L zsh
+			setopt extendedglob
+			local MATCH MBEGIN MEND
+			local -a __secrets_agent_a
+			__secrets_agent_a=(${=__secrets_agent_vars})
+			__secrets_agent_a=("${(@)__secrets_agent_a/(#m)*/${(P)MATCH+x${(P)MATCH}}}" "")
+			__secrets_agent_cur=${(pj:\037:)__secrets_agent_a}'
+	else
+		eval "printf -v __secrets_agent_cur '%s\037' $__secrets_agent_snapx"
+	fi
+}
+
+# __secrets_agent_delta sources the delta file $1 (env.sh.delta, written
+# by the agent beside env.sh) and applies what it holds if it goes from this
+# shell's generation to a later one; otherwise it returns 1 having changed
+# nothing (the delta file sets nothing unless the generation it starts from
+# is this shell's; see renderDelta in render.go). The caller has found the
+# last set clean, so each variable whose value changed or that went away is
+# still ours; a name new to the set that the user has set is the user's
+# and stays as it is (no longer tracked). It runs in __secrets_agent_sync,
+# with IFS and zsh's options as that sets them.
+__secrets_agent_delta() {
+	[ -f "$1" ] && [ -r "$1" ] && [ -O "$1" ] || return 1
+	local __secrets_agent_dgen= __secrets_agent_dset= __secrets_agent_dadd= __secrets_agent_dunset= \
+		__secrets_agent_dnames= __secrets_agent_n __secrets_agent_kept=0
+	. "$1"
+	if [ -z "$__secrets_agent_dgen" ]; then
+		# Not for this shell, or cut short: drop what it may have set.
+		for __secrets_agent_n in $__secrets_agent_dset $__secrets_agent_dadd; do
+			case $__secrets_agent_n in [0-9]* | *[!A-Za-z0-9_]*) continue ;; esac
+			unset "__secrets_agent_d_$__secrets_agent_n"
+		done
+		return 1
+	fi
+	for __secrets_agent_n in $__secrets_agent_dunset; do
+		case $__secrets_agent_n in [0-9]* | *[!A-Za-z0-9_]*) continue ;; esac
+		eval "[ -z \"\${__secrets_agent_v_$__secrets_agent_n+x}\" ] ||
+			unset $__secrets_agent_n __secrets_agent_v_$__secrets_agent_n"
+	done
+	for __secrets_agent_n in $__secrets_agent_dset; do
+		case $__secrets_agent_n in [0-9]* | *[!A-Za-z0-9_]*) continue ;; esac
+		eval "export $__secrets_agent_n=\"\$__secrets_agent_d_$__secrets_agent_n\"
+			__secrets_agent_v_$__secrets_agent_n=\$__secrets_agent_d_$__secrets_agent_n
+			unset __secrets_agent_d_$__secrets_agent_n"
+	done
+	for __secrets_agent_n in $__secrets_agent_dadd; do
+		case $__secrets_agent_n in [0-9]* | *[!A-Za-z0-9_]*) continue ;; esac
+		eval "if [ -n \"\${$__secrets_agent_n+x}\" ]; then
+				unset __secrets_agent_v_$__secrets_agent_n
+				__secrets_agent_kept=\$((__secrets_agent_kept + 1))
+			else
+				export $__secrets_agent_n=\"\$__secrets_agent_d_$__secrets_agent_n\"
+				__secrets_agent_v_$__secrets_agent_n=\$__secrets_agent_d_$__secrets_agent_n
+			fi
+			unset __secrets_agent_d_$__secrets_agent_n"
+	done
+	if [ -n "$__secrets_agent_dnames" ]; then
+		__secrets_agent_vars=${__SECRETS_AGENT_VARS:+ $__SECRETS_AGENT_VARS}
+		__secrets_agent_snapx=$__SECRETS_AGENT_SNAP
+	fi
+	# The snapshot for the next change, as step (6) of a full sync keeps
+	# it; none if the user kept a variable of the set.
+	__secrets_agent_untracked=$__secrets_agent_kept
+	if [ $__secrets_agent_kept = 0 ] && [ -n "$__secrets_agent_snapx" ]; then
+		__secrets_agent_snap=${__SECRETS_AGENT_SNAPV-}
+	else
+		__secrets_agent_snapx=
+	fi
+	__SECRETS_AGENT_GEN=$__secrets_agent_dgen
+	__secrets_agent_line="# secrets-agent generation $__secrets_agent_dgen"
 	return 0
 }
 

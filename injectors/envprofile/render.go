@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/secrets-agent/secrets-agent/secrets"
@@ -38,6 +39,16 @@ func (f Format) FileName() string {
 	}
 }
 
+// DeltaName returns the name of f's delta file in the injector's directory
+// (env.sh.delta, env.fish.delta; see renderDelta), or "" for the dotenv
+// format, which no hook sources.
+func (f Format) DeltaName() string {
+	if f == FormatDotenv {
+		return ""
+	}
+	return f.FileName() + ".delta"
+}
+
 // ParseFormat parses "sh", "fish" or "dotenv"; anything else is an error.
 func ParseFormat(s string) (Format, error) {
 	for _, f := range Formats {
@@ -59,6 +70,10 @@ const (
 // snapSep ends each value in env.sh's __SECRETS_AGENT_SNAPV, as the hook's
 // printf '%s\037' does (hook.sh).
 const snapSep = 0x1f
+
+// fishSnapSep ends each value in the snapshot hook.fish keeps and an
+// env.fish.delta's __SECRETS_AGENT_SNAPV, as its string join \x1e does.
+const fishSnapSep = 0x1e
 
 // checkVar returns why s cannot be an environment variable in a fragment, or
 // nil. The error names the secret and never holds its value.
@@ -183,22 +198,9 @@ func render(f Format, vars []variable, gen string) []byte {
 		// For the hook (hook.sh): at the next change, one printf over SNAP
 		// in the shell, compared with SNAPV (what that printf gives right
 		// after this fragment is sourced), tells whether the user changed
-		// any of the variables since. Names are [A-Za-z0-9_], so SNAP
-		// needs no quoting beyond the single quotes.
-		b.WriteString("__SECRETS_AGENT_SNAP='")
-		for i, n := range names {
-			if i > 0 {
-				b.WriteByte(' ')
-			}
-			b.WriteString(`"${` + n + `+x$` + n + `}"`)
-		}
-		b.WriteString("'\n__SECRETS_AGENT_SNAPV=")
-		var snap []byte
-		for _, v := range vars {
-			snap = append(append(append(snap, 'x'), v.value...), snapSep)
-		}
-		b.Write(quoteSh(snap))
-		b.WriteString("\n__SECRETS_AGENT_GEN='" + gen + "'\n")
+		// any of the variables since.
+		writeSnap(&b, names, vars)
+		b.WriteString("__SECRETS_AGENT_GEN='" + gen + "'\n")
 	case FormatFish:
 		for _, v := range vars {
 			b.WriteString("set -gx " + v.name + " ")
@@ -218,6 +220,133 @@ func render(f Format, vars []variable, gen string) []byte {
 				b.WriteByte('\n')
 			}
 		}
+	}
+	return b.Bytes()
+}
+
+// writeSnap writes env.sh's lines for the hook's snapshot (hook.sh): if
+// names is not nil, __SECRETS_AGENT_SNAP, the words (one per name) that
+// hook.sh's printf turns into every value at once, and then
+// __SECRETS_AGENT_SNAPV, what that printf gives right after vars are set.
+// Names are [A-Za-z0-9_], so SNAP needs no quoting beyond the single quotes.
+func writeSnap(b *bytes.Buffer, names []string, vars []variable) {
+	if names != nil {
+		b.WriteString("__SECRETS_AGENT_SNAP='")
+		for i, n := range names {
+			if i > 0 {
+				b.WriteByte(' ')
+			}
+			b.WriteString(`"${` + n + `+x$` + n + `}"`)
+		}
+		b.WriteString("'\n")
+	}
+	b.WriteString("__SECRETS_AGENT_SNAPV=")
+	var snap []byte
+	for _, v := range vars {
+		snap = append(append(append(snap, 'x'), v.value...), snapSep)
+	}
+	b.Write(quoteSh(snap))
+	b.WriteByte('\n')
+}
+
+// deltaPrefix starts the first line of a delta file, followed by the
+// generations it goes from and to.
+const deltaPrefix = "# secrets-agent delta "
+
+// renderDelta writes the delta file of format f (sh or fish) that takes a
+// shell which sourced the fragments of generation d.From to what those of
+// d.To set, given vars, the variables of d.To. Sourced, it changes nothing
+// unless the shell's hook is at d.From (its __secrets_agent_line says so);
+// then it sets, for the hook to apply (hook.sh, hook.fish):
+//
+//	__secrets_agent_dgen     d.To
+//	__secrets_agent_dset     the names of d.Set (value changed)
+//	__secrets_agent_dadd     the names of d.Add (new to the set)
+//	__secrets_agent_dunset   the names of d.Unset (gone from the set)
+//	__secrets_agent_d_NAME   the new value of each name of Set and Add
+//
+// and, if the set of names changed, __secrets_agent_dnames=1 with the new
+// __SECRETS_AGENT_VARS (and, sh, __SECRETS_AGENT_SNAP) as d.To's fragment
+// has them; and __SECRETS_AGENT_SNAPV, the snapshot of every value that the
+// hook would otherwise take again after the change (sh: as d.To's fragment
+// has it; fish: what hook.fish's string join gives). fish also gets where
+// each name is, so that its hook need search no list (1 is the first):
+// __secrets_agent_dseti and __secrets_agent_dunseti in d.From's list of
+// names, __secrets_agent_daddi in d.To's. Values are quoted as in the
+// fragment.
+func renderDelta(f Format, d *delta, vars []variable) []byte {
+	value := make(map[string][]byte, len(d.Set)+len(d.Add))
+	var names []string
+	for _, v := range vars {
+		value[v.name] = v.value
+		names = append(names, v.name)
+	}
+	var b bytes.Buffer
+	b.WriteString(deltaPrefix + d.From + " " + d.To + "\n")
+	b.WriteString("# What changed from generation " + d.From + " to " + d.To + " of " + f.FileName() +
+		", for the hook. Generated; do not edit.\n")
+	list := func(ns []string) string { return strings.Join(ns, " ") }
+	from := genPrefix + d.From
+	switch f {
+	case FormatSh:
+		b.WriteString("[ \"x${__secrets_agent_line-}\" = 'x" + from + "' ] || return 0\n")
+		b.WriteString("__secrets_agent_dset='" + list(d.Set) + "'\n")
+		b.WriteString("__secrets_agent_dadd='" + list(d.Add) + "'\n")
+		b.WriteString("__secrets_agent_dunset='" + list(d.Unset) + "'\n")
+		for _, n := range append(append([]string(nil), d.Set...), d.Add...) {
+			b.WriteString("__secrets_agent_d_" + n + "=")
+			b.Write(quoteSh(value[n]))
+			b.WriteByte('\n')
+		}
+		var snapNames []string // nil: SNAP is as it was
+		if d.namesChanged() {
+			b.WriteString("__secrets_agent_dnames=1\n")
+			b.WriteString("__SECRETS_AGENT_VARS='" + list(names) + "'\n")
+			snapNames = append(make([]string, 0, len(names)), names...)
+		}
+		writeSnap(&b, snapNames, vars)
+		b.WriteString("__secrets_agent_dgen='" + d.To + "'\n")
+	case FormatFish:
+		b.WriteString("if test \"$__secrets_agent_line\" = '" + from + "'\n")
+		b.WriteString("set -g __secrets_agent_dset " + list(d.Set) + "\n")
+		b.WriteString("set -g __secrets_agent_dadd " + list(d.Add) + "\n")
+		b.WriteString("set -g __secrets_agent_dunset " + list(d.Unset) + "\n")
+		oldAt, newAt := d.positions(names)
+		for _, l := range []struct {
+			name  string
+			names []string
+			at    map[string]int
+		}{{"dseti", d.Set, oldAt}, {"dunseti", d.Unset, oldAt}, {"daddi", d.Add, newAt}} {
+			b.WriteString("set -g __secrets_agent_" + l.name)
+			for _, n := range l.names {
+				b.WriteString(" " + strconv.Itoa(l.at[n]))
+			}
+			b.WriteByte('\n')
+		}
+		for _, n := range append(append([]string(nil), d.Set...), d.Add...) {
+			b.WriteString("set -g __secrets_agent_d_" + n + " ")
+			b.Write(quoteFish(value[n]))
+			b.WriteByte('\n')
+		}
+		if d.namesChanged() {
+			b.WriteString("set -g __secrets_agent_dnames 1\n")
+			b.WriteString("set -g __SECRETS_AGENT_VARS " + list(names) + "\n")
+		}
+		var snap []byte
+		for _, v := range vars {
+			val := v.value
+			if strings.HasSuffix(v.name, "PATH") {
+				// fish makes a variable whose name ends in PATH a list,
+				// split at each colon, and the join puts the separator
+				// between its elements.
+				val = bytes.ReplaceAll(val, []byte(":"), []byte{fishSnapSep})
+			}
+			snap = append(append(snap, val...), fishSnapSep)
+		}
+		b.WriteString("set -g __SECRETS_AGENT_SNAPV ")
+		b.Write(quoteFish(append(snap, '.')))
+		b.WriteByte('\n')
+		b.WriteString("set -g __secrets_agent_dgen '" + d.To + "'\nend\n")
 	}
 	return b.Bytes()
 }

@@ -174,4 +174,3 @@ func (p *Watcher) Close() {
 	_ = p.w.Close()
 	<-p.done
 }
-
