@@ -410,3 +410,92 @@ func BenchmarkIdle(b *testing.B) {
 	b.ReportMetric(float64(reqs)/idleWindow.Minutes(), "req/min")
 	b.ReportMetric(0, "ns/op")
 }
+
+// envUpdates is how many updates BenchmarkPropagationEnv times.
+const envUpdates = 50
+
+// BenchmarkPropagationEnv measures, with 1,000 secrets applied (700 env),
+// how long an updated env secret takes to reach a live shell: the real
+// agent binary against a real devserver, and a bash that sourced the
+// shell hook. For each of envUpdates updates of one env secret it times,
+// from UpdateSecretValue returning, (1) until env.sh holds the new value
+// (inotify on the env dir) and (2) until the shell, given a line (its next
+// prompt), has run the hook's sync and holds the new value: (2) is (1)
+// plus the hook's re-source.
+func BenchmarkPropagationEnv(b *testing.B) {
+	bash := testutil.NeedTool(b, "bash")
+	set := propagationSet(1000)
+	e := newBenchEnv(b)
+	s := e.seed(b, set)
+	watch := true
+	e.cfg.Watch, e.cfg.PollInterval = &watch, "30s"
+	ag := testutil.StartAgent(b, testutil.WriteAgentConfig(b, e.dir, e.cfg))
+	waitApplied(b, s)
+	fragment := filepath.Join(e.cfg.EnvDir, "env.sh")
+	const name = "BENCH_ENV_0000"
+	testutil.Eventually(b, 60*time.Second, "env.sh holds the env secrets", func() bool {
+		got, err := os.ReadFile(fragment)
+		return err == nil && bytes.Contains(got, []byte(benchValue("env", 0, 32)))
+	})
+	sh := startPromptShell(b, bash, e.cfg.EnvDir, name)
+	b.Logf("note: real secrets-agent binary, %s applied, watch true; %d updates of the 32-byte env secret %s; fragment: from UpdateSecretValue returning to env.sh holding the new value; prompt: to a bash that sourced the hook holding it after its next prompt's sync",
+		set, envUpdates, name)
+
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Add(e.cfg.EnvDir); err != nil {
+		b.Fatal(err)
+	}
+	var frag, prompt []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		for i := range envUpdates {
+			want := benchValue("rotated", b.N*1000+i, 32)
+			if _, err := e.admin.UpdateSecretValue(context.Background(), s.ids[0], []byte(want)); err != nil {
+				b.Fatalf("update %d: %v", i, err)
+			}
+			sent := time.Now()
+			if err := waitForContains(w, fragment, []byte(want), 30*time.Second); err != nil {
+				if exited, xerr := ag.Exited(); exited {
+					b.Fatalf("update %d: %v (agent exited: %v)", i, err, xerr)
+				}
+				b.Fatalf("update %d: %v", i, err)
+			}
+			frag = append(frag, time.Since(sent))
+			if got := sh.prompt(b); got != want {
+				b.Fatalf("update %d: the shell holds %s=%q after its prompt, want %q", i, name, got, want)
+			}
+			prompt = append(prompt, time.Since(sent))
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(millis(percentile(frag, 50)), "fragment-p50-ms")
+	b.ReportMetric(millis(percentile(frag, 99)), "fragment-p99-ms")
+	b.ReportMetric(millis(percentile(prompt, 50)), "prompt-p50-ms")
+	b.ReportMetric(millis(percentile(prompt, 99)), "prompt-p99-ms")
+	b.ReportMetric(float64(len(frag)), "updates")
+	b.ReportMetric(0, "ns/op")
+}
+
+// waitForContains returns once path holds want somewhere, re-reading it
+// now and on every event w reports; it fails after timeout.
+func waitForContains(w *fsnotify.Watcher, path string, want []byte, timeout time.Duration) error {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		if got, err := os.ReadFile(path); err == nil && bytes.Contains(got, want) {
+			return nil
+		}
+		select {
+		case <-w.Events:
+		case err := <-w.Errors:
+			return fmt.Errorf("watch %s: %w", path, err)
+		case <-deadline.C:
+			return fmt.Errorf("%s did not get the new value within %v", path, timeout)
+		case <-time.After(100 * time.Millisecond): // in case an event was missed
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"slices"
@@ -175,8 +176,11 @@ func (in *Injector) apply(ctx context.Context, desired []secrets.Secret, only ma
 		in.cleanTemps(p, wanted)
 		in.cleaned = true
 	}
+	var before map[string]entry
+	dirsBefore := len(in.man.Dirs)
 	if only != nil {
 		desired = slices.DeleteFunc(slices.Clone(desired), func(s secrets.Secret) bool { return !only[s.Mount.Target] })
+		before = entriesAt(in.man.Files, only)
 	}
 
 	// (2a)
@@ -189,7 +193,7 @@ func (in *Injector) apply(ctx context.Context, desired []secrets.Secret, only ma
 		}
 		jobs[i], outcomes[i] = p.prepare(s)
 	}
-	in.saveIntent(jobs, firstPass)
+	in.saveIntent(jobs, firstPass, dirsBefore)
 	// (2b)
 	writeAll(jobs, in.mode, in.owner)
 	// (2c)
@@ -218,7 +222,9 @@ func (in *Injector) apply(ctx context.Context, desired []secrets.Secret, only ma
 	}
 
 	// (5)
-	if data := in.man.encode(); !slices.Equal(data, in.saved) {
+	if only != nil && len(in.man.Dirs) == dirsBefore && maps.Equal(entriesAt(in.man.Files, only), before) {
+		// Nothing it records changed: spare encoding every other entry.
+	} else if data := in.man.encode(); !slices.Equal(data, in.saved) {
 		if err := saveManifest(in.stateDir, data, firstPass); err != nil {
 			p.res.Err = errors.Join(p.res.Err, fmt.Errorf("secretfile: %w", err))
 		} else {
@@ -231,16 +237,32 @@ func (in *Injector) apply(ctx context.Context, desired []secrets.Secret, only ma
 
 // saveIntent is the end of step (2a): it records the new paths of jobs in
 // the manifest with an all-zero identity (not yet written) and saves it when
-// that changed it. A failed save is not reported here: step (5) saves again
-// and reports.
-func (in *Injector) saveIntent(jobs []*job, firstPass bool) {
+// that, or step (2a) creating directories (the manifest held dirsBefore),
+// changed it. A failed save is not reported here: step (5) saves again and
+// reports.
+func (in *Injector) saveIntent(jobs []*job, firstPass bool, dirsBefore int) {
+	added := len(in.man.Dirs) != dirsBefore
 	for _, j := range jobs {
 		if j != nil && j.prev == nil && in.man.Files[j.s.Mount.Target] == nil {
 			j.ent.Secret, j.ent.Mode = j.s.Ref(), in.mode
 			in.man.Files[j.s.Mount.Target] = j.ent
+			added = true
 		}
 	}
-	in.saveNow(firstPass)
+	if added {
+		in.saveNow(firstPass)
+	}
+}
+
+// entriesAt copies the manifest entries of the targets in only.
+func entriesAt(files map[string]*entry, only map[string]bool) map[string]entry {
+	out := make(map[string]entry, len(only))
+	for t := range only {
+		if e := files[t]; e != nil {
+			out[t] = *e
+		}
+	}
+	return out
 }
 
 // saveNow saves the manifest when it differs from what was saved last. A
