@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"sync"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/secrets-agent/secrets-agent/config"
 	"github.com/secrets-agent/secrets-agent/controlplane"
 	"github.com/secrets-agent/secrets-agent/injectors"
+	"github.com/secrets-agent/secrets-agent/proxy"
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
 
@@ -134,6 +136,7 @@ type Agent struct {
 	cache       map[string]cachedValue // pass: secret id -> last fetched value
 	lastPlan    *plan                  // pass: the last full pass's rows, for repairs
 	lastChanged map[string]change      // pass: secret id -> when and how its output last changed
+	proxy       *proxy.Service         // the credential proxy (safe for concurrent use); nil when proxy.enabled is false
 
 	mu       sync.Mutex
 	slots    []*slot        // pass+mu: the injectors, in the order a pass applies them
@@ -200,6 +203,13 @@ func New(cfg *config.Config, log *zap.Logger, opts ...Option) (*Agent, error) {
 	a.cp = cp
 	a.setWaiting(waiting)
 	a.slots = a.buildSlots(cfg, nil)
+	if cfg.Proxy.Enabled {
+		o := proxy.ServiceOptions{StateDir: cfg.StateDir, Listen: cfg.Proxy.Listen, Log: log.Named("proxy")}
+		if cfg.Proxy.SystemTrust && os.Geteuid() == 0 {
+			o.Trust = &proxy.SystemTrust
+		}
+		a.proxy = proxy.NewService(o)
+	}
 	a.status = Status{
 		SchemaVersion: 1,
 		State:         Starting,

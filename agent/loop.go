@@ -124,6 +124,9 @@ func (a *Agent) RequestReload() {
 //	    returns nil.
 func (a *Agent) Run(ctx context.Context) error {
 	cfg := a.config()
+	if a.proxy != nil {
+		defer a.proxy.Close()
+	}
 	if !a.opts.noSocket {
 		stopSocket, err := serveStatusSocket(ctx, a, cfg, a.log) // (1)
 		if err != nil {

@@ -183,6 +183,9 @@ func (a *Agent) makePlan(ctx context.Context, cp ControlPlane, env *controlplane
 		t.slot.desired = append(t.slot.desired, s)
 		p.rowOf[s.ID] = t.row
 	}
+	if a.proxy != nil {
+		a.prepareProxied(p)
+	}
 	for _, t := range todo {
 		if t.slot.held != "" && t.row.Outcome == "" {
 			t.row.Outcome, t.row.Error = Failed, t.slot.held
@@ -194,6 +197,34 @@ func (a *Agent) makePlan(ctx context.Context, cp ControlPlane, env *controlplane
 		}
 	}
 	return p
+}
+
+// prepareProxied hands the proxy every desired set: proxied secrets' values
+// go to it and their mounts get placeholders, and the env injector's set the
+// proxy's variables. A secret the proxy cannot serve fails and is taken out.
+func (a *Agent) prepareProxied(p *plan) {
+	sets := map[string][]secrets.Secret{}
+	var envSet string
+	for _, sl := range a.slots {
+		if sl.desired != nil {
+			sets[sl.name] = sl.desired
+		}
+		if sl.kind == secrets.MountEnv && envSet == "" {
+			envSet = sl.name
+		}
+	}
+	errs := a.proxy.Prepare(sets, envSet)
+	for _, sl := range a.slots {
+		if sl.desired != nil {
+			sl.desired = sets[sl.name]
+		}
+	}
+	for id, err := range errs {
+		if r, ok := p.rowOf[id]; ok {
+			r.Outcome, r.Error, r.Note = Failed, err.Error(), "not applied"
+			delete(p.rowOf, id)
+		}
+	}
 }
 
 // add appends r to the plan's rows and returns it, to be filled in.
@@ -228,11 +259,11 @@ func (a *Agent) sortResolved(p *plan, res secrets.Resolution) []pending {
 		}
 		sl := slotFor(a.slots, s.Mount.Kind)
 		switch {
-		case s.CredentialProxy != nil:
+		case s.CredentialProxy != nil && a.proxy == nil:
 			// Its value must never be written into the environment, and
-			// this agent has no proxy to hand it to: it is not even
-			// fetched. It still shadows what it would have shadowed.
-			r.Outcome, r.Note = Skipped, "credential proxy: the value is meant for a proxy this agent does not have; not materialised"
+			// the proxy is off: it is not even fetched. It still shadows
+			// what it would have shadowed.
+			r.Outcome, r.Note = Skipped, "credential proxy: the value is meant for the proxy, which is off (proxy.enabled); not materialised"
 			a.log.Info("secret not materialised: it is for a credential proxy", zap.String("secret", secrets.Label(s.Name)),
 				zap.String("id", s.ID), zap.String("mount", s.Mount.String()))
 		case sl == nil:

@@ -19,6 +19,7 @@ type Config struct {
 	SocketGroup  string    `yaml:"socket_group"`
 	ReadyTimeout Duration  `yaml:"ready_timeout"`
 	Injectors    Injectors `yaml:"injectors"`
+	Proxy        Proxy     `yaml:"proxy"`
 	Log          Log       `yaml:"log"`
 
 	// UID and GID are User's, resolved by Load from the password database.
@@ -101,6 +102,19 @@ type GitCred struct {
 	// Username is the user name the git credential helper answers with
 	// every token; the token is the password.
 	Username string `yaml:"username"`
+}
+
+// Proxy configures the credential proxy, which serves the secrets that carry
+// a credentialProxy: it starts with the first such secret.
+type Proxy struct {
+	Enabled bool `yaml:"enabled"`
+	// Listen is the proxy's address, host:port on loopback (port 0 picks
+	// a free one, which changes with each start).
+	Listen string `yaml:"listen"`
+	// SystemTrust adds the proxy's CA to the system trust store (Debian's
+	// update-ca-certificates) when the agent runs as root. Off, or not
+	// root: the env fragment points SSL_CERT_FILE at a bundle in state_dir.
+	SystemTrust bool `yaml:"system_trust"`
 }
 
 // Log configures logging.

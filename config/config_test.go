@@ -90,6 +90,7 @@ func TestDefaultsOfSystemService(t *testing.T) {
 			DockerCfg:  DockerCfg{Enabled: true, ConfigDir: filepath.Join(me.HomeDir, ".docker"), Mode: "inline"},
 			GitCred:    GitCred{Enabled: true, Username: "oauth2"},
 		},
+		Proxy:    Proxy{Enabled: true, Listen: "127.0.0.1:7879", SystemTrust: true},
 		Log:      Log{Level: "info", Format: "auto"},
 		resolved: true,
 	}
@@ -164,6 +165,9 @@ func TestEnvironmentOverridesEveryKey(t *testing.T) {
 		"injectors.dockercfg.mode":           {"helper", func(c *Config) any { return string(c.Injectors.DockerCfg.Mode) }, "helper"},
 		"injectors.gitcred.enabled":          {"false", func(c *Config) any { return c.Injectors.GitCred.Enabled }, false},
 		"injectors.gitcred.username":         {"x-access-token", func(c *Config) any { return c.Injectors.GitCred.Username }, "x-access-token"},
+		"proxy.enabled":                      {"false", func(c *Config) any { return c.Proxy.Enabled }, false},
+		"proxy.listen":                       {"127.0.0.1:0", func(c *Config) any { return c.Proxy.Listen }, "127.0.0.1:0"},
+		"proxy.system_trust":                 {"false", func(c *Config) any { return c.Proxy.SystemTrust }, false},
 		"log.level":                          {"debug", func(c *Config) any { return c.Log.Level }, "debug"},
 		"log.format":                         {"json", func(c *Config) any { return c.Log.Format }, "json"},
 	}

@@ -76,7 +76,8 @@ func defaults(system bool) *Config {
 			DockerCfg: DockerCfg{Enabled: true, Mode: DockerInline},
 			GitCred:   GitCred{Enabled: true, Username: "oauth2"},
 		},
-		Log: Log{Level: "info", Format: "auto"},
+		Proxy: Proxy{Enabled: true, Listen: "127.0.0.1:7879", SystemTrust: true},
+		Log:   Log{Level: "info", Format: "auto"},
 	}
 	if system {
 		// /run/secrets is created (root's, 0711) when a secret first needs

@@ -420,15 +420,15 @@ func lookupUser(name string) (*user.User, error) {
 // read a file an editor or `os.WriteFile` has truncated but not yet written.
 // It returns an error when the file is still empty then: a running agent
 // never trades its configuration for an empty file (the write that follows
-// sends another event, and so another reload). A file it cannot stat is left
-// to the loader to report.
+// sends another event, and so another reload). A file it cannot stat, or
+// that is not a regular file, is left to the loader to report.
 func Settled(path string) error {
 	const settleQuiet, settleLimit = 50 * time.Millisecond, 500 * time.Millisecond
 	var last os.FileInfo
 	for deadline := time.Now().Add(settleLimit); ; {
 		fi, err := os.Stat(path)
-		if err != nil {
-			return nil
+		if err != nil || !fi.Mode().IsRegular() {
+			return nil // the loader says what is wrong with it
 		}
 		if last != nil && fi.Size() == last.Size() && fi.ModTime().Equal(last.ModTime()) {
 			break
@@ -439,7 +439,7 @@ func Settled(path string) error {
 		last = fi
 		time.Sleep(settleQuiet)
 	}
-	if fi, err := os.Stat(path); err == nil && fi.Size() == 0 {
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Size() == 0 {
 		return fmt.Errorf("config %s is empty (being written?)", path)
 	}
 	return nil

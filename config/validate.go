@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -73,6 +74,13 @@ func (c *Config) validate(requireEnvironment bool) error {
 	if c.resolved {
 		if err := checkHome(c.Home, c.User, c.UID); err != nil {
 			bad("home", "%v", err)
+		}
+	}
+	if c.Proxy.Enabled {
+		if h, _, err := net.SplitHostPort(c.Proxy.Listen); err != nil {
+			bad("proxy.listen", "%q is not host:port", c.Proxy.Listen)
+		} else if ip := net.ParseIP(h); h != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			bad("proxy.listen", "%q is not a loopback address: anyone who reaches the proxy can use its credentials", c.Proxy.Listen)
 		}
 	}
 	sf := c.Injectors.SecretFile

@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 
 	"github.com/secrets-agent/secrets-agent/internal/backoff"
+	"github.com/secrets-agent/secrets-agent/internal/jsonerr"
 	"github.com/secrets-agent/secrets-agent/internal/safeopen"
 )
 
@@ -313,15 +314,7 @@ func decodeJSON(body []byte, v any) error {
 	if err == nil {
 		return nil
 	}
-	var syn *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syn):
-		return fmt.Errorf("response is not valid JSON (at byte %d)", syn.Offset)
-	case errors.As(err, &typ):
-		return fmt.Errorf("response field %q: want %s, got JSON %s", typ.Field, typ.Type, typ.Value)
-	}
-	return errors.New("response is not a valid JSON message")
+	return fmt.Errorf("response is not valid JSON: %w", jsonerr.Scrub(err))
 }
 
 // unary sends one unary call and returns the body of its 200 response. On

@@ -29,9 +29,10 @@
 # system (--root /) --purge first stops the agent and runs `secrets-agent
 # purge`, which removes the secret files and docker logins it delivered into
 # homes (restoring files that were there before it), so no value is left.
+# --uninstall also takes the credential proxy's CA out of the system trust store.
 set -eu
 
-usage() { sed -n '2,31s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,32s/^# \{0,1\}//p' "$0"; }
 die() { echo "install.sh: $*" >&2; exit 1; }
 
 PREFIX= ROOT=/ UNINSTALL=0 PURGE=0 USER_MODE=0
@@ -228,6 +229,19 @@ purge_data() {
 	done
 }
 
+# untrust_proxy_ca takes the credential proxy's CA out of the system trust
+# store, where the agent (as root, proxy.system_trust) put it. On the live
+# system update-ca-certificates then drops it from the bundle.
+untrust_proxy_ca() {
+	[ "$USER_MODE" = 0 ] || return 0
+	ca="$R/usr/local/share/ca-certificates/secrets-agent-proxy.crt"
+	[ -f "$ca" ] || return 0
+	rm -f "$ca"
+	if [ "$ROOT" = / ] && command -v update-ca-certificates >/dev/null 2>&1; then
+		update-ca-certificates >/dev/null || echo "install.sh: update-ca-certificates failed; the proxy CA may still be in the bundle" >&2
+	fi
+}
+
 uninstall_all() {
 	[ -f "$R$MANIFEST" ] || die "nothing to uninstall: no manifest at $R$MANIFEST"
 	entries=$(awk '{ l[NR] = $0 } END { for (i = NR; i > 0; i--) print l[i] }' "$R$MANIFEST")
@@ -264,6 +278,7 @@ uninstall_all() {
 		esac
 	done
 	if [ "$PURGE" = 1 ]; then purge_data; fi
+	untrust_proxy_ca
 	rm -f "$R$MANIFEST"
 	# (2) Directories, deepest (newest) first, each only if now empty.
 	printf '%s\n' "$entries" | while IFS="$TAB" read -r kind sum path; do

@@ -86,7 +86,7 @@ func TestSystemUnitIsHardened(t *testing.T) {
 	for _, want := range []string{
 		"Type=notify", "Requires=secrets-agent.socket", "ExecStart=/usr/local/bin/secrets-agent run --config /etc/secrets-agent/config.yaml",
 		"ExecReload=/bin/sh -c 'kill -HUP ${MAINPID}'", "WatchdogSec=30s", "Restart=on-failure",
-		"NoNewPrivileges=yes", "ProtectSystem=strict", "ReadWritePaths=-/home -/root -/run/secrets",
+		"NoNewPrivileges=yes", "ProtectSystem=strict", "ReadWritePaths=-/home -/root -/run/secrets -/usr/local/share/ca-certificates -/etc/ssl/certs",
 		"PrivateTmp=yes", "ProtectKernelTunables=yes", "ProtectKernelModules=yes", "ProtectKernelLogs=yes",
 		"ProtectControlGroups=yes", "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6", "UMask=0077",
 		"RuntimeDirectory=secrets-agent secrets", "RuntimeDirectoryPreserve=yes", "StateDirectory=secrets-agent",
@@ -325,5 +325,28 @@ func TestUninstallWithoutInstallFails(t *testing.T) {
 	out, err := exec.Command(sh, "install.sh", "--root", t.TempDir(), "--uninstall").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "no manifest") {
 		t.Errorf("uninstall of nothing: %v\n%s", err, out)
+	}
+}
+
+func TestUninstallTakesTheProxyCAOutOfTheTrustStore(t *testing.T) {
+	root := newRoot(t)
+	install(t, nil, "--root", root)
+	dir := filepath.Join(root, "usr/local/share/ca-certificates")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ca := filepath.Join(dir, "secrets-agent-proxy.crt") // as the agent's proxy.Trust writes it
+	other := filepath.Join(dir, "corp.crt")
+	for _, p := range []string{ca, other} {
+		if err := os.WriteFile(p, []byte("-----BEGIN CERTIFICATE-----\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	install(t, nil, "--root", root, "--uninstall")
+	if _, err := os.Stat(ca); err == nil {
+		t.Error("the proxy CA is still in the trust store after --uninstall")
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("another local CA was removed: %v", err)
 	}
 }

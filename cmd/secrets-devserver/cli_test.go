@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -132,6 +133,28 @@ func TestCLICreatesAGitCredentialSecret(t *testing.T) {
 	if _, stderr, err := cli(t, d, "", "secret", "create", "--scope", "user", "--owner", "user1", "--name", "TWO_MOUNTS",
 		"--git-host", "h.example", "--env"); err == nil || !strings.Contains(stderr, "git-host") {
 		t.Errorf("two mounts accepted: %v %s", err, stderr)
+	}
+}
+
+func TestCLICreatesACredentialProxySecret(t *testing.T) {
+	d := testutil.StartDevserver(t)
+	envID, token := d.CreateEnv(t, "org1", "proj1", "user1")
+	id := d.CreateSecret(t, "user", "user1", "GITHUB_TOKEN", testutil.Mount{Env: true,
+		ProxyHeader: "Authorization", ProxyHosts: []string{"api.github.com", "github.com"}}, []byte("ghp_x"))
+	want := &controlplane.CredentialProxy{Header: "Authorization", TargetHosts: []string{"api.github.com", "github.com"}}
+	if list := listJSON(t, d); len(list) != 1 || !reflect.DeepEqual(list[0].CredentialProxy, want) {
+		t.Fatalf("list = %+v, want the secret with %+v", list, want)
+	}
+	env, err := envClient(t, d, token).GetEnvironment(testCtx(t), envID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(env.Spec.Secrets) != 1 || env.Spec.Secrets[0].ID != id || !reflect.DeepEqual(env.Spec.Secrets[0].CredentialProxy, want) {
+		t.Fatalf("spec secrets = %+v, want %s with credentialProxy %+v", env.Spec.Secrets, id, want)
+	}
+	_, stderr, err := cli(t, d, "", "secret", "create", "--scope", "user", "--owner", "user1", "--name", "X", "--env", "--proxy-header", "Authorization")
+	if err == nil || !strings.Contains(stderr, "--proxy-host") {
+		t.Errorf("--proxy-header alone: %v, %s; want an error naming --proxy-host", err, stderr)
 	}
 }
 

@@ -15,9 +15,11 @@ func newSecretCreateCmd() *cobra.Command {
 		dir, scope, owner, name string
 		m                       devserver.SecretMount
 		val                     valueFlags
+		proxyHeader             string
+		proxyHosts              []string
 	)
 	cmd := &cobra.Command{
-		Use:   "create --data DIR --scope organization|project|user|service_account --owner ID --name N (--env | --file PATH | --registry HOST | --git-host HOST | --api-only) [--value V | --value-stdin]",
+		Use:   "create --data DIR --scope organization|project|user|service_account --owner ID --name N (--env | --file PATH | --registry HOST | --git-host HOST | --api-only) [--proxy-header H --proxy-host HOST...] [--value V | --value-stdin]",
 		Short: "Create a secret and print its id",
 		Long: `create stores a secret of an organization, project, user or service account
 (--scope and --owner, the owner's id) with exactly one mount:
@@ -27,6 +29,10 @@ func newSecretCreateCmd() *cobra.Command {
   --registry HOST  a docker registry login for HOST; the value is base64(user:password)
   --git-host HOST  git over HTTPS to HOST (host[:port]) authenticates with it; the value is the token
   --api-only       never injected; readable through GetSecretValue only
+
+With --proxy-header H and --proxy-host HOST (repeatable) the secret is for a
+credential proxy: environments mount a placeholder, and the agent's proxy
+puts the value into header H of requests to each HOST.
 
 Without --value or --value-stdin the value is empty. Every environment that
 sees the secret gets a watch event (no devserver environment runs as a
@@ -52,6 +58,12 @@ secret's id.`,
 				return err
 			}
 			req := devserver.CreateSecretRequest{Name: name, Scope: ws, SecretMount: m}
+			if proxyHeader != "" || len(proxyHosts) > 0 {
+				if proxyHeader == "" || len(proxyHosts) == 0 {
+					return fmt.Errorf("--proxy-header and --proxy-host go together")
+				}
+				req.CredentialProxy = &controlplane.CredentialProxy{Header: proxyHeader, TargetHosts: proxyHosts}
+			}
 			req.Value, req.ValueBytes = controlplane.EncodeValue(value)
 			s, err := c.CreateSecret(cmd.Context(), req)
 			if err != nil {
@@ -71,6 +83,8 @@ secret's id.`,
 	f.StringVar(&m.ContainerRegistryBasicAuthHost, "registry", "", "mount as a docker login for this registry host")
 	f.StringVar(&m.GitCredentialHost, "git-host", "", "mount as the git credential (token) for this git host")
 	f.BoolVar(&m.APIOnly, "api-only", false, "do not mount; API access only")
+	f.StringVar(&proxyHeader, "proxy-header", "", "for a credential proxy: the header that carries the value (e.g. Authorization)")
+	f.StringArrayVar(&proxyHosts, "proxy-host", nil, "for a credential proxy: a host whose requests get the value (repeatable)")
 	for _, r := range []string{"scope", "owner", "name"} {
 		_ = cmd.MarkFlagRequired(r)
 	}

@@ -128,10 +128,11 @@ type Secret struct {
 	Scope     SecretScope `json:"scope"`
 	ProjectID string      `json:"projectId,omitempty"`
 	SecretMount
-	Creator   controlplane.Subject `json:"creator,omitzero"`
-	Session   string               `json:"session"`
-	CreatedAt time.Time            `json:"createdAt"`
-	UpdatedAt time.Time            `json:"updatedAt"`
+	Creator         controlplane.Subject          `json:"creator,omitzero"`
+	Session         string                        `json:"session"`
+	CreatedAt       time.Time                     `json:"createdAt"`
+	UpdatedAt       time.Time                     `json:"updatedAt"`
+	CredentialProxy *controlplane.CredentialProxy `json:"credentialProxy,omitempty"`
 }
 
 // Admin is the subject the devserver records as the creator of what its
@@ -142,6 +143,9 @@ var Admin = controlplane.Subject{ID: "devserver-admin", Principal: "PRINCIPAL_US
 func AdminSecret(r Record) Secret {
 	s := Secret{ID: r.ID, Name: r.Name, Scope: ScopeOf(r.Scope, r.Owner), SecretMount: MountOf(r.Mount),
 		Creator: r.Creator, Session: r.Session, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+	if p := r.CredentialProxy; p != nil {
+		s.CredentialProxy = &controlplane.CredentialProxy{Header: p.Header, TargetHosts: p.TargetHosts}
+	}
 	if r.Scope == secrets.ScopeProject {
 		s.ProjectID = r.Owner
 	}
@@ -163,7 +167,14 @@ func (s Secret) Record() (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	return Record{ID: s.ID, Name: s.Name, Scope: scope, Owner: owner, Mount: m, Creator: s.Creator, Session: s.Session, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}, nil
+	rec := Record{ID: s.ID, Name: s.Name, Scope: scope, Owner: owner, Mount: m, Creator: s.Creator, Session: s.Session, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}
+	if p := s.CredentialProxy; p != nil {
+		if p.Header == "" || len(p.TargetHosts) == 0 {
+			return Record{}, &secrets.Error{Name: s.Name, Field: "credentialProxy", Reason: "needs a header and at least one target host"}
+		}
+		rec.CredentialProxy = &secrets.CredentialProxy{Header: p.Header, TargetHosts: p.TargetHosts}
+	}
+	return rec, nil
 }
 
 // CreateSecretRequest is the body of CreateSecret, in the shapes Ona's SDK
@@ -176,8 +187,11 @@ type CreateSecretRequest struct {
 	Scope     SecretScope `json:"scope"`
 	ProjectID string      `json:"projectId,omitempty"` // deprecated by Ona: use Scope.ProjectID
 	SecretMount
-	Value      string `json:"value,omitempty"`
-	ValueBytes string `json:"valueBytes,omitempty"`
+	// CredentialProxy makes the secret one that environments hand to a
+	// credential proxy, mounting a placeholder instead of the value.
+	CredentialProxy *controlplane.CredentialProxy `json:"credentialProxy,omitempty"`
+	Value           string                        `json:"value,omitempty"`
+	ValueBytes      string                        `json:"valueBytes,omitempty"`
 }
 
 // scope returns the request's scope, the deprecated ProjectID read as

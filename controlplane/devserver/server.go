@@ -489,7 +489,7 @@ func (s *Server) createSecret(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return nil, err
 		}
-		rec, err := Secret{Name: req.Name, Scope: scope, SecretMount: req.SecretMount, Creator: Admin}.Record()
+		rec, err := Secret{Name: req.Name, Scope: scope, SecretMount: req.SecretMount, Creator: Admin, CredentialProxy: req.CredentialProxy}.Record()
 		if err != nil {
 			return nil, err
 		}

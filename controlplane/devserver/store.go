@@ -50,11 +50,14 @@ type Record struct {
 	Session   string               `json:"session"`
 	CreatedAt time.Time            `json:"createdAt"`
 	UpdatedAt time.Time            `json:"updatedAt"`
+	// CredentialProxy, when set, tells environments to hand the value to
+	// a credential proxy and mount a placeholder.
+	CredentialProxy *secrets.CredentialProxy `json:"credentialProxy,omitempty"`
 }
 
 // Secret returns r in the domain's form, without a value.
 func (r Record) Secret() secrets.Secret {
-	return secrets.Secret{ID: r.ID, Name: r.Name, Scope: r.Scope, Session: r.Session, Mount: r.Mount}
+	return secrets.Secret{ID: r.ID, Name: r.Name, Scope: r.Scope, Session: r.Session, Mount: r.Mount, CredentialProxy: r.CredentialProxy}
 }
 
 // storedSecret is a Record with its value sealed: a 12-byte random nonce

@@ -4,7 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"sort"
+
+	"github.com/secrets-agent/secrets-agent/internal/jsonerr"
 )
 
 // The config.json sections this injector writes into.
@@ -35,25 +36,12 @@ func parseDocument(data []byte) (*document, error) {
 		return d, nil
 	}
 	if err := json.Unmarshal(data, &d.top); err != nil {
-		return nil, fmt.Errorf("is not a JSON object: %w", jsonErr(err))
+		return nil, fmt.Errorf("is not a JSON object: %w", jsonerr.Scrub(err))
 	}
 	if d.top == nil {
 		d.top = map[string]json.RawMessage{}
 	}
 	return d, nil
-}
-
-// jsonErr strips an error down to its kind and offset, because the
-// encoding/json messages may quote a piece of the input, and the input holds
-// credentials.
-func jsonErr(err error) error {
-	switch e := err.(type) {
-	case *json.SyntaxError:
-		return fmt.Errorf("syntax error at byte %d", e.Offset)
-	case *json.UnmarshalTypeError:
-		return fmt.Errorf("%s where an object was expected at byte %d", e.Value, e.Offset)
-	}
-	return fmt.Errorf("invalid JSON")
 }
 
 // section opens the object at top-level key name. A missing key or null is an
@@ -65,7 +53,7 @@ func (d *document) section(name string) (map[string]json.RawMessage, error) {
 	s := map[string]json.RawMessage{}
 	if raw, ok := d.top[name]; ok {
 		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, fmt.Errorf("%q is not a JSON object: %w", name, jsonErr(err))
+			return nil, fmt.Errorf("%q is not a JSON object: %w", name, jsonerr.Scrub(err))
 		}
 		if s == nil {
 			s = map[string]json.RawMessage{}
@@ -207,14 +195,4 @@ func authEntry(cur json.RawMessage, auth string) (json.RawMessage, error) {
 	}
 	fields["auth"] = a
 	return marshal(fields)
-}
-
-// sortedKeys returns m's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"slices"
 
@@ -150,7 +151,7 @@ func (m *manifest) union(recs []record) *manifest {
 		byID[r.id()] = r
 	}
 	all := make([]record, 0, len(byID))
-	for _, k := range sortedKeys(byID) {
+	for _, k := range slices.Sorted(maps.Keys(byID)) {
 		all = append(all, byID[k])
 	}
 	return m.with(all)

@@ -231,7 +231,7 @@ func (in *Injector) apply(ctx context.Context, desired []secrets.Secret, only ma
 			in.saved = data
 		}
 	}
-	p.res.Paths = sortedKeys(in.man.Files)
+	p.res.Paths = slices.Sorted(maps.Keys(in.man.Files))
 	return p.res
 }
 
@@ -277,7 +277,7 @@ func (in *Injector) saveNow(firstPass bool) {
 
 // cleanTemps is step (1).
 func (in *Injector) cleanTemps(p *pass, wanted map[string]bool) {
-	paths := sortedKeys(in.man.Files)
+	paths := slices.Sorted(maps.Keys(in.man.Files))
 	for t := range wanted {
 		if in.man.Files[t] == nil {
 			paths = append(paths, t)
@@ -721,7 +721,7 @@ func holdsAny[V any](dir string, paths map[string]V) bool {
 // one, or those in only when it is not nil.
 func removable(files map[string]*entry, only map[string]bool) []string {
 	if only == nil {
-		return sortedKeys(files)
+		return slices.Sorted(maps.Keys(files))
 	}
 	var out []string
 	for t := range only {
@@ -729,15 +729,6 @@ func removable(files map[string]*entry, only map[string]bool) []string {
 			out = append(out, t)
 		}
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -54,6 +54,14 @@ var descriptions = map[string]string{
 	"applies":          "cold applies timed",
 	"spec-fetch-ms":    "one GetEnvironment alone, ms",
 	"value-fetches-ms": "every GetSecretValue of a cold pass alone, one after another, ms",
+
+	// BenchmarkProxyLatency
+	"direct-p50-ms":        "median latency of a request straight to the server, ms",
+	"proxied-p50-ms":       "median latency of the same request through the credential proxy, ms",
+	"added-p50-ms":         "what the credential proxy adds to the median latency, ms",
+	"added-p99-ms":         "what the credential proxy adds to the 99th percentile latency, ms",
+	"added-newconn-p50-ms": "what the credential proxy adds to the median latency with a new connection per request, ms",
+	"added-cpu-us/req":     "CPU the credential proxy adds per request, µs",
 }
 
 // benchmarkDescriptions introduce a benchmark's section; one without an

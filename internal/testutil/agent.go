@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -26,6 +27,8 @@ type AgentConfig struct {
 	AllowedRoots                   []string
 	DockerMode                     string // default inline
 	LogLevel                       string // default debug
+	ProxyListen                    string // default 127.0.0.1:0
+	ProxySystemTrust               bool   // add the proxy CA to the system store (only in a private mount namespace)
 }
 
 // WriteAgentConfig writes c as YAML into dir/config.yaml and returns its path.
@@ -45,6 +48,7 @@ func WriteAgentConfig(t testing.TB, dir string, c AgentConfig) string {
 	def(&c.PollInterval, "30s")
 	def(&c.DockerMode, "inline")
 	def(&c.LogLevel, "debug")
+	def(&c.ProxyListen, "127.0.0.1:0")
 	if len(c.AllowedRoots) == 0 {
 		c.AllowedRoots = []string{"~"}
 	}
@@ -70,6 +74,7 @@ func WriteAgentConfig(t testing.TB, dir string, c AgentConfig) string {
 		fmt.Fprintf(&b, "%q", r)
 	}
 	fmt.Fprintf(&b, "]\n  dockercfg:\n    config_dir: %q\n    mode: %s\n", c.DockerConfigDir, c.DockerMode)
+	fmt.Fprintf(&b, "proxy:\n  listen: %q\n  system_trust: %v\n", c.ProxyListen, c.ProxySystemTrust)
 	fmt.Fprintf(&b, "log:\n  level: %s\n  format: json\n", c.LogLevel)
 	p := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(p, []byte(b.String()), 0o600); err != nil {
@@ -95,8 +100,17 @@ func AgentBin(t testing.TB) string { return filepath.Join(Binaries(t), "secrets-
 // entries. The test's cleanup stops it with SIGTERM.
 func StartAgent(t testing.TB, cfg string, env ...string) *Agent {
 	t.Helper()
+	return StartAgentVia(t, nil, cfg, env...)
+}
+
+// StartAgentVia is StartAgent with the agent run through wrapper, a command
+// that execs its arguments in place (nsenter -t PID -m, for one): signals
+// sent to the Agent reach the agent itself.
+func StartAgentVia(t testing.TB, wrapper []string, cfg string, env ...string) *Agent {
+	t.Helper()
 	a := &Agent{Config: cfg, done: make(chan struct{})}
-	a.cmd = exec.Command(AgentBin(t), "run", "--config", cfg)
+	args := append(append(slices.Clone(wrapper), AgentBin(t)), "run", "--config", cfg)
+	a.cmd = exec.Command(args[0], args[1:]...)
 	a.cmd.Env = append(os.Environ(), env...)
 	a.cmd.Stdout = &lockedWriter{a: a}
 	a.cmd.Stderr = &lockedWriter{a: a}

@@ -36,6 +36,10 @@ type Mount struct {
 	Registry string // a registry host; the value is base64(user:password)
 	GitHost  string // a git host; the value is the token
 	APIOnly  bool
+	// ProxyHeader and ProxyHosts, both set, make it a credential-proxy
+	// secret (--proxy-header, --proxy-host).
+	ProxyHeader string
+	ProxyHosts  []string
 }
 
 // lockedBuffer collects the server's output while it runs.
@@ -226,6 +230,12 @@ func (d *Devserver) CreateSecret(t testing.TB, scope, owner, name string, mount 
 		args = append(args, "--git-host", mount.GitHost)
 	case mount.APIOnly:
 		args = append(args, "--api-only")
+	}
+	if mount.ProxyHeader != "" {
+		args = append(args, "--proxy-header", mount.ProxyHeader)
+	}
+	for _, h := range mount.ProxyHosts {
+		args = append(args, "--proxy-host", h)
 	}
 	id = strings.TrimSpace(string(d.run(t, value, args...)))
 	if id == "" {
