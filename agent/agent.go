@@ -150,6 +150,8 @@ type Agent struct {
 
 	dirty   map[string]bool // mu: managed paths changed on disk since the last repair pass took them
 	watched map[string]bool // pass: the managed paths the path watcher was last told to watch
+	// watchedOwn: pass: the config and token file it was told to watch with them.
+	watchedOwn [2]string
 
 	applied     chan struct{}
 	appliedOnce sync.Once

@@ -39,8 +39,12 @@ func (a *Agent) watchFilesLocked() {
 			fresh = append(fresh, p)
 		}
 	}
-	a.watched = watched
-	set(append(paths, a.opts.configPath, cfg.ControlPlane.TokenFile))
+	own := [2]string{a.opts.configPath, cfg.ControlPlane.TokenFile}
+	if len(fresh) == 0 && len(watched) == len(a.watched) && own == a.watchedOwn {
+		return // the same set: the watcher follows its directories itself
+	}
+	a.watched, a.watchedOwn = watched, own
+	set(append(paths, own[:]...))
 	if len(fresh) > 0 {
 		a.mu.Lock()
 		for _, p := range fresh {
