@@ -3,8 +3,11 @@ package agent
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"slices"
 
+	"github.com/secrets-agent/secrets-agent/controlplane"
 	"github.com/secrets-agent/secrets-agent/injectors"
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
@@ -75,9 +78,10 @@ func sameOutput(a, b secrets.Secret) bool {
 }
 
 // applyChanged is steps (1) to (3) for sl and want. It returns what the
-// injector did (for logging) and the outcome of every secret of want (for
-// status): those it did not look at keep their last outcome, as Unchanged.
-func (sl *slot) applyChanged(ctx context.Context, want []secrets.Secret, dirty map[string]bool) (did, all injectors.Result) {
+// injector did (for logging), the outcome of every secret of want (for
+// status: those it did not look at keep their last outcome, as Unchanged),
+// and whether the injector was called at all.
+func (sl *slot) applyChanged(ctx context.Context, want []secrets.Secret, dirty map[string]bool) (did, all injectors.Result, called bool) {
 	targets, whole := sl.touched(want, dirty)
 	inc, incremental := sl.inj.(injectors.Incremental)
 	switch {
@@ -85,7 +89,7 @@ func (sl *slot) applyChanged(ctx context.Context, want []secrets.Secret, dirty m
 		did = sl.inj.Apply(ctx, want)
 		whole = true
 	case len(targets) == 0:
-		did = injectors.Result{Paths: sl.paths}
+		return injectors.Result{Paths: sl.paths}, injectors.Result{Outcomes: sl.merged(want, nil), Paths: sl.paths}, false
 	default:
 		did = inc.ApplyOnly(ctx, want, targets)
 	}
@@ -100,7 +104,7 @@ func (sl *slot) applyChanged(ctx context.Context, want []secrets.Secret, dirty m
 			sl.outcomes[o.Secret.ID] = o
 		}
 	}
-	return did, all
+	return did, all, true
 }
 
 // merged is the outcome of every secret of want: the one in fresh when the
@@ -131,4 +135,55 @@ func failedRemoval(want []secrets.Secret, r injectors.Result) bool {
 		}
 	}
 	return false
+}
+
+// specFingerprint is a SHA-256 over every field of every secret of spec,
+// each length-prefixed, without encoding the spec (which cost a pass as
+// much as decoding it). A field added to controlplane.EnvironmentSpecSecret
+// must be added here (TestSpecFingerprintCoversEveryField).
+func specFingerprint(spec controlplane.EnvironmentSpec) [sha256.Size]byte {
+	h := sha256.New()
+	var n [binary.MaxVarintLen64]byte
+	str := func(s string) {
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
+		h.Write([]byte(s))
+	}
+	ptr := func(p *string) {
+		if p == nil {
+			h.Write([]byte{0})
+			return
+		}
+		h.Write([]byte{1})
+		str(*p)
+	}
+	for _, w := range spec.Secrets {
+		str(w.ID)
+		str(w.Name)
+		str(w.Scope)
+		str(w.Session)
+		str(w.Source)
+		str(w.SourceRef)
+		ptr(w.EnvironmentVariable)
+		ptr(w.FilePath)
+		ptr(w.ContainerRegistryBasicAuthHost)
+		ptr(w.GitCredentialHost)
+		if w.APIOnly {
+			h.Write([]byte{1})
+		} else {
+			h.Write([]byte{0})
+		}
+		if p := w.CredentialProxy; p == nil {
+			h.Write([]byte{0})
+		} else {
+			h.Write([]byte{1})
+			str(p.Header)
+			h.Write(n[:binary.PutUvarint(n[:], uint64(len(p.TargetHosts)))])
+			for _, t := range p.TargetHosts {
+				str(t)
+			}
+		}
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum
 }

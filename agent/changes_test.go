@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/base64"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -125,5 +126,54 @@ func TestARepairPassHandsOnlyTheChangedPathToItsInjector(t *testing.T) {
 	// target, so it is handed as is.
 	if got := files.touched[len(files.touched)-1]; !slices.Equal(got, []string{keyPath}) {
 		t.Fatalf("touched %v, want [%s]", got, keyPath)
+	}
+}
+
+func TestSpecFingerprintCoversEveryField(t *testing.T) {
+	// specFingerprint hashes these twelve fields; a new one must be added
+	// there, or a spec differing only in it would pass for unchanged.
+	if n := reflect.TypeFor[controlplane.EnvironmentSpecSecret]().NumField(); n != 12 {
+		t.Fatalf("EnvironmentSpecSecret has %d fields; specFingerprint knows 12: add the new one to it, and to this count", n)
+	}
+	env, file := "A", "/a"
+	base := controlplane.EnvironmentSpecSecret{ID: "1", Name: "n", Scope: "SCOPE_USER", Session: "s", Source: "src", SourceRef: "ref", EnvironmentVariable: &env}
+	variants := []func(*controlplane.EnvironmentSpecSecret){
+		func(w *controlplane.EnvironmentSpecSecret) { w.ID = "2" },
+		func(w *controlplane.EnvironmentSpecSecret) { w.Name = "m" },
+		func(w *controlplane.EnvironmentSpecSecret) { w.Scope = "SCOPE_PROJECT" },
+		func(w *controlplane.EnvironmentSpecSecret) { w.Session = "t" },
+		func(w *controlplane.EnvironmentSpecSecret) { w.Source = "other" },
+		func(w *controlplane.EnvironmentSpecSecret) { w.SourceRef = "x" },
+		func(w *controlplane.EnvironmentSpecSecret) { w.EnvironmentVariable, w.FilePath = nil, &file },
+		func(w *controlplane.EnvironmentSpecSecret) {
+			w.EnvironmentVariable, w.ContainerRegistryBasicAuthHost = nil, &env
+		},
+		func(w *controlplane.EnvironmentSpecSecret) { w.EnvironmentVariable, w.GitCredentialHost = nil, &env },
+		func(w *controlplane.EnvironmentSpecSecret) { w.APIOnly = true },
+		func(w *controlplane.EnvironmentSpecSecret) {
+			w.CredentialProxy = &controlplane.CredentialProxy{Header: "h"}
+		},
+		func(w *controlplane.EnvironmentSpecSecret) {
+			w.CredentialProxy = &controlplane.CredentialProxy{Header: "h", TargetHosts: []string{"x"}}
+		},
+	}
+	seen := map[[32]byte]int{specFingerprint(controlplane.EnvironmentSpec{Secrets: []controlplane.EnvironmentSpecSecret{base}}): -1}
+	for i, change := range variants {
+		w := base
+		change(&w)
+		sum := specFingerprint(controlplane.EnvironmentSpec{Secrets: []controlplane.EnvironmentSpecSecret{w}})
+		if j, ok := seen[sum]; ok {
+			t.Errorf("variant %d fingerprints like %d", i, j)
+		}
+		seen[sum] = i
+	}
+	// Boundaries between fields count: "ab"+"c" is not "a"+"bc".
+	a := base
+	a.ID, a.Name = "ab", "c"
+	b := base
+	b.ID, b.Name = "a", "bc"
+	if specFingerprint(controlplane.EnvironmentSpec{Secrets: []controlplane.EnvironmentSpecSecret{a}}) ==
+		specFingerprint(controlplane.EnvironmentSpec{Secrets: []controlplane.EnvironmentSpecSecret{b}}) {
+		t.Error("moving a byte from one field to the next does not change the fingerprint")
 	}
 }

@@ -2,8 +2,6 @@ package agent
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -107,11 +105,7 @@ func (a *Agent) specFailed(cp ControlPlane, err error) (string, Status) {
 // noteSpec records a fingerprint of env's spec and reports whether it
 // differs from the last one. The caller holds passMu.
 func (a *Agent) noteSpec(env *controlplane.Environment) bool {
-	b, err := json.Marshal(env.Spec)
-	if err != nil {
-		return true
-	}
-	sum := sha256.Sum256(b)
+	sum := specFingerprint(env.Spec)
 	changed := sum != a.lastSpec
 	a.lastSpec = sum
 	return changed
@@ -383,7 +377,7 @@ func (a *Agent) fetch(ctx context.Context, cp ControlPlane, s secrets.Secret) (s
 // notes what they now hold. It returns the outcome of every secret of want.
 // The caller holds passMu; repair only changes how outcomes are logged.
 func (a *Agent) apply(ctx context.Context, sl *slot, want []secrets.Secret, dirty map[string]bool, repair bool) injectors.Result {
-	did, r := sl.applyChanged(ctx, want, dirty)
+	did, r, called := sl.applyChanged(ctx, want, dirty)
 	if r.Err != nil {
 		a.log.Error("injector failed", zap.String("injector", sl.name), zap.Error(r.Err))
 	}
@@ -396,7 +390,9 @@ func (a *Agent) apply(ctx context.Context, sl *slot, want []secrets.Secret, dirt
 	a.mu.Lock()
 	sl.handed = want
 	a.mu.Unlock()
-	sl.applied = appliedNow(sl.applied, want, r)
+	if called { // else its outputs hold what they held
+		sl.applied = appliedNow(sl.applied, want, r)
+	}
 	return r
 }
 
