@@ -68,7 +68,8 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 	return st, err
 }
 
-// Sync runs a pass now (or joins the one in flight) and returns its report;
+// Sync returns the report of a full pass that started after the call, as
+// Agent.Sync does (joining one waiting to start, never the one in flight);
 // a pass that failed is a report with Error set, not an error.
 func (c *Client) Sync(ctx context.Context) (PassReport, error) {
 	var rep PassReport

@@ -195,7 +195,8 @@ type loop struct {
 	wedged    bool
 }
 
-// run is the loop of Run's step (4), and step (5) when ctx ends.
+// run is Run's loop: it serves kicks, timers, repairs, reloads and the
+// watchdog until ctx ends, and then stops.
 func (l *loop) run() {
 	a := l.a
 	a.kick()
@@ -254,7 +255,8 @@ func (l *loop) run() {
 	}
 }
 
-// stop is Run's step (5).
+// stop ends Run: the passes' context is cancelled, the job in flight gets
+// stopGrace, and systemd is told STOPPING.
 func (l *loop) stop() {
 	l.cancelPasses() // a control-plane call in flight ends at once
 	if l.busy != nil {

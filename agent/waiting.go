@@ -19,20 +19,20 @@ import (
 // empty after every reboot until the platform writes it). Exiting would make
 // systemd's Restart= a restart loop, so the agent waits instead:
 //
-//	(1) New (and a reload) builds, in place of the client, a waitingPlane
-//	    that fails every call with the reason, and records the reason.
-//	(2) A full pass fails at once with the reason, asking the control plane
-//	    nothing and changing nothing on disk: status is degraded with
-//	    "not configured: ..." or "waiting for token: ...", and systemd gets
-//	    READY after ready_timeout, as with any start that cannot apply. No
-//	    retry is scheduled: waiting costs nothing.
-//	(3) The watch stream is not held while waiting.
-//	(4) A change of the config file or the token file (Run watches both),
-//	    SIGHUP or RequestReload reloads; the reload builds the real client
-//	    once the reason is gone, and the stream and a pass follow.
+//   - New (and a reload) builds, in place of the client, a waitingPlane
+//     that fails every call with the reason, and records the reason.
+//   - A full pass fails at once with the reason, asking the control plane
+//     nothing and changing nothing on disk: status is degraded with
+//     "not configured: ..." or "waiting for token: ...", and systemd gets
+//     READY after ready_timeout, as with any start that cannot apply. No
+//     retry is scheduled: waiting costs nothing.
+//   - The watch stream is not held while waiting.
+//   - A change of the config file or the token file (Run watches both),
+//     SIGHUP or RequestReload reloads; the reload builds the real client
+//     once the reason is gone, and the stream and a pass follow.
 
-// connect builds the control plane for cfg, or, when cfg cannot reach it yet
-// (step 1), a waitingPlane and the reason to wait. err is any other failure.
+// connect builds the control plane for cfg, or, when cfg cannot reach it
+// yet, a waitingPlane and the reason to wait. err is any other failure.
 func (a *Agent) connect(cfg *config.Config) (cp ControlPlane, waiting error, err error) {
 	if cfg.ControlPlane.EnvironmentID == "" {
 		waiting = fmt.Errorf("not configured: controlplane.environment_id is empty; set it in the config file or %sCONTROLPLANE_ENVIRONMENT_ID",
@@ -74,7 +74,7 @@ func (a *Agent) waitingFor() error {
 	return a.waiting
 }
 
-// waitPass is step (2): the report of a full pass while the agent waits.
+// waitPass is the report of a full pass while the agent waits.
 // The caller holds passMu.
 func (a *Agent) waitPass(why error) PassReport {
 	rep := PassReport{Started: time.Now()}
@@ -99,7 +99,7 @@ func (w waitingPlane) WatchEvents(context.Context, string) (EventStream, error) 
 
 func (w waitingPlane) ReloadToken() error { return w.why }
 
-// reconnect is step (4) without a config file: it builds the client for cfg
+// reconnect is what a reload does without a config file: it builds the client for cfg
 // again and reports whether it changed (the stream must then restart).
 func (a *Agent) reconnect(cfg *config.Config, old ControlPlane) (changed bool) {
 	a.passMu.Lock()

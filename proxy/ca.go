@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/secrets-agent/secrets-agent/internal/atomicfile"
+	"github.com/secrets-agent/secrets-agent/internal/dirs"
 	"github.com/secrets-agent/secrets-agent/internal/safeopen"
 )
 
@@ -60,7 +61,7 @@ type CA struct {
 // it may have been read, and the caller must not trust it (remove it to
 // start over). stateDir is created 0700 when missing.
 func LoadCA(stateDir string) (*CA, error) {
-	root, err := atomicfile.OpenDir(stateDir, 0o700, -1, -1)
+	root, err := dirs.Open(stateDir, 0o700, -1, -1)
 	if err != nil {
 		return nil, fmt.Errorf("proxy CA: %w", err)
 	}

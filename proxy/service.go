@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/secrets-agent/secrets-agent/internal/atomicfile"
+	"github.com/secrets-agent/secrets-agent/internal/dirs"
 	"github.com/secrets-agent/secrets-agent/internal/safeopen"
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
@@ -179,7 +180,7 @@ func (s *Service) savePlaceholders() {
 	if bytes.Equal(b, s.phSaved) {
 		return
 	}
-	root, err := atomicfile.OpenDir(s.o.StateDir, 0o700, -1, -1)
+	root, err := dirs.Open(s.o.StateDir, 0o700, -1, -1)
 	if err == nil {
 		_, err = atomicfile.Write(root, placeholdersFile, b, atomicfile.Options{Mode: 0o600, UID: -1, GID: -1})
 		root.Close()

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/secrets-agent/secrets-agent/internal/atomicfile"
+	"github.com/secrets-agent/secrets-agent/internal/dirs"
 )
 
 // Trust is a system trust store that the proxy's CA certificate is added
@@ -49,7 +50,7 @@ func (t Trust) CertPath() string { return filepath.Join(t.Dir, CertName) }
 // anything, runs Update. It reports whether the store changed. Nothing is
 // done when the certificate is there already and Bundle holds it.
 func (t Trust) Install(certPEM []byte) (changed bool, err error) {
-	root, err := atomicfile.OpenDir(t.Dir, 0o755, -1, -1)
+	root, err := dirs.Open(t.Dir, 0o755, -1, -1)
 	if err != nil {
 		return false, fmt.Errorf("trust proxy CA: %w", err)
 	}
@@ -140,7 +141,7 @@ func WriteBundle(path string, certPEM []byte) error {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("proxy CA bundle: %w", err)
 	}
-	root, err := atomicfile.OpenDir(filepath.Dir(path), 0o700, -1, -1)
+	root, err := dirs.Open(filepath.Dir(path), 0o700, -1, -1)
 	if err != nil {
 		return fmt.Errorf("proxy CA bundle: %w", err)
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/secrets-agent/secrets-agent/injectors"
 	"github.com/secrets-agent/secrets-agent/internal/atomicfile"
+	"github.com/secrets-agent/secrets-agent/internal/dirs"
 	"github.com/secrets-agent/secrets-agent/internal/safeopen"
 	"github.com/secrets-agent/secrets-agent/internal/tilde"
 	"github.com/secrets-agent/secrets-agent/secrets"
@@ -154,8 +155,8 @@ func Key(host string) string { return secrets.RegistryKey(host) }
 type want struct {
 	s    secrets.Secret
 	key  string
-	auth string // base64 user:password, as docker writes it
-	out  int    // index of its outcome
+	auth string             // base64 user:password, as docker writes it
+	out  *injectors.Outcome // its outcome, which the pass that writes it fills in
 }
 
 // pass is one merge of the desired entries into one reading of config.json.
@@ -171,9 +172,6 @@ type pass struct {
 	// fixMode: the content is right but the file's mode is wider than an
 	// inline credential allows.
 	fixMode bool
-	// notes and actions for the wants, by outcome index
-	actions map[int]injectors.Action
-	notes   map[int]string
 }
 
 // Apply makes config.json's entries for the registry secrets equal desired
@@ -266,11 +264,11 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 			keep[key] = true
 			continue
 		}
-		wants = append(wants, want{s: s, key: key, auth: base64.StdEncoding.EncodeToString([]byte(user + ":" + password)), out: i})
+		wants = append(wants, want{s: s, key: key, auth: base64.StdEncoding.EncodeToString([]byte(user + ":" + password)), out: &outs[i]})
 	}
 	failAll := func(err error) injectors.Result {
 		for _, w := range wants {
-			outs[w.out] = injectors.Fail(w.s, w.key, err)
+			*w.out = injectors.Fail(w.s, w.key, err)
 		}
 		res.Outcomes = append(outs, res.Outcomes...)
 		res.Err = err
@@ -281,21 +279,21 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 	}
 
 	// (2)
-	stateRoot, err := atomicfile.OpenDir(in.o.StateDir, 0o700, -1, -1)
+	stateRoot, err := dirs.Open(in.o.StateDir, 0o700, -1, -1)
 	if err != nil {
 		return failAll(fmt.Errorf("dockercfg: state dir: %w", err))
 	}
 	defer stateRoot.Close()
-	man, manErr := loadManifest(stateRoot)
-	if man == nil {
-		return failAll(fmt.Errorf("dockercfg: %w", manErr))
+	man, err := loadManifest(in.o.StateDir)
+	if err != nil {
+		return failAll(fmt.Errorf("dockercfg: %w", err))
 	}
 	if man.Config != "" && man.Config != in.ConfigPath() {
 		// The config dir changed: take the entries out of the old file first
 		// (a pass with nothing desired on it), then start from its manifest.
 		res.Outcomes, res.Writes = in.moveFrom(ctx, man.Config)
-		if man, manErr = loadManifest(stateRoot); man == nil {
-			return failAll(fmt.Errorf("dockercfg: %w", manErr))
+		if man, err = loadManifest(in.o.StateDir); err != nil {
+			return failAll(fmt.Errorf("dockercfg: %w", err))
 		}
 		man.Entries = nil
 	}
@@ -372,7 +370,7 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 			continue // replaced since the re-read
 		}
 		// (8)
-		wrote, err := man.union(p.recs).save(stateRoot)
+		wrote, err := man.union(p.recs).save(in.o.StateDir)
 		if err != nil {
 			return failAll(fmt.Errorf("dockercfg: %w", err))
 		}
@@ -409,16 +407,12 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 	}
 
 	// (10)
-	wrote, err := man.with(p.recs).save(stateRoot)
+	wrote, err := man.with(p.recs).save(in.o.StateDir)
 	if wrote {
 		res.Writes++
 	}
-	res.Err = errors.Join(manErr, err)
+	res.Err = err
 
-	for _, w := range wants {
-		outs[w.out].Action = p.actions[w.out]
-		outs[w.out].Note = p.notes[w.out]
-	}
 	res.Outcomes = append(append(outs, p.removed...), res.Outcomes...)
 	return res
 }
@@ -430,10 +424,7 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 // outside the home ($DOCKER_CONFIG or config_dir set by the admin) is opened
 // as configured.
 func (in *Injector) openConfigDir() (*os.Root, error) {
-	if home := in.o.Owner.Home; home != "" && atomicfile.Below(home, in.configDir) {
-		return atomicfile.OpenDirBelow(home, in.configDir, 0o700, in.o.Owner.UID, in.o.Owner.GID)
-	}
-	return atomicfile.OpenDir(in.configDir, 0o700, in.o.Owner.UID, in.o.Owner.GID)
+	return dirs.OpenUnder(in.o.Owner.Home, in.configDir, 0o700, in.o.Owner.UID, in.o.Owner.GID)
 }
 
 // moveFrom removes the entries the injector wrote into the config.json at
@@ -469,7 +460,7 @@ func (in *Injector) merge(ctx context.Context, root *os.Root, until time.Time, m
 // disk.
 func (in *Injector) mergeRead(r configRead, man *manifest, wants []want, keep map[string]bool) (*pass, error) {
 	var err error
-	p := &pass{perm: 0o600, uid: in.o.Owner.UID, gid: in.o.Owner.GID, actions: map[int]injectors.Action{}, notes: map[int]string{}}
+	p := &pass{perm: 0o600, uid: in.o.Owner.UID, gid: in.o.Owner.GID}
 	p.before = r.data
 	if r.info != nil {
 		p.perm = r.info.Mode().Perm()
@@ -504,7 +495,7 @@ func (in *Injector) mergeRead(r configRead, man *manifest, wants []want, keep ma
 
 	// (5)
 	wanted := map[string]bool{}
-	outOf := map[string]int{} // key -> its outcome, for (6)'s mode switches
+	outOf := map[string]*injectors.Outcome{} // key -> its outcome, for (6)'s mode switches
 	for _, w := range wants {
 		wanted[section+"\x00"+w.key] = true
 		outOf[w.key] = w.out
@@ -525,16 +516,16 @@ func (in *Injector) mergeRead(r configRead, man *manifest, wants []want, keep ma
 		var notes []string
 		switch {
 		case cur != nil && sameJSON(cur, entry):
-			p.actions[w.out] = injectors.Unchanged
+			w.out.Action = injectors.Unchanged
 		case cur == nil:
-			p.actions[w.out] = injectors.Created
+			w.out.Action = injectors.Created
 		case had && man.owns(rec, cur):
-			p.actions[w.out] = injectors.Updated
+			w.out.Action = injectors.Updated
 		case had:
-			p.actions[w.out] = injectors.Repaired
+			w.out.Action = injectors.Repaired
 			notes = append(notes, "put back: the entry had been changed since the agent wrote it")
 		default:
-			p.actions[w.out] = injectors.Updated
+			w.out.Action = injectors.Updated
 			notes = append(notes, "replaced an entry the agent had not written")
 		}
 		if err := p.doc.set(section, w.key, entry); err != nil {
@@ -552,7 +543,7 @@ func (in *Injector) mergeRead(r configRead, man *manifest, wants []want, keep ma
 		if ownerNote != "" {
 			notes = append(notes, ownerNote)
 		}
-		p.notes[w.out] = strings.Join(notes, "; ")
+		w.out.Note = strings.Join(notes, "; ")
 	}
 	if p.mode == Inline && len(wants) > 0 {
 		// An inline credential is a secret: never in a file wider than 0600.
@@ -573,7 +564,7 @@ func (in *Injector) mergeRead(r configRead, man *manifest, wants []want, keep ma
 		if err != nil {
 			return nil, err
 		}
-		if i, ok := outOf[rec.Key]; ok && rec.Section != section && (cur == nil || man.owns(rec, cur)) {
+		if o, ok := outOf[rec.Key]; ok && rec.Section != section && (cur == nil || man.owns(rec, cur)) {
 			// The mode changed: the same host's entry moves to the other
 			// section. One outcome says so, not "created" and "removed".
 			if cur != nil {
@@ -581,11 +572,11 @@ func (in *Injector) mergeRead(r configRead, man *manifest, wants []want, keep ma
 					return nil, err
 				}
 			}
-			if p.actions[i] == injectors.Created {
-				p.actions[i] = injectors.Updated
+			if o.Action == injectors.Created {
+				o.Action = injectors.Updated
 			}
 			moved := fmt.Sprintf("moved from %s to %s (mode %s)", rec.Section, section, p.mode)
-			p.notes[i] = strings.TrimPrefix(p.notes[i]+"; "+moved, "; ")
+			o.Note = strings.TrimPrefix(o.Note+"; "+moved, "; ")
 			continue
 		}
 		o := injectors.Outcome{Secret: rec.Secret, Target: rec.Key, Action: injectors.Removed}

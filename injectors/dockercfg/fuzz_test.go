@@ -38,14 +38,14 @@ func FuzzMerge(f *testing.F) {
 		}
 		var wants []want
 		ours := map[string]bool{}
-		for i, h := range strings.Split(hosts, "\n") {
+		for _, h := range strings.Split(hosts, "\n") {
 			s := registrySecret("s", h, "user", "pw")
 			key := Key(h)
 			if key == "" || ours[key] {
 				continue
 			}
 			ours[key] = true
-			wants = append(wants, want{s: s, key: key, auth: b64("user:pw"), out: i})
+			wants = append(wants, want{s: s, key: key, auth: b64("user:pw"), out: new(injectors.Outcome)})
 		}
 		section := sectionAuths
 		if helper {

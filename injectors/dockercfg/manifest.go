@@ -2,19 +2,13 @@ package dockercfg
 
 import (
 	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"maps"
-	"os"
+	"path/filepath"
 	"slices"
 
-	"github.com/secrets-agent/secrets-agent/internal/atomicfile"
-	"github.com/secrets-agent/secrets-agent/internal/safeopen"
+	imanifest "github.com/secrets-agent/secrets-agent/internal/manifest"
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
 
@@ -23,16 +17,13 @@ const manifestName = "dockercfg.json"
 
 // manifest records which config.json entries the injector wrote, so that a
 // removed secret removes exactly its entry and nothing that someone wrote
-// over it since. It never holds a value: each entry is known by an HMAC-SHA256
-// of its canonical JSON under Key, a random key of this manifest — a salted
-// hash, so no precomputed table matches it. Key sits beside the HMACs, so the
-// manifest (0600, in the agent's state dir) must be guarded like the config
-// it describes: with it, a guess of a password can be checked.
+// over it since. It never holds a value: each entry is known by an HMAC of
+// its canonical JSON under Key (internal/manifest says what that protects).
 type manifest struct {
-	Version int      `json:"version"`
-	Key     string   `json:"key"` // hex HMAC key
-	Config  string   `json:"config"`
-	Entries []record `json:"entries"`
+	Version int           `json:"version"`
+	Key     imanifest.Key `json:"key"`
+	Config  string        `json:"config"`
+	Entries []record      `json:"entries"`
 }
 
 // record is one entry the injector wrote: section ("auths" or
@@ -48,49 +39,35 @@ type record struct {
 
 func (r record) id() string { return r.Section + "\x00" + r.Key }
 
-// maxManifestSize bounds the manifest loadManifest reads.
-const maxManifestSize = 64 << 20
-
 // loadManifest reads the manifest in dir. A missing manifest is a fresh one
-// with a new key. A manifest that cannot be read is returned fresh together
-// with the error, so that the caller can go on (without removing anything it
-// can no longer prove it wrote) and report the error.
-func loadManifest(root *os.Root) (*manifest, error) {
-	data, err := safeopen.ReadFile(root, manifestName, maxManifestSize)
-	if errors.Is(err, fs.ErrNotExist) {
+// with a new key; one that cannot be read is an error (the corruption rule
+// of internal/manifest): Apply then writes and removes nothing.
+func loadManifest(dir string) (*manifest, error) {
+	var m manifest
+	found, err := imanifest.Load(dir, manifestName, &m)
+	switch {
+	case err != nil:
+		return nil, err
+	case !found:
 		return newManifest()
+	case !m.Key.Valid():
+		return nil, fmt.Errorf("manifest %s: bad key", filepath.Join(dir, manifestName))
 	}
-	if err == nil {
-		var m manifest
-		if err = json.Unmarshal(data, &m); err == nil {
-			if _, kerr := hex.DecodeString(m.Key); kerr == nil && len(m.Key) == 64 && m.Version == 1 {
-				return &m, nil
-			}
-			err = errors.New("bad version or key")
-		}
-	}
-	m, nerr := newManifest()
-	if nerr != nil {
-		return nil, nerr
-	}
-	return m, fmt.Errorf("read manifest %s: %w (starting afresh: entries written before are no longer removed)", manifestName, err)
+	m.Version = imanifest.Version
+	return &m, nil
 }
 
+// newManifest returns an empty manifest with a fresh key.
 func newManifest() (*manifest, error) {
-	var k [32]byte
-	if _, err := rand.Read(k[:]); err != nil {
-		return nil, fmt.Errorf("manifest key: %w", err)
+	k, err := imanifest.NewKey()
+	if err != nil {
+		return nil, err
 	}
-	return &manifest{Version: 1, Key: hex.EncodeToString(k[:])}, nil
+	return &manifest{Version: imanifest.Version, Key: k}, nil
 }
 
 // mac returns the HMAC of entry's canonical JSON under the manifest's key.
-func (m *manifest) mac(entry json.RawMessage) string {
-	k, _ := hex.DecodeString(m.Key)
-	h := hmac.New(sha256.New, k)
-	h.Write(canonical(entry))
-	return hex.EncodeToString(h.Sum(nil))
-}
+func (m *manifest) mac(entry json.RawMessage) string { return m.Key.MAC(canonical(entry)) }
 
 // owns reports whether entry is one the injector wrote for r.
 func (m *manifest) owns(r record, entry json.RawMessage) bool {
@@ -157,16 +134,6 @@ func (m *manifest) union(recs []record) *manifest {
 	return m.with(all)
 }
 
-// save writes m into root unless it is already there. It reports whether it
+// save writes m into dir unless it is already there. It reports whether it
 // wrote.
-func (m *manifest) save(root *os.Root) (bool, error) {
-	data, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return false, fmt.Errorf("encode manifest: %w", err)
-	}
-	out, err := atomicfile.Write(root, manifestName, append(data, '\n'), atomicfile.Options{Mode: 0o600, UID: -1, GID: -1})
-	if err != nil {
-		return false, fmt.Errorf("write manifest: %w", err)
-	}
-	return out != atomicfile.Unchanged, nil
-}
+func (m *manifest) save(dir string) (bool, error) { return imanifest.Save(dir, manifestName, m) }

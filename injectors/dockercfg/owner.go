@@ -6,10 +6,10 @@ import (
 	"os"
 	"syscall"
 
-	"github.com/secrets-agent/secrets-agent/internal/atomicfile"
+	"github.com/secrets-agent/secrets-agent/internal/dirs"
 )
 
-// takeOver is step (4b) of Apply, for a pass that writes entries: it makes
+// takeOver, for a pass of Apply that writes entries, makes
 // sure config.json ends up the environment's user's and holds no one
 // else's credentials. A config.json owned by someone else (root's 0644 one
 // in the user's home, another user's) is
@@ -72,7 +72,7 @@ func holdsCredential(entry json.RawMessage) bool {
 // admin), or when the agent cannot chown (UID -1), it does nothing.
 func (in *Injector) takeOverDir(root *os.Root) error {
 	uid, gid := in.o.Owner.UID, in.o.Owner.GID
-	if uid < 0 || in.o.Owner.Home == "" || in.configDir == in.o.Owner.Home || !atomicfile.Below(in.o.Owner.Home, in.configDir) {
+	if uid < 0 || in.o.Owner.Home == "" || in.configDir == in.o.Owner.Home || !dirs.Below(in.o.Owner.Home, in.configDir) {
 		return nil
 	}
 	fi, err := root.Stat(".")

@@ -8,11 +8,8 @@ package envprofile
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -22,6 +19,8 @@ import (
 
 	"github.com/secrets-agent/secrets-agent/injectors"
 	"github.com/secrets-agent/secrets-agent/internal/atomicfile"
+	"github.com/secrets-agent/secrets-agent/internal/dirs"
+	imanifest "github.com/secrets-agent/secrets-agent/internal/manifest"
 	"github.com/secrets-agent/secrets-agent/internal/safeopen"
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
@@ -52,11 +51,11 @@ type Injector struct {
 }
 
 // manifest records the variables the injector set. It holds no value, only
-// HMACs under a random per-manifest key (a salted hash: Key sits beside them,
-// so the 0600 manifest lets a guess of a value be checked, no more).
+// HMACs under Key (internal/manifest says what that protects).
 type manifest struct {
-	Key  string               `json:"key"` // hex, 32 random bytes
-	Vars map[string]manifestV `json:"vars"`
+	Version int                  `json:"version"`
+	Key     imanifest.Key        `json:"key"`
+	Vars    map[string]manifestV `json:"vars"`
 	// Gen is the generation of the fragments that set Vars; "" if unknown
 	// (a manifest from before it was kept).
 	Gen string `json:"gen,omitempty"`
@@ -187,7 +186,7 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 		return in.failAll(res, desired, vars, idx, err)
 	}
 	// (3)
-	key, _ := hex.DecodeString(in.man.Key)
+	key := in.man.Key
 	gen, d := currentGen(root, vars), in.man.Delta
 	if gen == "" {
 		gen = newGen()
@@ -223,7 +222,7 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 		return in.failAll(res, desired, vars, idx, werr)
 	}
 	// (5)
-	next := &manifest{Key: in.man.Key, Vars: map[string]manifestV{}, Gen: gen, Delta: d}
+	next := &manifest{Version: imanifest.Version, Key: in.man.Key, Vars: map[string]manifestV{}, Gen: gen, Delta: d}
 	if derr != nil {
 		next.Delta = nil // the next pass removes what is there
 	}
@@ -231,7 +230,7 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 	outcomes := make([]injectors.Outcome, len(vars))
 	for k, v := range vars {
 		s := desired[idx[k]]
-		mac := valueMAC(key, v.value)
+		mac := key.MAC(v.value)
 		next.Vars[v.name] = manifestV{Secret: s.Ref(), MAC: mac}
 		act := injectors.Unchanged
 		switch old, ok := in.man.Vars[v.name]; {
@@ -278,7 +277,7 @@ const (
 // key; nil if m's generation is unknown, if vars is empty (the fragments
 // then hold nothing and the delta would only outlive them), or if the
 // delta is past its bound (minDeltaCap, deltaShare).
-func (m *manifest) nextDelta(key []byte, vars []variable, gen string) *delta {
+func (m *manifest) nextDelta(key imanifest.Key, vars []variable, gen string) *delta {
 	if m.Gen == "" || len(vars) == 0 {
 		return nil
 	}
@@ -289,7 +288,7 @@ func (m *manifest) nextDelta(key []byte, vars []variable, gen string) *delta {
 		switch old, ok := m.Vars[v.name]; {
 		case !ok:
 			d.Add = append(d.Add, v.name)
-		case old.MAC != valueMAC(key, v.value):
+		case old.MAC != key.MAC(v.value):
 			d.Set = append(d.Set, v.name)
 		}
 	}
@@ -305,7 +304,7 @@ func (m *manifest) nextDelta(key []byte, vars []variable, gen string) *delta {
 	return d
 }
 
-// writeDelta is step (4) for the delta file name of format f: it writes d
+// writeDelta writes, as the delta file name of format f, d
 // rendered for vars, or, if d is nil, removes the file there (whatever it
 // is: a removal follows no symlink and opens nothing). It returns the
 // number of writes and removals.
@@ -335,36 +334,28 @@ func (in *Injector) failAll(res injectors.Result, desired []secrets.Secret, vars
 	return res
 }
 
-// openDir is step (2): it creates Dir if missing (0700, owned by Owner; its
+// openDir creates Dir if missing (0700, owned by Owner; its
 // missing parents 0755, as /run/secrets-agent holds every user's dir) and
 // opens it.
 //
-// A Dir in Owner's home is reached through an os.Root at the home, so that a
-// symlink the user plants there cannot make an agent running as root write
-// elsewhere.
+// A Dir in Owner's home is reached through an os.Root at the home
+// (dirs.OpenUnder).
 func (in *Injector) openDir() (*os.Root, error) {
-	dir := in.opts.Dir
-	if home := in.opts.Owner.Home; home != "" && atomicfile.Below(home, dir) {
-		root, err := atomicfile.OpenDirBelow(home, dir, 0o700, in.opts.Owner.UID, in.opts.Owner.GID)
-		if err != nil {
-			return nil, fmt.Errorf("envprofile: %w", err)
-		}
-		return root, nil
-	}
-	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+	dir, home := in.opts.Dir, in.opts.Owner.Home
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) && (home == "" || !dirs.Below(home, dir)) {
 		parent := filepath.Dir(dir)
 		if err := os.MkdirAll(parent, 0o755); err != nil {
 			return nil, fmt.Errorf("envprofile: create %s: %w", parent, err)
 		}
 	}
-	root, err := atomicfile.OpenDir(dir, 0o700, in.opts.Owner.UID, in.opts.Owner.GID)
+	root, err := dirs.OpenUnder(home, dir, 0o700, in.opts.Owner.UID, in.opts.Owner.GID)
 	if err != nil {
 		return nil, fmt.Errorf("envprofile: %w", err)
 	}
 	return root, nil
 }
 
-// cleanTemps is the first Apply's part of step (2): it removes the temp
+// cleanTemps, on the first Apply, removes the temp
 // files of the fragments in root and of the manifest, and returns how many.
 // A failure is not reported: a temp file that stays is harmless to the write.
 func (in *Injector) cleanTemps(root *os.Root) int {
@@ -420,40 +411,29 @@ func newGen() string {
 	return hex.EncodeToString(b[:])
 }
 
-func valueMAC(key, value []byte) string {
-	m := hmac.New(sha256.New, key)
-	m.Write(value)
-	return hex.EncodeToString(m.Sum(nil))
-}
-
-// maxManifestSize bounds the manifest loadManifest reads.
-const maxManifestSize = 64 << 20
-
 // loadManifest reads the manifest once per process. A missing manifest (or
-// no StateDir) starts empty with a fresh key; a corrupt one is an error.
+// no StateDir) starts empty with a fresh key; one that cannot be read is an
+// error (the corruption rule of internal/manifest), and every Apply fails
+// with it.
 func (in *Injector) loadManifest() error {
 	if in.man != nil {
 		return nil
 	}
-	m := &manifest{Vars: map[string]manifestV{}}
+	m := &manifest{Version: imanifest.Version, Vars: map[string]manifestV{}}
 	if in.opts.StateDir != "" {
-		data, err := safeopen.ReadIn(in.opts.StateDir, manifestName, maxManifestSize)
-		switch {
-		case err == nil:
-			if err := json.Unmarshal(data, m); err != nil {
-				return fmt.Errorf("envprofile: manifest %s: %w", filepath.Join(in.opts.StateDir, manifestName), err)
-			}
-			if m.Vars == nil {
-				m.Vars = map[string]manifestV{}
-			}
-		case !errors.Is(err, fs.ErrNotExist):
-			return fmt.Errorf("envprofile: read manifest: %w", err)
+		if _, err := imanifest.Load(in.opts.StateDir, manifestName, m); err != nil {
+			return fmt.Errorf("envprofile: %w", err)
+		}
+		if m.Vars == nil {
+			m.Vars = map[string]manifestV{}
 		}
 	}
-	if _, err := hex.DecodeString(m.Key); err != nil || len(m.Key) != 64 {
-		var k [32]byte
-		_, _ = rand.Read(k[:])
-		m.Key = hex.EncodeToString(k[:])
+	if !m.Key.Valid() {
+		k, err := imanifest.NewKey()
+		if err != nil {
+			return fmt.Errorf("envprofile: %w", err)
+		}
+		m.Key = k
 		m.Vars = map[string]manifestV{} // MACs under another key mean nothing
 		m.Gen, m.Delta = "", nil        // and no delta can be told from them
 	}
@@ -468,23 +448,11 @@ func (in *Injector) saveManifest(m *manifest) (int, error) {
 	if in.opts.StateDir == "" {
 		return 0, nil
 	}
-	data, err := json.MarshalIndent(m, "", "  ")
+	wrote, err := imanifest.Save(in.opts.StateDir, manifestName, m)
 	if err != nil {
-		return 0, fmt.Errorf("envprofile: encode manifest: %w", err)
+		return 0, fmt.Errorf("envprofile: %w", err)
 	}
-	if err := os.MkdirAll(in.opts.StateDir, 0o700); err != nil {
-		return 0, fmt.Errorf("envprofile: create state dir: %w", err)
-	}
-	root, err := safeopen.OpenRoot(in.opts.StateDir)
-	if err != nil {
-		return 0, fmt.Errorf("envprofile: open state dir: %w", err)
-	}
-	defer root.Close()
-	out, err := atomicfile.Write(root, manifestName, append(data, '\n'), atomicfile.Options{Mode: 0o600, UID: -1, GID: -1})
-	if err != nil {
-		return 0, fmt.Errorf("envprofile: write manifest: %w", err)
-	}
-	if out == atomicfile.Unchanged {
+	if !wrote {
 		return 0, nil
 	}
 	return 1, nil

@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/secrets-agent/secrets-agent/internal/atomicfile"
+	"github.com/secrets-agent/secrets-agent/internal/dirs"
 	"github.com/secrets-agent/secrets-agent/internal/safeopen"
 )
 
@@ -145,7 +146,7 @@ func targets(root *os.Root, o HookOptions) ([]hookTarget, error) {
 	block := source(`"$HOME/.config/secrets-agent/hook.sh"`)
 	home := path.Clean(o.Home)
 	for _, b := range o.Blocks {
-		if !atomicfile.Below(home, b.Path) {
+		if !dirs.Below(home, b.Path) {
 			return nil, fmt.Errorf("%s is not in the home %s", b.Path, home)
 		}
 	}
@@ -273,7 +274,7 @@ func readTarget(root *os.Root, t hookTarget) (name string, data []byte, opts ato
 				return name, nil, opts, false, err
 			}
 			switch {
-			case path.IsAbs(target) && !atomicfile.Below(t.base, target):
+			case path.IsAbs(target) && !dirs.Below(t.base, target):
 				return name, nil, opts, false, fmt.Errorf("%s is a symlink to %s, outside %s", t.path, target, t.base)
 			case path.IsAbs(target):
 				name = rel(t.base, target)
@@ -326,7 +327,7 @@ func installOne(root *os.Root, t hookTarget) (string, error) {
 	}
 	if !exists {
 		act = "created"
-		if _, err := atomicfile.MkdirAll(root, path.Dir(name), 0o755, -1, -1); err != nil {
+		if _, err := dirs.MkdirAll(root, path.Dir(name), 0o755, -1, -1); err != nil {
 			return "", err
 		}
 	}

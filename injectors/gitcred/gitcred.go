@@ -34,6 +34,7 @@ import (
 
 	"github.com/secrets-agent/secrets-agent/injectors"
 	"github.com/secrets-agent/secrets-agent/internal/atomicfile"
+	"github.com/secrets-agent/secrets-agent/internal/dirs"
 	"github.com/secrets-agent/secrets-agent/internal/safeopen"
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
@@ -221,7 +222,7 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 		}
 	} else {
 		// (4)
-		if _, err := atomicfile.MkdirAll(root, path.Dir(File), 0o700, in.o.Owner.UID, in.o.Owner.GID); err != nil {
+		if _, err := dirs.MkdirAll(root, path.Dir(File), 0o700, in.o.Owner.UID, in.o.Owner.GID); err != nil {
 			r.Err = fmt.Errorf("gitcred: %w", err)
 		} else {
 			data := in.render(hosts)

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"path"
 
-	"github.com/secrets-agent/secrets-agent/internal/atomicfile"
+	"github.com/secrets-agent/secrets-agent/internal/dirs"
 	"github.com/secrets-agent/secrets-agent/internal/safeopen"
 )
 
@@ -33,7 +33,7 @@ func Include(system bool, home, xdgConfigHome string) (file, text string) {
 	switch {
 	case system:
 		file = SystemGitConfig
-	case path.IsAbs(xdgConfigHome) && atomicfile.Below(home, xdgConfigHome):
+	case path.IsAbs(xdgConfigHome) && dirs.Below(home, xdgConfigHome):
 		file = path.Join(xdgConfigHome, "git/config")
 	default:
 		file = path.Join(home, ".config/git/config")

@@ -1,23 +1,15 @@
 package secretfile
 
 import (
-	"encoding/json"
-	"errors"
-	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"syscall"
 
-	"github.com/secrets-agent/secrets-agent/internal/atomicfile"
-	"github.com/secrets-agent/secrets-agent/internal/safeopen"
+	imanifest "github.com/secrets-agent/secrets-agent/internal/manifest"
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
 
 // manifestName is the manifest's file name in the state dir.
 const manifestName = "secretfile.json"
-
-const manifestVersion = 1
 
 // manifest is what the injector owns on disk. It holds paths, secret ids and
 // flags, never a value nor anything derived from one (not even the control
@@ -62,25 +54,13 @@ func (e *entry) isOurs(fi fs.FileInfo) bool {
 	return ok && e.Ino != 0 && st.Dev == e.Dev && st.Ino == e.Ino && st.Mtim.Nano() == e.MtimeNs
 }
 
-// maxManifestSize bounds the manifest loadManifest reads.
-const maxManifestSize = 64 << 20
-
-// loadManifest reads the manifest in stateDir; a missing one is empty.
+// loadManifest reads the manifest in stateDir; a missing one is empty. One
+// that cannot be read is an error (the corruption rule of internal/manifest):
+// New fails, and the injector writes and removes nothing.
 func loadManifest(stateDir string) (*manifest, error) {
-	p := filepath.Join(stateDir, manifestName)
-	m := &manifest{Version: manifestVersion, Files: map[string]*entry{}}
-	b, err := safeopen.ReadIn(stateDir, manifestName, maxManifestSize)
-	if errors.Is(err, fs.ErrNotExist) {
-		return m, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read manifest: %w", err)
-	}
-	if err := json.Unmarshal(b, m); err != nil {
-		return nil, fmt.Errorf("read manifest %s: %w", p, err)
-	}
-	if m.Version != manifestVersion {
-		return nil, fmt.Errorf("read manifest %s: version %d, want %d", p, m.Version, manifestVersion)
+	m := &manifest{Version: imanifest.Version, Files: map[string]*entry{}}
+	if _, err := imanifest.Load(stateDir, manifestName, m); err != nil {
+		return nil, err
 	}
 	if m.Files == nil {
 		m.Files = map[string]*entry{}
@@ -88,34 +68,12 @@ func loadManifest(stateDir string) (*manifest, error) {
 	return m, nil
 }
 
-// encode returns the manifest's bytes: deterministic (map keys sorted), so an
-// unchanged manifest encodes to the same bytes and is not rewritten.
+// encode returns the manifest's bytes, to tell whether it changed since it
+// was saved.
 func (m *manifest) encode() []byte {
-	b, err := json.MarshalIndent(m, "", "  ")
+	b, err := imanifest.Encode(m)
 	if err != nil {
-		panic(fmt.Sprintf("encode manifest: %v", err)) // only plain types: cannot fail
+		panic(err) // only plain types: cannot fail
 	}
-	return append(b, '\n')
-}
-
-// saveManifest writes data to stateDir's manifest, 0600, through atomicfile;
-// cleanTemps first removes temp files a crashed save left behind.
-func saveManifest(stateDir string, data []byte, cleanTemps bool) error {
-	if err := os.MkdirAll(stateDir, 0o700); err != nil {
-		return fmt.Errorf("save manifest: %w", err)
-	}
-	root, err := safeopen.OpenRoot(stateDir)
-	if err != nil {
-		return fmt.Errorf("save manifest: %w", err)
-	}
-	defer root.Close()
-	if cleanTemps {
-		if _, err := atomicfile.CleanTemps(root, manifestName); err != nil {
-			return fmt.Errorf("save manifest: %w", err)
-		}
-	}
-	if _, err := atomicfile.Write(root, manifestName, data, atomicfile.Options{Mode: 0o600, UID: -1, GID: -1}); err != nil {
-		return fmt.Errorf("save manifest in %s: %w", stateDir, err)
-	}
-	return nil
+	return b
 }

@@ -9,7 +9,7 @@ import (
 	"syscall"
 
 	"github.com/secrets-agent/secrets-agent/injectors"
-	"github.com/secrets-agent/secrets-agent/internal/atomicfile"
+	"github.com/secrets-agent/secrets-agent/internal/dirs"
 )
 
 // Avoid records the paths no file secret may target: the agent's own files
@@ -67,9 +67,9 @@ func (p *pass) checkReserved(target string, root *os.Root, rel string) error {
 		switch {
 		case target == r.Path:
 			return fmt.Errorf("%s is %s; a file secret may not target it", target, r.What)
-		case atomicfile.Below(r.Path, target):
+		case dirs.Below(r.Path, target):
 			return fmt.Errorf("%s is below %s (%s); a file secret may not target it", target, r.Path, r.What)
-		case atomicfile.Below(target, r.Path):
+		case dirs.Below(target, r.Path):
 			return fmt.Errorf("%s is a directory path that holds %s (%s); a file secret may not target it", target, r.Path, r.What)
 		}
 	}

@@ -21,6 +21,8 @@ import (
 
 	"github.com/secrets-agent/secrets-agent/injectors"
 	"github.com/secrets-agent/secrets-agent/internal/atomicfile"
+	"github.com/secrets-agent/secrets-agent/internal/dirs"
+	imanifest "github.com/secrets-agent/secrets-agent/internal/manifest"
 	"github.com/secrets-agent/secrets-agent/internal/safeopen"
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
@@ -225,7 +227,7 @@ func (in *Injector) apply(ctx context.Context, desired []secrets.Secret, only ma
 	if only != nil && len(in.man.Dirs) == dirsBefore && maps.Equal(entriesAt(in.man.Files, only), before) {
 		// Nothing it records changed: spare encoding every other entry.
 	} else if data := in.man.encode(); !slices.Equal(data, in.saved) {
-		if err := saveManifest(in.stateDir, data, firstPass); err != nil {
+		if _, err := imanifest.Save(in.stateDir, manifestName, in.man); err != nil {
 			p.res.Err = errors.Join(p.res.Err, fmt.Errorf("secretfile: %w", err))
 		} else {
 			in.saved = data
@@ -235,11 +237,11 @@ func (in *Injector) apply(ctx context.Context, desired []secrets.Secret, only ma
 	return p.res
 }
 
-// saveIntent is the end of step (2a): it records the new paths of jobs in
+// saveIntent records the new paths of jobs in
 // the manifest with an all-zero identity (not yet written) and saves it when
-// that, or step (2a) creating directories (the manifest held dirsBefore),
-// changed it. A failed save is not reported here: step (5) saves again and
-// reports.
+// that, or creating directories (the manifest held dirsBefore), changed
+// it, before any of them is written. A failed save is not reported here:
+// Apply saves again at its end and reports.
 func (in *Injector) saveIntent(jobs []*job, firstPass bool, dirsBefore int) {
 	added := len(in.man.Dirs) != dirsBefore
 	for _, j := range jobs {
@@ -266,16 +268,17 @@ func entriesAt(files map[string]*entry, only map[string]bool) map[string]entry {
 }
 
 // saveNow saves the manifest when it differs from what was saved last. A
-// failed save is not reported here: step (5) saves again and reports.
+// failed save is not reported here: Apply saves again at its end and reports.
 func (in *Injector) saveNow(firstPass bool) {
 	if data := in.man.encode(); !slices.Equal(data, in.saved) {
-		if err := saveManifest(in.stateDir, data, firstPass); err == nil {
+		if _, err := imanifest.Save(in.stateDir, manifestName, in.man); err == nil {
 			in.saved = data
 		}
 	}
 }
 
-// cleanTemps is step (1).
+// cleanTemps removes the temp files a crash left beside the managed and
+// desired paths.
 func (in *Injector) cleanTemps(p *pass, wanted map[string]bool) {
 	paths := slices.Sorted(maps.Keys(in.man.Files))
 	for t := range wanted {
@@ -329,7 +332,7 @@ func (p *pass) locate(target string) (rootPath string, root *os.Root, rel string
 			return r, root, rel, nil
 		}
 		root, err := safeopen.OpenRoot(r)
-		if errors.Is(err, fs.ErrNotExist) && (p.in.owner.Home == "" || !atomicfile.Below(p.in.owner.Home, r)) {
+		if errors.Is(err, fs.ErrNotExist) && (p.in.owner.Home == "" || !dirs.Below(p.in.owner.Home, r)) {
 			root, err = createRoot(r)
 		}
 		if err != nil {
@@ -381,7 +384,7 @@ type job struct {
 	afterErr error
 }
 
-// prepare is step (2a) for one secret. It returns either a job to write or
+// prepare decides what to do for one secret. It returns either a job to write or
 // the secret's failed outcome.
 //
 //	(a) The target must be a clean absolute path below an allowed root,
@@ -463,7 +466,7 @@ func (p *pass) prepare(s secrets.Secret) (*job, injectors.Outcome) {
 	}
 
 	// (d)
-	created, err := atomicfile.MkdirAll(root, path.Dir(rel), 0o700, in.owner.UID, in.owner.GID)
+	created, err := dirs.MkdirAll(root, path.Dir(rel), 0o700, in.owner.UID, in.owner.GID)
 	p.res.Writes += len(created)
 	for _, d := range created {
 		in.man.Dirs = append(in.man.Dirs, path.Join(rootPath, d))
@@ -474,10 +477,10 @@ func (p *pass) prepare(s secrets.Secret) (*job, injectors.Outcome) {
 	return j, injectors.Outcome{}
 }
 
-// writers bounds how many files step (2b) writes at once.
+// writers bounds how many files writeAll writes at once.
 const writers = 8
 
-// writeAll is step (2b): atomicfile.Write for every non-nil job, up to
+// writeAll runs atomicfile.Write for every non-nil job, up to
 // writers at once, then an Lstat of the result for its identity. It touches
 // nothing but the jobs.
 func writeAll(jobs []*job, mode fs.FileMode, owner injectors.Owner) {
@@ -502,7 +505,7 @@ func writeAll(jobs []*job, mode fs.FileMode, owner injectors.Owner) {
 	wg.Wait()
 }
 
-// record is step (2c) for one written job: it names the action and records
+// record, for one written job, names the action and records
 // the path in the manifest.
 func (p *pass) record(j *job) injectors.Outcome {
 	in, s, target := p.in, j.s, j.s.Mount.Target

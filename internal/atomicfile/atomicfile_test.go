@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/secrets-agent/secrets-agent/internal/testutil"
+	"github.com/secrets-agent/secrets-agent/internal/dirs"
 )
 
 // openRoot returns a fresh directory and an *os.Root opened on it.
@@ -232,46 +232,6 @@ func TestConcurrentReaderNeverSeesPartialContent(t *testing.T) {
 	}
 }
 
-func TestMkdirAllCreatesExactModeAndOwner(t *testing.T) {
-	setUmask(t, 0o022)
-	dir, root := openRoot(t)
-	if err := os.Mkdir(filepath.Join(dir, "a"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	uid, gid := -1, -1
-	if os.Geteuid() == 0 {
-		uid, gid = testutil.Nobody(t)
-	}
-	created, err := MkdirAll(root, "a/b/c", 0o700, uid, gid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := []string{"a/b", "a/b/c"}; !slices.Equal(created, want) {
-		t.Errorf("created = %v, want %v", created, want)
-	}
-	for _, d := range created {
-		fi, st := statT(t, filepath.Join(dir, d))
-		if fi.Mode().Perm() != 0o700 {
-			t.Errorf("%s mode = %v, want 0700", d, fi.Mode().Perm())
-		}
-		if uid >= 0 && (int(st.Uid) != uid || int(st.Gid) != gid) {
-			t.Errorf("%s owned by %d:%d, want %d:%d", d, st.Uid, st.Gid, uid, gid)
-		}
-	}
-	if fi, st := statT(t, filepath.Join(dir, "a")); fi.Mode().Perm() != 0o755 || int(st.Uid) != os.Geteuid() {
-		t.Error("existing directory a was changed")
-	}
-	if created, err := MkdirAll(root, "a/b/c", 0o700, uid, gid); err != nil || len(created) != 0 {
-		t.Errorf("second MkdirAll = %v, %v; want nothing created", created, err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "file"), nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := MkdirAll(root, "file/x", 0o700, -1, -1); err == nil {
-		t.Error("MkdirAll through a regular file succeeded")
-	}
-}
-
 func TestCleanTempsRemovesOnlyThatFilesTemps(t *testing.T) {
 	dir, root := openRoot(t)
 	if err := os.Mkdir(filepath.Join(dir, "d"), 0o700); err != nil {
@@ -347,7 +307,7 @@ func TestPathsNeverEscapeRoot(t *testing.T) {
 	opts := Options{Mode: 0o600, UID: -1, GID: -1}
 	written, refused := 0, 0
 	for _, n := range names {
-		_, _ = MkdirAll(root, filepath.Dir(n), 0o700, -1, -1)
+		_, _ = dirs.MkdirAll(root, filepath.Dir(n), 0o700, -1, -1)
 		if _, err := Write(root, n, []byte("secret"), opts); err == nil {
 			written++
 		} else {
@@ -369,31 +329,4 @@ func TestPathsNeverEscapeRoot(t *testing.T) {
 		t.Errorf("the root's parent holds %d entries, want 2 (root, outside)", len(entries))
 	}
 	t.Logf("%d names tried: %d written inside the root, %d refused", len(names), written, refused)
-}
-
-func TestOpenDirCreatesMissingDirsWithModeAndOpensExisting(t *testing.T) {
-	base := t.TempDir()
-	dir := filepath.Join(base, "a", "b")
-	r, err := OpenDir(dir, 0o700, -1, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Close()
-	for _, d := range []string{filepath.Join(base, "a"), dir} {
-		fi, err := os.Stat(d)
-		if err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 {
-			t.Fatalf("%s: %v %v, want a 0700 directory", d, fi.Mode(), err)
-		}
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	r, err = OpenDir(dir, 0o700, -1, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Close()
-	if fi, _ := os.Stat(dir); fi.Mode().Perm() != 0o755 {
-		t.Fatalf("an existing dir was changed to %v", fi.Mode())
-	}
 }

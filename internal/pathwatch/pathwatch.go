@@ -3,13 +3,14 @@
 package pathwatch
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 
 	"github.com/fsnotify/fsnotify"
 	"go.uber.org/zap"
+
+	"github.com/secrets-agent/secrets-agent/internal/dirs"
 )
 
 // Watcher reports changes to a set of files: created, written, removed,
@@ -71,7 +72,7 @@ func (p *Watcher) Set(paths []string) {
 func (p *Watcher) syncLocked() (added []string) {
 	want := map[string]bool{}
 	for f := range p.files {
-		want[nearestDir(filepath.Dir(f))] = true
+		want[dirs.NearestDir(filepath.Dir(f))] = true
 	}
 	for d := range p.dirs {
 		if !want[d] {
@@ -91,20 +92,6 @@ func (p *Watcher) syncLocked() (added []string) {
 		added = append(added, d)
 	}
 	return added
-}
-
-// nearestDir returns dir or its nearest ancestor that exists as a directory.
-func nearestDir(dir string) string {
-	for {
-		if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return dir
-		}
-		dir = parent
-	}
 }
 
 // affected is step (2) and (3): the watched files an event on name concerns,
