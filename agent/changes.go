@@ -34,17 +34,35 @@ import (
 // holds: a secret new at its mount key or different from the one its output
 // holds (sameOutput), one whose last outcome failed or is unknown, an
 // output no longer desired, and a managed path in dirty (changed on disk).
-// all is true when the injector needs a whole Apply (step (1)).
+// dirty is nil in a full pass; in a repair pass it is not, and want is the
+// set last handed, so only dirty paths and failures are looked for. all is
+// true when the injector needs a whole Apply (step (1)).
 func (sl *slot) touched(want []secrets.Secret, dirty map[string]bool) (targets []string, all bool) {
 	if !sl.synced {
 		return nil, true
 	}
-	seen := make(map[string]bool, len(want))
 	add := func(t string) {
 		if !slices.Contains(targets, t) {
 			targets = append(targets, t)
 		}
 	}
+	if dirty != nil {
+		// A repair pass (the only caller with dirty paths) hands the set
+		// last handed: only the paths reported changed and the failures
+		// are new work.
+		for _, s := range want {
+			if o := sl.outcomes[s.ID]; dirty[s.Mount.Target] || o.Action == injectors.Failed || o.Action == "" {
+				add(s.Mount.Target)
+			}
+		}
+		for _, p := range sl.paths {
+			if dirty[p] {
+				add(p)
+			}
+		}
+		return targets, false
+	}
+	seen := make(map[string]bool, len(want))
 	for _, s := range want {
 		key, _ := s.Mount.Key()
 		seen[key] = true
