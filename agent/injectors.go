@@ -40,13 +40,15 @@ type slot struct {
 // (avoidReserved).
 func (a *Agent) buildSlots(cfg *config.Config, old []*slot) []*slot {
 	var out []*slot
+	var builders []injectors.Builder
 	if a.opts.injectors != nil {
 		for _, inj := range a.opts.injectors {
 			out = append(out, &slot{name: inj.Name(), kind: inj.Kind(), enabled: true, inj: inj})
 		}
 	} else if a.opts.builders != nil {
+		builders = a.opts.builders(cfg)
 		owner, ownerErr := ownerOf(cfg)
-		for _, b := range a.opts.builders(cfg) {
+		for _, b := range builders {
 			out = append(out, a.build(b, owner, ownerErr))
 		}
 	}
@@ -57,7 +59,7 @@ func (a *Agent) buildSlots(cfg *config.Config, old []*slot) []*slot {
 			}
 		}
 	}
-	avoidReserved(out, ownPaths(cfg, a.opts.configPath))
+	avoidReserved(out, ownPaths(cfg, a.opts.configPath, builders))
 	return out
 }
 
@@ -106,9 +108,10 @@ func slotFor(slots []*slot, k secrets.MountKind) *slot {
 // ownPaths are the agent's own files, which no secret may target: the config
 // file (configPath, "" when there is none) and the default one, which the
 // next start would read; the token file, the state dir, the status socket,
-// and the env fragment dir (reserved even with envprofile disabled: the
-// shell hooks still source what is there).
-func ownPaths(cfg *config.Config, configPath string) []injectors.Reserved {
+// the env fragment dir (reserved even with envprofile disabled: the shell
+// hooks still source what is there); and every builder's Reserved (what
+// `install-hooks` writes for it, enabled or not).
+func ownPaths(cfg *config.Config, configPath string, builders []injectors.Builder) []injectors.Reserved {
 	own := []injectors.Reserved{
 		{Path: configPath, What: "the agent's config file"},
 		{Path: config.DefaultFile(), What: "the agent's default config file"},
@@ -116,6 +119,9 @@ func ownPaths(cfg *config.Config, configPath string) []injectors.Reserved {
 		{Path: cfg.StateDir, What: "the agent's state dir"},
 		{Path: cfg.Socket, What: "the agent's status socket"},
 		{Path: cfg.Injectors.EnvProfile.Dir, What: "the env fragment dir"},
+	}
+	for _, b := range builders {
+		own = append(own, b.Reserved...)
 	}
 	var out []injectors.Reserved
 	for _, r := range own {

@@ -128,3 +128,40 @@ func TestReloadMovesTheReservedTokenFile(t *testing.T) {
 		t.Errorf("the old token path: %+v; want created", r)
 	}
 }
+
+// TestInstallHooksFilesAndStartupFilesAreRefusedAsFileTargets: with the
+// real injectors, a file secret at the hook install-hooks writes, an rc file
+// it adds its block to, the git config it adds gitcred's include to, or a
+// shell, ssh or git start-up file fails naming what the file is; nothing
+// is written there and a good secret beside them is applied.
+func TestInstallHooksFilesAndStartupFilesAreRefusedAsFileTargets(t *testing.T) {
+	t.Setenv("DOCKER_CONFIG", "")
+	dir := t.TempDir()
+	a, cp, _ := reservedRig(t, dir, filepath.Join(dir, "token"))
+	home := filepath.Join(dir, "home")
+	cases := map[string]struct{ target, what string }{
+		"hook":    {filepath.Join(home, ".config", "secrets-agent", "hook.sh"), "a file install-hooks writes"},
+		"fish":    {filepath.Join(home, ".config", "fish", "conf.d", "secrets-agent.fish"), "a file install-hooks writes"},
+		"bashrc":  {filepath.Join(home, ".bashrc"), "a file install-hooks writes"},
+		"gitinc":  {filepath.Join(home, ".config", "git", "config"), "a file install-hooks writes"},
+		"zshenv":  {filepath.Join(home, ".zshenv"), "a shell start-up file"},
+		"keys":    {filepath.Join(home, ".ssh", "authorized_keys"), "keys that may log in"},
+		"gitconf": {filepath.Join(home, ".gitconfig"), "git's config"},
+	}
+	for id, c := range cases {
+		cp.put(id, strings.ToUpper(id), "SCOPE_USER", "file", c.target, "touch /tmp/pwned")
+	}
+	cp.put("good", "GOOD", "SCOPE_USER", "file", filepath.Join(home, ".ssh", "id_ed25519"), "key")
+	a.Sync(context.Background())
+	for id, c := range cases {
+		if r := rowOf(a, id); r.Outcome != "failed" || !strings.Contains(r.Error, c.what) {
+			t.Errorf("%s at %s: outcome %q error %q; want failed naming %q", id, c.target, r.Outcome, r.Error, c.what)
+		}
+		if _, err := os.Lstat(c.target); err == nil {
+			t.Errorf("%s was written", c.target)
+		}
+	}
+	if r := rowOf(a, "good"); r.Outcome != "created" {
+		t.Errorf("good: %+v; want created", r)
+	}
+}

@@ -90,6 +90,8 @@ func (c *Config) validate(requireEnvironment bool) error {
 	for i, r := range sf.AllowedRoots {
 		if isFilesystemRoot(r) {
 			bad(fmt.Sprintf("injectors.secretfile.allowed_roots[%d]", i), "%q is (or leads to) /: the whole filesystem cannot be an allowed root", r)
+		} else if sys := systemDir(r); sys != "" && !inHome(c.Home, r) {
+			bad(fmt.Sprintf("injectors.secretfile.allowed_roots[%d]", i), "%q is (or leads to) %s: a system directory cannot be an allowed root; use a directory of its own, such as /run/secrets", r, sys)
 		}
 	}
 	if sf.Mode&^0o600 != 0 {
@@ -136,6 +138,46 @@ func checkHome(home, name string, uid int) error {
 		return fmt.Errorf("%q is owned by uid %d, not by user %s (uid %d): the agent writes only into a home its user owns", home, st.Uid, name, uid)
 	}
 	return nil
+}
+
+// systemTrees are the directories that hold what the system runs and reads
+// as root (programs, libraries, /etc/profile.d, cron, sudoers, units, the
+// kernel's files): no allowed root may be one of them or lie below one.
+// systemDirs hold the trees of other users and of the system's services: no
+// allowed root may be one of them, but one may lie below (/run/secrets,
+// /srv/app/secrets).
+var (
+	systemTrees = []string{"/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/sbin", "/sys", "/usr"}
+	systemDirs  = []string{"/home", "/media", "/mnt", "/opt", "/root", "/run", "/run/user", "/srv", "/tmp",
+		"/var", "/var/lib", "/var/log", "/var/run", "/var/tmp"}
+)
+
+// systemDir returns the system directory (systemTrees, systemDirs) the
+// absolute path p is, lies below or leads to through symlinks, or "". The
+// user's own home is exempt (validate checks inHome first).
+func systemDir(p string) string {
+	names := []string{filepath.Clean(p)}
+	if real, err := filepath.EvalSymlinks(p); err == nil && real != names[0] {
+		names = append(names, real)
+	}
+	for _, n := range names {
+		for _, t := range systemTrees {
+			if n == t || strings.HasPrefix(n, t+"/") {
+				return t
+			}
+		}
+		if slices.Contains(systemDirs, n) {
+			return n
+		}
+	}
+	return ""
+}
+
+// inHome reports whether the root r is the home or lies below it, by name:
+// root's own home is /root, and "~" an allowed root like any other.
+func inHome(home, r string) bool {
+	home, r = filepath.Clean(home), filepath.Clean(r)
+	return home != "/" && home != "." && (r == home || strings.HasPrefix(r, home+"/"))
 }
 
 // isFilesystemRoot reports whether the absolute path p is / or, through

@@ -11,8 +11,9 @@ import (
 
 // TestHomesAndRootsThatOpenTheWholeFilesystemAreRefused: a home of / (however
 // spelled, or through a symlink), a home the user does not own or that is no
-// directory, and an allowed root of / are load errors naming their key; the
-// agent does not start with them.
+// directory, and an allowed root of / or of a system directory (/etc and
+// below, /home, /tmp, ...) are load errors naming their key; the agent does
+// not start with them.
 func TestHomesAndRootsThatOpenTheWholeFilesystemAreRefused(t *testing.T) {
 	dir := t.TempDir()
 	toRoot := filepath.Join(dir, "to-root")
@@ -44,6 +45,28 @@ func TestHomesAndRootsThatOpenTheWholeFilesystemAreRefused(t *testing.T) {
 			}
 		})
 	}
+	t.Run("system directories", func(t *testing.T) {
+		toEtc := filepath.Join(dir, "to-etc")
+		if err := os.Symlink("/etc", toEtc); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct{ root, want string }{
+			{"/etc", "/etc"}, {"/etc/profile.d", "/etc"}, {"/usr/local/bin", "/usr"}, {toEtc + "/cron.d", "/etc"},
+			{"/home", "/home"}, {"/tmp", "/tmp"}, {"/var/lib", "/var/lib"}, {"/run", "/run"}, {"/var/tmp", "/var/tmp"},
+		} {
+			cleanEnv(t)
+			err := loadErr(t, minimal+"injectors:\n  secretfile:\n    allowed_roots: [\"~\", "+c.root+"]\n")
+			if want := `injectors.secretfile.allowed_roots[1]: "` + c.root + `" is (or leads to) ` + c.want + ": a system directory"; !strings.Contains(err, want) {
+				t.Errorf("%s: error %q\nwant it to contain %q", c.root, err, want)
+			}
+		}
+		for _, ok := range []string{"/run/secrets", "/srv/app/secrets", "/var/lib/app/secrets", "/opt/app/secrets", dir} {
+			cleanEnv(t)
+			if _, err := Load(writeConfig(t, minimal+"injectors:\n  secretfile:\n    allowed_roots: [\"~\", "+ok+"]\n")); err != nil {
+				t.Errorf("%s: refused: %v", ok, err)
+			}
+		}
+	})
 	t.Run("allowed root from the environment", func(t *testing.T) {
 		cleanEnv(t)
 		t.Setenv("SECRETS_AGENT_INJECTORS_SECRETFILE_ALLOWED_ROOTS", "~,/")

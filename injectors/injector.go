@@ -158,4 +158,7 @@ type Builder struct {
 	// Build makes the injector, its outputs owned by owner. It is called
 	// only when Enabled.
 	Build func(owner Owner) (Injector, error)
+	// Reserved are paths of this injector's that no file secret may target
+	// whether or not it is enabled (what install-hooks writes for it).
+	Reserved []Reserved
 }

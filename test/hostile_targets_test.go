@@ -139,6 +139,114 @@ func TestAgentsOwnFilesAreNotTargets(t *testing.T) {
 	stopWithin(t, a, time.Second)
 }
 
+// asUser runs script with sh as the user uid:gid, as that user would at
+// their own prompt, and fails the test if it fails.
+func asUser(t *testing.T, uid, gid int, dir, script string) {
+	t.Helper()
+	cmd := exec.Command("sh", "-ec", script)
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("as uid %d: %s: %v\n%s", uid, script, err, out)
+	}
+}
+
+// TestUsersOwnSymlinksLeadNoFileSecretAstray runs the real daemon as root
+// for the real user nobody, who plants symlinks in their home and in a
+// directory they own outside it before the agent starts: an allowed root
+// (~/sub, and srv/secrets outside the home) replaced by a link to a system
+// directory, an allowed root (~/st) linked to the agent's state dir, ~/cfg
+// linked to ~/.config (to reach the hook install-hooks writes), and ~/b
+// linked to ~/a so that two secrets name one file. Each such secret fails
+// with its reason in status --json; nothing lands in the system directory,
+// the state dir or a start-up file; the two secrets do not rewrite each
+// other's file; the good secret is applied and the agent stops within 1 s.
+func TestUsersOwnSymlinksLeadNoFileSecretAstray(t *testing.T) {
+	testutil.NeedRoot(t, "run the agent for another user")
+	testutil.NeedTool(t, "sh")
+	uid, gid := testutil.Nobody(t)
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		must(t, os.Chmod(d, 0o711)) // nobody reaches their home below it
+	}
+	home := filepath.Join(dir, "home")
+	sys := filepath.Join(dir, "profile.d") // stands for /etc/profile.d
+	srv := filepath.Join(dir, "srv")       // nobody's, outside the home
+	state := filepath.Join(home, ".local", "state", "secrets-agent")
+	must(t, os.MkdirAll(state, 0o700))
+	for _, d := range []string{home, srv} {
+		must(t, os.MkdirAll(d, 0o755))
+		must(t, os.Chown(d, uid, gid))
+	}
+	must(t, os.Mkdir(sys, 0o755))
+	asUser(t, uid, gid, home, `ln -s `+sys+` sub; ln -s .local/state/secrets-agent st; mkdir .config; ln -s .config cfg; mkdir a; ln -s a b;
+ln -s `+sys+` `+srv+`/secrets`)
+
+	cp := startHostileCP(t)
+	rows := []struct{ id, target, errHas string }{
+		{"via-sub", filepath.Join(home, "sub", "evil.sh"), "open allowed root " + filepath.Join(home, "sub")},
+		{"via-srv", filepath.Join(srv, "secrets", "evil.sh"), filepath.Join(srv, "secrets") + " is a symlink"},
+		{"via-st", filepath.Join(home, "st", "envprofile.json"), "the agent's state dir"},
+		{"via-cfg", filepath.Join(home, "cfg", "secrets-agent", "hook.sh"), "a file install-hooks writes (reached through a symlink"},
+		{"bashrc", filepath.Join(home, ".bashrc"), "a file install-hooks writes"},
+		{"keys", filepath.Join(home, ".ssh", "authorized_keys"), "keys that may log in"},
+		{"via-b", filepath.Join(home, "b", "x"), "the same file as " + filepath.Join(home, "a", "x")},
+	}
+	specs := []string{spec("good", "GOOD", fileMount(filepath.Join(home, "good"))), spec("via-a", "VIA_A", fileMount(filepath.Join(home, "a", "x")))}
+	values := map[string]string{"good": valueBody([]byte("good value")), "via-a": valueBody([]byte("a value"))}
+	for _, r := range rows {
+		name := strings.ToUpper(strings.ReplaceAll(r.id, "-", "_"))
+		specs = append(specs, spec(r.id, name, fileMount(r.target)))
+		values[r.id] = valueBody([]byte("touch " + filepath.Join(dir, "pwned-"+r.id)))
+	}
+	cp.set(specs, values)
+	cfg := targetsConfig(t, dir, cp.srv.URL, testutil.AgentConfig{User: "nobody", StateDir: state,
+		AllowedRoots: []string{"~", "~/sub", "~/st", filepath.Join(srv, "secrets")}})
+	a := testutil.StartAgent(t, cfg)
+	st, out := daemonStatus(t, filepath.Join(dir, "agent.sock"))
+	for _, r := range rows {
+		got, ok := findRow(st, r.id, strings.ToUpper(strings.ReplaceAll(r.id, "-", "_")))
+		if !ok || got.Outcome != "failed" || !strings.Contains(got.Error, r.errHas) {
+			t.Errorf("%s (%s): %+v; want failed naming %q", r.id, r.target, got, r.errHas)
+		}
+	}
+	for _, id := range []string{"good", "via-a"} {
+		if got, ok := findRow(st, id, strings.ToUpper(strings.ReplaceAll(id, "-", "_"))); !ok || (got.Outcome != "created" && got.Outcome != "unchanged") {
+			t.Errorf("%s: %+v; want it applied beside the refused ones", id, got)
+		}
+	}
+	if strings.Contains(out, "touch ") {
+		t.Errorf("a value shows in status:\n%s", out)
+	}
+	if ents, _ := os.ReadDir(sys); len(ents) != 0 {
+		t.Errorf("written through nobody's symlink into the system dir: %v", ents)
+	}
+	for _, p := range []string{filepath.Join(state, "envprofile.json"), filepath.Join(state, "secretfile.json")} {
+		if b, _ := os.ReadFile(p); strings.Contains(string(b), "touch ") {
+			t.Errorf("%s holds a refused secret's value", p)
+		}
+	}
+	wantAbsent(t, filepath.Join(home, ".config", "secrets-agent", "hook.sh"))
+	wantAbsent(t, filepath.Join(home, ".bashrc"))
+	wantAbsent(t, filepath.Join(home, ".ssh", "authorized_keys"))
+	wantFile(t, filepath.Join(home, "good"), "good value")
+	shared := filepath.Join(home, "a", "x")
+	wantFile(t, shared, "a value")
+	// The two secrets do not take turns on the shared file.
+	before, _ := os.Stat(shared)
+	time.Sleep(1500 * time.Millisecond)
+	if after, _ := os.Stat(shared); !os.SameFile(before, after) || !before.ModTime().Equal(after.ModTime()) {
+		t.Errorf("%s keeps being rewritten", shared)
+	}
+	if n := strings.Count(a.Log(), "drift repaired"); n > 3 {
+		t.Errorf("%d drift repairs logged with nothing changed by anyone", n)
+	}
+	if strings.Contains(a.Log(), "touch ") {
+		t.Errorf("a value shows in the log")
+	}
+	stopWithin(t, a, time.Second)
+}
+
 // TestTooWideHomesAndRootsRefuseToStart: a home of / (or one the user does
 // not own) and an allowed root of / are config errors naming the key; the
 // daemon exits at once and writes nothing.

@@ -7,6 +7,7 @@ package builtin
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/secrets-agent/secrets-agent/config"
 	"github.com/secrets-agent/secrets-agent/injectors"
@@ -28,7 +29,7 @@ func Builders(cfg *config.Config) []injectors.Builder {
 	return []injectors.Builder{
 		{Name: "envprofile", Kind: secrets.MountEnv, Enabled: ep.Enabled, Build: func(o injectors.Owner) (injectors.Injector, error) {
 			return envprofile.New(envprofile.Options{Dir: ep.Dir, Owner: o, StateDir: cfg.StateDir})
-		}},
+		}, Reserved: hookFiles(cfg.Home)},
 		{Name: "secretfile", Kind: secrets.MountFile, Enabled: sf.Enabled, Build: func(o injectors.Owner) (injectors.Injector, error) {
 			return secretfile.New(secretfile.Options{AllowedRoots: sf.AllowedRoots, Mode: sf.Mode.Perm(), Owner: o, StateDir: cfg.StateDir})
 		}},
@@ -38,8 +39,31 @@ func Builders(cfg *config.Config) []injectors.Builder {
 		}},
 		{Name: "gitcred", Kind: secrets.MountGitCredential, Enabled: gc.Enabled, Build: func(o injectors.Owner) (injectors.Injector, error) {
 			return buildGitCred(gc.Username, cfg.Socket, o)
-		}},
+		}, Reserved: gitFiles(cfg.Home)},
 	}
+}
+
+// hookFiles are the files install-hooks writes the shell hooks into, for
+// the user whose home is home.
+func hookFiles(home string) []injectors.Reserved {
+	var out []injectors.Reserved
+	for _, p := range envprofile.HookFiles(home) {
+		out = append(out, injectors.Reserved{Path: p, What: "a file install-hooks writes"})
+	}
+	return out
+}
+
+// gitFiles are the git configs install-hooks adds gitcred's include to and
+// gitcred's own file, which the include names even with gitcred disabled.
+func gitFiles(home string) []injectors.Reserved {
+	sysGit, _ := gitcred.Include(true, home, "")
+	out := []injectors.Reserved{{Path: sysGit, What: "a file install-hooks writes"}}
+	if home != "" {
+		userGit, _ := gitcred.Include(false, home, "")
+		out = append(out, injectors.Reserved{Path: userGit, What: "a file install-hooks writes"},
+			injectors.Reserved{Path: filepath.Join(home, gitcred.File), What: "the git credential helpers file gitcred manages"})
+	}
+	return out
 }
 
 // buildGitCred's helper is this program's git-credential command on the

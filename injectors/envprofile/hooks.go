@@ -129,12 +129,11 @@ func targets(root *os.Root, o HookOptions) ([]hookTarget, error) {
 			"if [ -r " + hook + " ]; then . " + hook + "; fi\n"
 	}
 	if o.Mode == HookSystem {
-		const hook = "/etc/profile.d/secrets-agent.sh"
 		return append([]hookTarget{
-			{path: hook, base: "/", whole: sh},
-			{path: "/etc/fish/conf.d/secrets-agent.fish", base: "/", whole: fish},
-			{path: firstExisting(root, "/etc/bash.bashrc", "/etc/bashrc"), base: "/", block: source(hook)},
-			{path: firstExisting(root, "/etc/zsh/zshrc", "/etc/zshrc"), base: "/", block: source(hook)},
+			{path: systemHook, base: "/", whole: sh},
+			{path: systemFishHook, base: "/", whole: fish},
+			{path: firstExisting(root, systemBashrcs...), base: "/", block: source(systemHook)},
+			{path: firstExisting(root, systemZshrcs...), base: "/", block: source(systemHook)},
 		}, blockTargets(o, "/")...), nil
 	}
 	if o.Mode != HookUser {
@@ -157,6 +156,33 @@ func targets(root *os.Root, o HookOptions) ([]hookTarget, error) {
 		{path: path.Join(home, ".bashrc"), base: home, block: block},
 		{path: path.Join(home, ".zshrc"), base: home, block: block},
 	}, blockTargets(o, home)...), nil
+}
+
+// The files the system hooks are in, and the names a distribution may give
+// the system bash and zsh rc files (the first that exists gets the block).
+const (
+	systemHook     = "/etc/profile.d/secrets-agent.sh"
+	systemFishHook = "/etc/fish/conf.d/secrets-agent.fish"
+)
+
+var (
+	systemBashrcs = []string{"/etc/bash.bashrc", "/etc/bashrc"}
+	systemZshrcs  = []string{"/etc/zsh/zshrc", "/etc/zshrc"}
+)
+
+// HookFiles lists every file InstallHooks may write or add its block to,
+// in either mode, for the user whose home is home (absolute; "" leaves out
+// the user's): the hook scripts and every rc file name, whether it exists
+// or not. The blocks of other injectors (HookOptions.Blocks) are not in it.
+func HookFiles(home string) []string {
+	files := append([]string{systemHook, systemFishHook}, systemBashrcs...)
+	files = append(files, systemZshrcs...)
+	if ts, err := targets(nil, HookOptions{Mode: HookUser, Home: home}); err == nil {
+		for _, t := range ts {
+			files = append(files, t.path)
+		}
+	}
+	return files
 }
 
 // blockTargets are o.Blocks as targets opened at base.

@@ -231,3 +231,39 @@ func TestExtraBlocksAreKeptAndRemovedLikeTheRcFiles(t *testing.T) {
 		t.Error("a user's block outside the home was accepted")
 	}
 }
+
+// TestHookFilesListsEveryFileInstallHooksWrites: whichever rc file names a
+// distribution uses, every path InstallHooks reports in either mode is in
+// HookFiles, which the agent keeps file secrets off.
+func TestHookFilesListsEveryFileInstallHooksWrites(t *testing.T) {
+	home := "/home/u"
+	listed := map[string]bool{}
+	for _, p := range HookFiles(home) {
+		listed[p] = true
+	}
+	for _, rcs := range [][]string{{"etc/bash.bashrc", "etc/zsh/zshrc"}, {"etc/bashrc", "etc/zshrc"}} {
+		for _, mode := range []HookMode{HookSystem, HookUser} {
+			root := t.TempDir()
+			for _, p := range rcs {
+				if err := os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(root, p), nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.MkdirAll(filepath.Join(root, home), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			changes, err := InstallHooks(HookOptions{Mode: mode, Root: root, Home: home})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range changes {
+				if !listed[c.Path] {
+					t.Errorf("%s (%s, rc files %v) is written by InstallHooks but not in HookFiles", c.Path, mode, rcs)
+				}
+			}
+		}
+	}
+}

@@ -23,7 +23,7 @@ func TestFileWrittenBeforeACrashIsNotKeptAside(t *testing.T) {
 	s := sec("a", target, "v1")
 
 	// The killed agent: steps (2a) and (2b), never (2c) or (5).
-	p := &pass{in: f.in, roots: map[string]*os.Root{}, rootErrs: map[string]error{}, targets: map[string]string{}}
+	p := f.in.newPass()
 	j, o := p.prepare(s)
 	if j == nil {
 		t.Fatalf("prepare: %v", o.Err)

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -14,27 +15,29 @@ import (
 
 // Avoid records the paths no file secret may target: the agent's own files
 // and the outputs of the other injectors. It implements injectors.Avoider.
-// Paths that are not absolute are ignored; the others are cleaned.
+// Paths that are not absolute are ignored; the others are cleaned. The
+// start-up files in the home (startupFiles) stay reserved whatever the set.
 func (in *Injector) Avoid(reserved []injectors.Reserved) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	in.reserved = in.reserved[:0]
+	in.reserved = nil
 	for _, r := range reserved {
 		if path.IsAbs(r.Path) {
 			r.Path = path.Clean(r.Path)
 			in.reserved = append(in.reserved, r)
 		}
 	}
+	in.reserved = append(in.reserved, startupReserved(in.owner.Home)...)
 }
 
-// reservedID is a reserved path's file identity, and its parent's with its
-// name (it may not exist yet), for spotting a target that reaches it
-// through a symlink inside an allowed root.
+// reservedID locates a reserved path by file identity, for spotting a
+// target that reaches it through a symlink inside an allowed root: anc is
+// the identity of the path itself when it exists, else of its nearest
+// ancestor that does, and rest is the way from there ("." when it exists).
 type reservedID struct {
 	r    injectors.Reserved
-	self fileID // zero when it does not exist
-	dir  fileID // its parent; zero when that does not exist
-	base string
+	anc  fileID
+	rest string
 }
 
 // fileID is a file's device and inode.
@@ -53,11 +56,16 @@ func idOf(fi fs.FileInfo) fileID {
 //	    directory path that holds one (compared as clean absolute paths,
 //	    "~" already expanded). A name ending in OrigSuffix is where the
 //	    injector keeps a user's file aside, so it is refused too.
-//	(b) By identity, for the target and each directory on its way below
-//	    the root (symlinks inside the root followed, as a write would):
-//	    it is the same file as a reserved path, or it has the same name in
-//	    the same directory as one (which may not exist yet). This catches
-//	    ~/link/config.json with ~/link -> ~/.docker.
+//	(b) By identity, for the root, the target and each directory on its
+//	    way below the root (symlinks inside the root followed, as a write
+//	    would): one that is a reserved path, or the existing ancestor of
+//	    one, makes the rest of the target's way a name to judge as in (a)
+//	    from there. This catches ~/link/config.json with ~/link ->
+//	    ~/.docker, and ~/h/.ssh/authorized_keys with ~/h -> ~ while ~/.ssh
+//	    does not exist yet.
+//	(c) By identity, for the allowed root itself as opened and each of its
+//	    ancestors (checkRoot): the root is, or lies in, a reserved path.
+//	    This catches ~/sub/envprofile.json with ~/sub -> the state dir.
 func (p *pass) checkReserved(target string, root *os.Root, rel string) error {
 	// (a)
 	if strings.HasSuffix(target, OrigSuffix) {
@@ -79,24 +87,91 @@ func (p *pass) checkReserved(target string, root *os.Root, rel string) error {
 		return nil
 	}
 	rootPath := strings.TrimSuffix(target[:len(target)-len(rel)], "/")
-	for c := rel; c != "."; c = path.Dir(c) {
-		var self, dir fileID
-		if fi, err := root.Lstat(c); err == nil && c == rel {
-			self = idOf(fi)
-		} else if fi, err := root.Stat(c); err == nil {
-			self = idOf(fi)
+	if rootPath == "" {
+		rootPath = "/"
+	}
+	for c := rel; ; c = path.Dir(c) {
+		var fi fs.FileInfo
+		var err error
+		if c == rel {
+			fi, err = root.Lstat(c)
+		} else {
+			fi, err = root.Stat(c)
 		}
-		if fi, err := root.Stat(path.Dir(c)); err == nil {
-			dir = idOf(fi)
-		}
-		for _, id := range ids {
-			if (self != fileID{} && self == id.self) || (dir != fileID{} && dir == id.dir && path.Base(c) == id.base) {
-				return fmt.Errorf("%s: %s is %s (reached through a symlink or another link); a file secret may not target it",
-					target, path.Join(rootPath, c), id.r.What)
+		if err == nil {
+			tail := strings.TrimPrefix(strings.TrimPrefix(rel, c), "/")
+			if c == "." {
+				tail = rel
+			} else if tail == "" {
+				tail = "."
+			}
+			for _, id := range ids {
+				if id.reaches(idOf(fi), tail, true) {
+					return fmt.Errorf("%s: %s is %s (reached through a symlink or another link); a file secret may not target it",
+						target, path.Join(rootPath, c, tail), id.r.What)
+				}
 			}
 		}
+		if c == "." {
+			break
+		}
+	}
+	// (c)
+	if err := p.checkRoot(rootPath, root, ids); err != nil {
+		return fmt.Errorf("%s: %w", target, err)
 	}
 	return nil
+}
+
+// reaches reports whether the path tail below the directory (or file) with
+// identity at is id's reserved path or lies below it, or, with holds, is a
+// directory path that holds it. A zero identity matches nothing.
+func (id reservedID) reaches(at fileID, tail string, holds bool) bool {
+	if at == (fileID{}) || at != id.anc {
+		return false
+	}
+	return id.rest == "." || tail == id.rest || strings.HasPrefix(tail, id.rest+"/") ||
+		(holds && (tail == "." || strings.HasPrefix(id.rest, tail+"/")))
+}
+
+// checkRoot is rule (c) of checkReserved, once per allowed root and pass:
+// it refuses the root at rootPath, opened as root, when it is or lies in a
+// reserved path. The root's real path is resolved by name and then
+// confirmed to be the directory opened, so that a symlink swapped in
+// between is refused rather than misjudged.
+func (p *pass) checkRoot(rootPath string, root *os.Root, ids []reservedID) error {
+	if err, done := p.rootChecks[rootPath]; done {
+		return err
+	}
+	err := func() error {
+		opened, err := root.Stat(".")
+		if err != nil {
+			return fmt.Errorf("allowed root %s: %w", rootPath, err)
+		}
+		real, err := filepath.EvalSymlinks(rootPath)
+		if err != nil {
+			return fmt.Errorf("allowed root %s: %w", rootPath, err)
+		}
+		if fi, err := os.Stat(real); err != nil || !os.SameFile(fi, opened) {
+			return fmt.Errorf("allowed root %s changed while being checked", rootPath)
+		}
+		for a := real; ; a = path.Dir(a) {
+			if fi, err := os.Stat(a); err == nil {
+				tail, _ := filepath.Rel(a, real)
+				for _, id := range ids {
+					if id.reaches(idOf(fi), tail, false) {
+						return fmt.Errorf("allowed root %s leads to %s, which is (or is inside) %s; a file secret may not target it",
+							rootPath, real, id.r.What)
+					}
+				}
+			}
+			if a == "/" {
+				return nil
+			}
+		}
+	}()
+	p.rootChecks[rootPath] = err
+	return err
 }
 
 // reservedIDs returns the identities of the reserved paths, looked up once
@@ -107,15 +182,15 @@ func (p *pass) reservedIDs() []reservedID {
 	}
 	var ids []reservedID
 	for _, r := range p.in.reserved {
-		id := reservedID{r: r, base: path.Base(r.Path)}
-		if fi, err := os.Stat(r.Path); err == nil {
-			id.self = idOf(fi)
-		}
-		if fi, err := os.Stat(path.Dir(r.Path)); err == nil {
-			id.dir = idOf(fi)
-		}
-		if id.self != (fileID{}) || id.dir != (fileID{}) {
-			ids = append(ids, id)
+		for a := r.Path; ; a = path.Dir(a) {
+			if fi, err := os.Stat(a); err == nil {
+				rest, _ := filepath.Rel(a, r.Path)
+				ids = append(ids, reservedID{r: r, anc: idOf(fi), rest: rest})
+				break
+			}
+			if a == "/" {
+				break
+			}
 		}
 	}
 	p.resIDs = &ids

@@ -67,7 +67,8 @@ type Injector struct {
 	sessions map[string]string // path -> session last applied (memory only)
 	cleaned  bool              // stale temp files have been removed
 
-	// reserved are the paths no secret may target (Avoid).
+	// reserved are the paths no secret may target (Avoid), the start-up
+	// files in the home among them.
 	reserved []injectors.Reserved
 }
 
@@ -82,7 +83,8 @@ func New(o Options) (*Injector, error) {
 	if len(o.AllowedRoots) == 0 {
 		return nil, errors.New("secretfile: no allowed roots")
 	}
-	in := &Injector{mode: o.Mode, owner: o.Owner, stateDir: o.StateDir, sessions: map[string]string{}}
+	in := &Injector{mode: o.Mode, owner: o.Owner, stateDir: o.StateDir, sessions: map[string]string{},
+		reserved: startupReserved(o.Owner.Home)}
 	for _, r := range o.AllowedRoots {
 		if !path.IsAbs(r) {
 			return nil, fmt.Errorf("secretfile: allowed root %q is not an absolute path", r)
@@ -165,7 +167,7 @@ func (in *Injector) apply(ctx context.Context, desired []secrets.Secret, only ma
 	if !in.cleaned {
 		only = nil
 	}
-	p := &pass{in: in, roots: map[string]*os.Root{}, rootErrs: map[string]error{}, targets: map[string]string{}, firstPass: !in.cleaned}
+	p := in.newPass()
 	defer p.close()
 
 	// (1)
@@ -294,17 +296,35 @@ func (in *Injector) cleanTemps(p *pass, wanted map[string]bool) {
 	}
 }
 
+// place is where a target resolves to: its parent directory and its name.
+type place struct {
+	dir  fileID
+	base string
+}
+
 // pass is the state of one Apply: the roots it opened and its result.
 type pass struct {
 	in       *Injector
 	roots    map[string]*os.Root
 	rootErrs map[string]error
 	targets  map[string]string // desired target -> secret id, this pass
-	res      injectors.Result
+	// places: where each desired target of this pass resolved to (its
+	// parent directory's identity and its name), for the one it came from.
+	places map[place]string
+	res    injectors.Result
 	// firstPass: the first Apply of this process, which also removes temp
 	// files a crash left beside the manifest.
 	firstPass bool
 	resIDs    *[]reservedID // identities of the reserved paths, once looked up
+	// rootChecks: each allowed root's checkRoot verdict, this pass.
+	rootChecks map[string]error
+}
+
+// newPass starts a pass; firstPass is true until the first one removed
+// stale temp files.
+func (in *Injector) newPass() *pass {
+	return &pass{in: in, roots: map[string]*os.Root{}, rootErrs: map[string]error{}, targets: map[string]string{},
+		places: map[place]string{}, rootChecks: map[string]error{}, firstPass: !in.cleaned}
 }
 
 func (p *pass) close() {
@@ -314,7 +334,7 @@ func (p *pass) close() {
 }
 
 // locate finds the allowed root target lies below (the longest), opens it
-// once per pass, and returns it with target's path relative to it.
+// once per pass (openRoot), and returns it with target's path relative to it.
 func (p *pass) locate(target string) (rootPath string, root *os.Root, rel string, err error) {
 	for _, r := range p.in.roots {
 		switch {
@@ -331,10 +351,7 @@ func (p *pass) locate(target string) (rootPath string, root *os.Root, rel string
 		if root := p.roots[r]; root != nil {
 			return r, root, rel, nil
 		}
-		root, err := safeopen.OpenRoot(r)
-		if errors.Is(err, fs.ErrNotExist) && (p.in.owner.Home == "" || !dirs.Below(p.in.owner.Home, r)) {
-			root, err = createRoot(r)
-		}
+		root, err := p.in.openRoot(r)
 		if err != nil {
 			err = fmt.Errorf("open allowed root %s: %w", r, err)
 			p.rootErrs[r] = err
@@ -344,28 +361,6 @@ func (p *pass) locate(target string) (rootPath string, root *os.Root, rel string
 		return r, root, rel, nil
 	}
 	return "", nil, "", fmt.Errorf("%s is not below an allowed root (%s)", target, strings.Join(p.in.roots, ", "))
-}
-
-// rootMode is the mode of an allowed root the injector creates: the
-// environment's user reaches their own files below it by path, but cannot
-// list it, nor create, rename or replace anything in it.
-const rootMode = 0o711
-
-// createRoot creates the allowed root r, which does not exist (such as the
-// default /run/secrets on a fresh machine), owned by the agent's user and
-// mode rootMode, and opens it. Only r itself is made: a missing parent is an
-// error, as is a root that cannot be made (a user's agent cannot write /run).
-// Nothing in the user's home (nor the home) is created this way: the user
-// could move it or put a symlink in its place.
-func createRoot(r string) (*os.Root, error) {
-	if err := os.Mkdir(r, rootMode); err != nil && !errors.Is(err, fs.ErrExist) {
-		return nil, fmt.Errorf("create: %w", err)
-	} else if err == nil {
-		if err := os.Chmod(r, rootMode); err != nil { // Mkdir's mode is narrowed by the umask
-			return nil, fmt.Errorf("create: %w", err)
-		}
-	}
-	return safeopen.OpenRoot(r)
 }
 
 // job is one desired secret on its way to disk: what prepare found, and
@@ -388,7 +383,10 @@ type job struct {
 // the secret's failed outcome.
 //
 //	(a) The target must be a clean absolute path below an allowed root,
-//	    and not reserved (checkReserved).
+//	    not reserved (checkReserved), and not the same place as another
+//	    target of this pass: reached through a symlink (~/b/x with ~/b ->
+//	    ~/a, beside ~/a/x), two secrets would rewrite one file in turn on
+//	    every pass, each repairing the other's "drift", for ever.
 //	(b) Lstat it below the root: a symlink anywhere on the way that leads
 //	    outside the root is an error here (os.Root), and an existing
 //	    directory, device, FIFO, socket or symlink is refused.
@@ -418,6 +416,9 @@ func (p *pass) prepare(s secrets.Secret) (*job, injectors.Outcome) {
 	}
 	if err := p.checkReserved(target, root, rel); err != nil {
 		return fail(err)
+	}
+	if other, ok := p.places[placeOf(root, rel)]; ok {
+		return fail(fmt.Errorf("%s is the same file as %s, the target of secret %s (reached through a symlink)", target, other, p.targets[other]))
 	}
 
 	// (b)
@@ -474,7 +475,19 @@ func (p *pass) prepare(s secrets.Secret) (*job, injectors.Outcome) {
 	if err != nil {
 		return fail(fmt.Errorf("create parents of %s: %w", target, err))
 	}
+	if at := placeOf(root, rel); at != (place{}) {
+		p.places[at] = target
+	}
 	return j, injectors.Outcome{}
+}
+
+// placeOf is where rel below root resolves to (symlinks inside root
+// followed, as a write would); the zero place when its parent is missing.
+func placeOf(root *os.Root, rel string) place {
+	if fi, err := root.Stat(path.Dir(rel)); err == nil {
+		return place{idOf(fi), path.Base(rel)}
+	}
+	return place{}
 }
 
 // writers bounds how many files writeAll writes at once.
@@ -567,7 +580,7 @@ func keepAside(root *os.Root, rel string) (mountPoint bool, err error) {
 	return false, atomicfile.SyncDir(root, path.Dir(rel))
 }
 
-// remove is step (3) for one managed path whose secret is no longer desired.
+// remove takes away one managed path whose secret is no longer desired.
 //
 //	(a) Delete the file only if it is still the regular file the agent left
 //	    (same device, inode and mtime); a file someone replaced or edited,
@@ -673,9 +686,9 @@ func emptyInPlace(root *os.Root, rel string, fi fs.FileInfo) error {
 	return f.Sync()
 }
 
-// removeEmptyDirs is step (4): every directory the injector created that
-// holds no managed or wanted path is removed if it is (still) an empty
-// directory, deepest first. One that is not empty stays recorded, to be
+// removeEmptyDirs removes every directory the injector created that holds
+// no managed or wanted path, if it is (still) an empty directory, deepest
+// first. One that is not empty stays recorded, to be
 // removed once it is; one that is gone or no longer a directory is forgotten.
 func (p *pass) removeEmptyDirs(wanted map[string]bool) {
 	dirs := slices.Clone(p.in.man.Dirs)

@@ -142,9 +142,9 @@ func stat(t testing.TB, p string) *syscall.Stat_t {
 func TestCreatesFile0600FromTheFirstInstant(t *testing.T) {
 	for _, umask := range []int{0, 0o022} {
 		t.Run(fmt.Sprintf("umask %03o", umask), func(t *testing.T) {
+			f := newFixture(t) // before the umask: a temp dir others may write is no place for a root
 			old := syscall.Umask(umask)
 			t.Cleanup(func() { syscall.Umask(old) })
-			f := newFixture(t)
 			target := f.path(".config/app/token")
 			res := f.apply(sec("s1", target, "v1"))
 			wantAction(t, res, target, injectors.Created)
