@@ -41,8 +41,10 @@ func (sl *slot) touched(want []secrets.Secret, dirty map[string]bool) (targets [
 	if !sl.synced {
 		return nil, true
 	}
+	added := map[string]bool{}
 	add := func(t string) {
-		if !slices.Contains(targets, t) {
+		if !added[t] {
+			added[t] = true
 			targets = append(targets, t)
 		}
 	}
@@ -68,20 +70,13 @@ func (sl *slot) touched(want []secrets.Secret, dirty map[string]bool) (targets [
 		seen[key] = true
 		prev, ok := sl.applied[key]
 		o, known := sl.outcomes[s.ID]
-		if !ok || !sameOutput(prev, s) || !known || o.Action == injectors.Failed || dirty[s.Mount.Target] {
+		if !ok || !sameOutput(prev, s) || !known || o.Action == injectors.Failed {
 			add(s.Mount.Target)
 		}
 	}
 	for key, prev := range sl.applied {
 		if !seen[key] {
 			add(prev.Mount.Target)
-		}
-	}
-	if len(dirty) > 0 {
-		for _, p := range sl.paths {
-			if dirty[p] {
-				add(p)
-			}
 		}
 	}
 	return targets, false
