@@ -142,15 +142,16 @@ func (a *Agent) repairPass(ctx context.Context) bool {
 // secrets cannot all be had safely is held (slot.held). The caller holds
 // passMu.
 func (a *Agent) makePlan(ctx context.Context, cp ControlPlane, env *controlplane.Environment) *plan {
-	p := &plan{rowOf: map[string]*SecretStatus{}}
+	n := len(env.Spec.Secrets) // sized once: a large spec grows nothing
+	p := &plan{rowOf: make(map[string]*SecretStatus, n), rows: make([]*SecretStatus, 0, n)}
 	for _, sl := range a.slots {
 		sl.desired, sl.held = nil, ""
 		if sl.inj != nil {
 			sl.desired = []secrets.Secret{}
 		}
 	}
-	var all []secrets.Secret
-	live := map[string]bool{}
+	all := make([]secrets.Secret, 0, n)
+	live := make(map[string]bool, n)
 	for _, w := range env.Spec.Secrets {
 		s, err := w.Secret()
 		if err != nil {
