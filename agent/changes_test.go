@@ -3,10 +3,14 @@ package agent
 import (
 	"context"
 	"encoding/base64"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/secrets-agent/secrets-agent/config"
 	"github.com/secrets-agent/secrets-agent/controlplane"
 	"github.com/secrets-agent/secrets-agent/injectors"
 	"github.com/secrets-agent/secrets-agent/secrets"
@@ -175,5 +179,33 @@ func TestSpecFingerprintCoversEveryField(t *testing.T) {
 	if specFingerprint(controlplane.EnvironmentSpec{Secrets: []controlplane.EnvironmentSpecSecret{a}}) ==
 		specFingerprint(controlplane.EnvironmentSpec{Secrets: []controlplane.EnvironmentSpecSecret{b}}) {
 		t.Error("moving a byte from one field to the next does not change the fingerprint")
+	}
+}
+
+func TestAReloadHasEveryOutputLookedAtOnceMore(t *testing.T) {
+	dir := t.TempDir()
+	token := filepath.Join(dir, "token")
+	if err := os.WriteFile(token, []byte("t0k"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(path, []byte(strings.NewReplacer("%TOKEN%", token, "%DIR%", dir).Replace(testConfigYAML)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, cfg, WithConfigFile(path, nil))
+	r.cp.put("f1", "KEY", controlplane.ScopeUser, "file", "/home/u/key", "k1")
+	r.pass(t)
+	r.pass(t)
+	if r.file.calls != 1 {
+		t.Fatalf("secretfile called %d times before the reload, want 1", r.file.calls)
+	}
+	r.a.reloadNow()
+	r.pass(t)
+	if r.file.calls != 2 {
+		t.Fatalf("secretfile called %d times after the reload, want 2: a reload re-checks every output", r.file.calls)
 	}
 }
