@@ -159,6 +159,11 @@ type Agent struct {
 	tokenErr error          // mu: the last failure to re-read the token file; nil after a success
 	watching func([]string) // mu: set by Run: tells the path watcher what to watch
 
+	dirty   map[string]bool // mu: managed paths changed on disk since the last repair pass took them
+	watched map[string]bool // watchMu: the managed paths the path watcher was last told to watch
+	// watchedOwn: watchMu: the config and token file it was told to watch with them.
+	watchedOwn [2]string
+
 	applied     chan struct{}
 	appliedOnce sync.Once
 	trigger     chan struct{} // a full pass is wanted; size 1, so bursts coalesce
@@ -185,6 +190,7 @@ func New(cfg *config.Config, log *zap.Logger, opts ...Option) (*Agent, error) {
 		passParent:  context.Background(),
 		cache:       map[string]cachedValue{},
 		lastChanged: map[string]change{},
+		dirty:       map[string]bool{},
 		applied:     make(chan struct{}),
 		trigger:     make(chan struct{}, 1),
 		repair:      make(chan struct{}, 1),

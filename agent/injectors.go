@@ -26,6 +26,12 @@ type slot struct {
 	applied map[string]secrets.Secret // pass: mount key -> the secret its output holds
 	paths   []string                  // pass+watchMu: the files it manages, for drift watching
 	handed  []secrets.Secret          // pass+mu: the set last handed to it; nil: never applied
+
+	// synced: inj (this instance) had a whole Apply that succeeded and
+	// nothing failed as a whole since, so applied is what its outputs hold
+	// (changes.go). Never carried to a rebuilt injector.
+	synced   bool                         // pass
+	outcomes map[string]injectors.Outcome // pass: secret id -> its last outcome
 }
 
 // buildSlots makes the injector list for cfg: the ones given with

@@ -694,6 +694,9 @@ func (a *Agent) reloadNow() (restartStream bool) {
 	a.status.ConfigError, a.status.ConfigErrorTime = "", time.Time{}
 	a.mu.Unlock()
 	a.setWaiting(waiting)
+	for _, sl := range slots {
+		sl.synced = false // a reload (SIGHUP) has every output looked at once more (changes.go)
+	}
 	a.log.Info("configuration reloaded", zap.String("config", path))
 	return newCP != cp || old.ControlPlane.EnvironmentID != cfg.ControlPlane.EnvironmentID ||
 		old.ControlPlane.Watch != cfg.ControlPlane.Watch

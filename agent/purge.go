@@ -31,7 +31,8 @@ func (a *Agent) Purge(ctx context.Context) (map[string]injectors.Result, error) 
 	results := map[string]injectors.Result{}
 	for _, sl := range a.slots {
 		if sl.inj != nil {
-			results[sl.name] = a.apply(ctx, sl, []secrets.Secret{}, false)
+			sl.synced = false // a whole Apply: remove every output the manifest names
+			results[sl.name] = a.apply(ctx, sl, []secrets.Secret{}, nil, false)
 		}
 	}
 	return results, nil

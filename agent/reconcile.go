@@ -2,8 +2,6 @@ package agent
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -42,10 +40,12 @@ type plan struct {
 //	    unchanged, else fetch it (values); validate it. A winner whose value
 //	    cannot be had keeps what its mount holds (keepOrHold).
 //	(3) Hand each enabled injector that is not held its desired set, in
-//	    the order of the slots; one failing never stops the next.
-//	(4) Record per-secret outcomes, shadows and injector counts in Status,
-//	    watch what the injectors now manage, and close Applied after the
-//	    first applied pass.
+//	    the order of the slots; one failing never stops the next. An
+//	    injector does only what differs from what its outputs hold
+//	    (changes.go).
+//	(4) Watch what the injectors now manage, then record per-secret
+//	    outcomes, shadows and injector counts in Status, and close Applied
+//	    after the first applied pass.
 func (a *Agent) pass(ctx context.Context) (rep PassReport, retry, changed bool) {
 	a.passMu.Lock()
 	defer a.passMu.Unlock()
@@ -75,12 +75,12 @@ func (a *Agent) pass(ctx context.Context) (rep PassReport, retry, changed bool) 
 			held = true
 			a.log.Warn("injector held back", zap.String("injector", sl.name), zap.String("reason", sl.held))
 		default:
-			rep.Results[sl.name] = a.apply(ctx, sl, sl.desired, false)
+			rep.Results[sl.name] = a.apply(ctx, sl, sl.desired, nil, false)
 		}
 	}
 
-	rep.Status = a.record(p, rep.Results, nil) // (4)
-	a.watchFiles()
+	a.watchFiles() // (4)
+	rep.Status = a.record(p, rep.Results, nil)
 	rep.Duration = time.Since(rep.Started)
 	a.log.Info("pass done", zap.String("state", string(rep.Status.State)),
 		zap.Int("secrets", len(rep.Status.Secrets)), zap.Int("delivered", len(p.rowOf)), zap.Int("writes", writes(rep.Results)),
@@ -105,34 +105,33 @@ func (a *Agent) specFailed(cp ControlPlane, err error) (string, Status) {
 // noteSpec records a fingerprint of env's spec and reports whether it
 // differs from the last one. The caller holds passMu.
 func (a *Agent) noteSpec(env *controlplane.Environment) bool {
-	b, err := json.Marshal(env.Spec)
-	if err != nil {
-		return true
-	}
-	sum := sha256.Sum256(b)
+	sum := specFingerprint(env.Spec)
 	changed := sum != a.lastSpec
 	a.lastSpec = sum
 	return changed
 }
 
 // repairPass applies the last applied desired sets again, asking the control
-// plane nothing, to put back outputs someone else changed. Before the first
-// applied pass it does nothing and returns false.
+// plane nothing, to put back outputs someone else changed: only the
+// injectors managing a path reported changed since the last repair pass
+// (Agent.dirty) are called, for those paths. Before the first applied pass
+// it does nothing and returns false, leaving the paths to the next one.
 func (a *Agent) repairPass(ctx context.Context) bool {
 	a.passMu.Lock()
 	defer a.passMu.Unlock()
 	if a.lastPlan == nil {
 		return false
 	}
+	a.mu.Lock()
+	fetchErr, dirty := a.fetchErr, a.dirty
+	a.dirty = map[string]bool{}
+	a.mu.Unlock()
 	results := map[string]injectors.Result{}
 	for _, sl := range a.slots {
 		if sl.inj != nil && sl.handed != nil {
-			results[sl.name] = a.apply(ctx, sl, sl.handed, true)
+			results[sl.name] = a.apply(ctx, sl, sl.handed, dirty, true)
 		}
 	}
-	a.mu.Lock()
-	fetchErr := a.fetchErr
-	a.mu.Unlock()
 	a.record(a.lastPlan, results, fetchErr)
 	a.watchFiles()
 	return true
@@ -143,15 +142,16 @@ func (a *Agent) repairPass(ctx context.Context) bool {
 // secrets cannot all be had safely is held (slot.held). The caller holds
 // passMu.
 func (a *Agent) makePlan(ctx context.Context, cp ControlPlane, env *controlplane.Environment) *plan {
-	p := &plan{rowOf: map[string]*SecretStatus{}}
+	n := len(env.Spec.Secrets) // sized once: a large spec grows nothing
+	p := &plan{rowOf: make(map[string]*SecretStatus, n), rows: make([]*SecretStatus, 0, n)}
 	for _, sl := range a.slots {
 		sl.desired, sl.held = nil, ""
 		if sl.inj != nil {
 			sl.desired = []secrets.Secret{}
 		}
 	}
-	var all []secrets.Secret
-	live := map[string]bool{}
+	all := make([]secrets.Secret, 0, n)
+	live := make(map[string]bool, n)
 	for _, w := range env.Spec.Secrets {
 		s, err := w.Secret()
 		if err != nil {
@@ -373,14 +373,16 @@ func (a *Agent) fetch(ctx context.Context, cp ControlPlane, s secrets.Secret) (s
 	return v, nil
 }
 
-// apply hands sl the set want and notes what its outputs now hold. The
-// caller holds passMu; repair only changes how outcomes are logged.
-func (a *Agent) apply(ctx context.Context, sl *slot, want []secrets.Secret, repair bool) injectors.Result {
-	r := sl.inj.Apply(ctx, want)
+// apply hands sl the set want, doing only what may differ from what its
+// outputs hold or what dirty names as changed on disk (changes.go), and
+// notes what they now hold. It returns the outcome of every secret of want.
+// The caller holds passMu; repair only changes how outcomes are logged.
+func (a *Agent) apply(ctx context.Context, sl *slot, want []secrets.Secret, dirty map[string]bool, repair bool) injectors.Result {
+	did, r, called := sl.applyChanged(ctx, want, dirty)
 	if r.Err != nil {
 		a.log.Error("injector failed", zap.String("injector", sl.name), zap.Error(r.Err))
 	}
-	a.logOutcomes(sl.name, r, repair)
+	a.logOutcomes(sl.name, did, repair)
 	if r.Err == nil || len(r.Paths) > 0 {
 		// A failure as a whole says nothing about what is managed: then
 		// keep watching what was, so drift repair still notices it.
@@ -391,7 +393,9 @@ func (a *Agent) apply(ctx context.Context, sl *slot, want []secrets.Secret, repa
 	a.mu.Lock()
 	sl.handed = want
 	a.mu.Unlock()
-	sl.applied = appliedNow(sl.applied, want, r)
+	if called { // else its outputs hold what they held
+		sl.applied = appliedNow(sl.applied, want, r)
+	}
 	return r
 }
 

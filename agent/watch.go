@@ -9,7 +9,11 @@ import (
 // watchFiles tells the path watcher (when Run has one) to watch every
 // managed output, the config file and the token file. A pass calls it
 // before it reports anything applied, so that no change after that goes
-// unseen; it never waits for a pass in flight (it does not take passMu).
+// unseen; it never waits for a pass in flight (it takes watchMu, not
+// passMu). A managed path it had not watched before is marked dirty for a
+// repair pass to look at once: a change between its write and its watch was
+// not seen, and no later pass looks at an output that did not change
+// (changes.go).
 func (a *Agent) watchFiles() {
 	a.watchMu.Lock()
 	defer a.watchMu.Unlock()
@@ -23,8 +27,28 @@ func (a *Agent) watchFiles() {
 	for _, sl := range slots {
 		paths = append(paths, sl.paths...)
 	}
-	paths = append(paths, a.opts.configPath, cfg.ControlPlane.TokenFile)
-	set(paths)
+	watched := make(map[string]bool, len(paths))
+	var fresh []string
+	for _, p := range paths {
+		watched[p] = true
+		if !a.watched[p] {
+			fresh = append(fresh, p)
+		}
+	}
+	own := [2]string{a.opts.configPath, cfg.ControlPlane.TokenFile}
+	if len(fresh) == 0 && len(watched) == len(a.watched) && own == a.watchedOwn {
+		return // the same set: the watcher follows its directories itself
+	}
+	a.watched, a.watchedOwn = watched, own
+	set(append(paths, own[:]...))
+	if len(fresh) > 0 {
+		a.mu.Lock()
+		for _, p := range fresh {
+			a.dirty[filepath.Clean(p)] = true
+		}
+		a.mu.Unlock()
+		a.kickRepair()
+	}
 }
 
 // onFileEvent sorts a file event: the config file reloads, the token file is
@@ -48,6 +72,9 @@ func (a *Agent) onFileEvent(path string) {
 		a.kick()
 	default:
 		a.log.Debug("managed file changed", zap.String("path", path))
+		a.mu.Lock()
+		a.dirty[path] = true
+		a.mu.Unlock()
 		a.kickRepair()
 	}
 }

@@ -27,6 +27,22 @@ type Injector interface {
 	Apply(ctx context.Context, desired []secrets.Secret) Result
 }
 
+// Incremental is implemented by an injector with one output per secret that
+// can bring some of its outputs in line without looking at the others, so
+// that a change of one secret among thousands costs one output's work. The
+// agent calls Apply once per injector it builds (and again after a failure
+// as a whole), and ApplyOnly after that, for what it knows may differ.
+type Incremental interface {
+	// ApplyOnly is Apply for a desired set that, the caller vouches, differs
+	// from what the injector's outputs held after its last Apply or
+	// ApplyOnly only at the targets in touched: secrets new or changed there,
+	// outputs no longer desired there, or outputs changed on disk by someone
+	// else. It examines and writes only those targets (removing the ones no
+	// longer desired), and its Outcomes cover only them; Paths is still
+	// every path it manages. Before the injector's first Apply it is Apply.
+	ApplyOnly(ctx context.Context, desired []secrets.Secret, touched []string) Result
+}
+
 // CredentialServer is an injector whose credentials a program asks the
 // agent for over the status socket (git's credential helper) instead of
 // reading them from disk. The agent calls Credential with a secret it last

@@ -19,7 +19,10 @@
 #     (-benchtime 1x) unless benchtime_of below says otherwise.
 #
 # Environment:
-#   BENCH=<regexp>      run only the benchmarks matching it (default: all)
+#   BENCH=<regexp>      run only the benchmarks matching it (default: all); the
+#                       run is appended to docs/bench-raw.txt, so the report
+#                       keeps the others' last figures and says which run
+#                       measured each
 #   BENCHTIME=<n>x|<d>  one -benchtime for every benchmark (overrides the table)
 #   TAGS=<tags>         build tags; default "live" when run as root, which adds
 #                       the live benchmarks (a dockerd and registry they start
@@ -28,8 +31,9 @@
 # Output: docs/bench-raw.txt holds the raw `go test -bench` output, preceded and
 # followed by key: value lines (date, commit, machine, load) in Go's benchmark
 # format, so benchstat reads it too; docs/BENCHMARKS.md is generated from it by
-# `go run ./internal/benchreport`. Exits non-zero when a benchmark failed (the
-# report is written anyway and says which).
+# `go run ./internal/benchreport`, with docs/bench-profile.md (hand-written:
+# where the time goes, from profiles) as its Profile section. Exits non-zero
+# when a benchmark failed (the report is written anyway and says which).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -65,6 +69,11 @@ for b in "${benches[@]}"; do
 	times+=("$b $(benchtime_of "$b")")
 done
 
+if [[ -n "${BENCH:-}" && -s "$raw" ]]; then
+	all=$(mktemp)
+	trap 'rm -f "$all"' EXIT
+	cp "$raw" "$all" # a partial run: keep the others' figures
+fi
 {
 	echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 	echo "commit: $(git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)"
@@ -86,8 +95,12 @@ for b in "${benches[@]}"; do
 	fi
 done
 echo "loadavg-end: $(loadavg)" >>"$raw"
+if [[ -n "${all:-}" ]]; then
+	cat "$raw" >>"$all"
+	cp "$all" "$raw"
+fi
 
-go run ./internal/benchreport -in "$raw" -out docs/BENCHMARKS.md
+go run ./internal/benchreport -in "$raw" -out docs/BENCHMARKS.md -profile docs/bench-profile.md
 echo "bench.sh: wrote $raw and docs/BENCHMARKS.md" >&2
 if [[ ${#failed[@]} -gt 0 ]]; then
 	echo "bench.sh: failed: ${failed[*]}" >&2

@@ -241,3 +241,64 @@ func (r *resourceShell) stop() {
 		r.cmd = nil
 	}
 }
+
+// promptShell is a bash that sourced the user hook over an agent's env dir
+// and, at each line on stdin (a prompt), runs the hook's sync once and
+// prints the value of one variable.
+type promptShell struct {
+	in  io.WriteCloser
+	out *bufio.Scanner
+}
+
+func startPromptShell(b *testing.B, bash, envDir, name string) *promptShell {
+	b.Helper()
+	hook, err := envprofile.HookScript("sh", envprofile.HookUser)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	hookPath, script := filepath.Join(dir, "hook"), filepath.Join(dir, "loop")
+	if err := os.WriteFile(hookPath, hook, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(script, []byte(strings.ReplaceAll(resourceScripts["bash"], "V00000", name)), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(bash, "--norc", "--noprofile", script, hookPath)
+	cmd.Env = []string{"HOME=" + dir, "PATH=/usr/bin:/bin", "SECRETS_AGENT_ENV_DIR=" + envDir}
+	cmd.Stderr = os.Stderr
+	p := &promptShell{}
+	if p.in, err = cmd.StdinPipe(); err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	p.out = bufio.NewScanner(stdout)
+	p.out.Buffer(make([]byte, 1<<20), 1<<20)
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		p.in.Close()
+		_ = cmd.Wait()
+	})
+	return p
+}
+
+// prompt runs one sync in the shell and returns the variable's value.
+func (p *promptShell) prompt(b *testing.B) string {
+	b.Helper()
+	if _, err := io.WriteString(p.in, "prompt\n"); err != nil {
+		b.Fatalf("the shell is gone: %v", err)
+	}
+	if !p.out.Scan() {
+		b.Fatalf("the shell exited: %v", p.out.Err())
+	}
+	f := strings.Fields(p.out.Text())
+	if len(f) != 3 || f[0] != "T" {
+		b.Fatalf("shell answered %q, want T <µs> <value>", p.out.Text())
+	}
+	return f[2]
+}

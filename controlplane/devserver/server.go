@@ -77,61 +77,8 @@ type Server struct {
 	done      chan struct{} // closed by Shutdown: watch streams end
 	stopOnce  sync.Once
 
-	// accessCache holds each environment's access as of accessGen, which
-	// every change bumps; an entry of an older generation is stale.
-	accessMu    sync.Mutex
-	accessGen   uint64
-	accessCache map[string]access
-}
-
-// access is what an environment may read by value: the secrets that win in
-// its resolution and its API-only secrets; and, for a shadowed secret, the
-// winner that hides it.
-type access struct {
-	gen        uint64
-	readable   map[string]bool
-	shadowedBy map[string]string
-}
-
-// access returns env's access, resolving its visible secrets only when no
-// entry of the current generation is cached. The generation is read before
-// the store, so an entry computed across a change is never taken as current.
-func (s *Server) access(env Environment) (access, error) {
-	s.accessMu.Lock()
-	gen := s.accessGen
-	acc, ok := s.accessCache[env.ID]
-	s.accessMu.Unlock()
-	if ok && acc.gen == gen {
-		return acc, nil
-	}
-	rs, err := s.visible(env)
-	if err != nil {
-		return access{}, err
-	}
-	all := make([]secrets.Secret, len(rs))
-	for i, rec := range rs {
-		all[i] = rec.Secret()
-	}
-	res := secrets.Resolve(all)
-	acc = access{gen: gen, readable: map[string]bool{}, shadowedBy: map[string]string{}}
-	for _, w := range res.Winners {
-		acc.readable[w.Secret.ID] = true
-		for _, sh := range w.Shadows {
-			acc.shadowedBy[sh.ID] = w.Secret.ID
-		}
-	}
-	for _, sk := range res.Skipped {
-		if sk.Mount.Kind == secrets.MountAPIOnly {
-			acc.readable[sk.ID] = true
-		}
-	}
-	s.accessMu.Lock()
-	if s.accessCache == nil {
-		s.accessCache = map[string]access{}
-	}
-	s.accessCache[env.ID] = acc
-	s.accessMu.Unlock()
-	return acc, nil
+	// views caches what each environment sees (views.go).
+	views views
 }
 
 // New opens the data directory (store, key file, admin token; each created
@@ -355,11 +302,12 @@ func (s *Server) getEnvironment(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	rs, err := s.visible(env)
+	v, err := s.view(env)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
+	rs := v.recs
 	resp := controlplane.GetEnvironmentResponse{Environment: controlplane.Environment{
 		ID: env.ID,
 		Metadata: controlplane.EnvironmentMetadata{OrganizationID: env.OrganizationID, ProjectID: env.ProjectID,
@@ -400,10 +348,11 @@ func (s *Server) secretValue(w http.ResponseWriter, r *http.Request, id string) 
 	if id == "" {
 		return errorf(controlplane.CodeInvalidArgument, "secretId: is empty")
 	}
-	acc, err := s.access(env)
+	v, err := s.view(env)
 	if err != nil {
 		return err
 	}
+	acc := v.access
 	if winner, ok := acc.shadowedBy[id]; ok {
 		return errorf(controlplane.CodePermissionDenied, "secret %s is shadowed by secret %s in environment %s", id, winner, env.ID)
 	}
@@ -501,16 +450,17 @@ func (s *Server) admin(r *http.Request) error {
 	return errorf(controlplane.CodePermissionDenied, "%s needs the admin token", r.URL.Path)
 }
 
-// changed pushes a watch event to every environment that sees rec.
-func (s *Server) changed(rec Record) {
-	s.accessMu.Lock()
-	s.accessGen++
-	s.accessMu.Unlock()
+// changed brings the cached views of every environment that sees rec up to
+// date (how says what changed) and pushes a watch event to each. When those
+// environments cannot be found, every view is dropped.
+func (s *Server) changed(rec Record, how change) {
 	envs, err := s.store.EnvironmentsSeeing(rec)
 	if err != nil {
+		s.views.dropAll()
 		s.log.Error("find environments to notify", zap.String("secret", rec.ID), zap.Error(err))
 		return
 	}
+	s.views.update(envs, rec, how)
 	s.hub.notify(envs)
 }
 
@@ -552,7 +502,7 @@ func (s *Server) createSecret(w http.ResponseWriter, r *http.Request) {
 			return nil, err
 		}
 		s.log.Info("secret created", zap.String("id", rec.ID), zap.String("name", rec.Name), zap.Stringer("scope", rec.Scope), zap.String("owner", rec.Owner), zap.Stringer("mount", rec.Mount))
-		s.changed(rec)
+		s.changed(rec, secretAdded)
 		return CreateSecretResponse{Secret: AdminSecret(rec)}, nil
 	})
 }
@@ -665,7 +615,7 @@ func (s *Server) updateSecretValue(w http.ResponseWriter, r *http.Request) {
 		}
 		if changed {
 			s.log.Info("secret value updated", zap.String("id", rec.ID), zap.String("name", rec.Name), zap.String("session", rec.Session))
-			s.changed(rec)
+			s.changed(rec, valueChanged)
 		}
 		return UpdateSecretValueResponse{Secret: AdminSecret(rec)}, nil
 	})
@@ -681,7 +631,7 @@ func (s *Server) deleteSecret(w http.ResponseWriter, r *http.Request) {
 			return nil, err
 		}
 		s.log.Info("secret deleted", zap.String("id", rec.ID), zap.String("name", rec.Name))
-		s.changed(rec)
+		s.changed(rec, secretRemoved)
 		return DeleteSecretResponse{}, nil
 	})
 }

@@ -28,7 +28,7 @@ func TestFileWrittenBeforeACrashIsNotKeptAside(t *testing.T) {
 	if j == nil {
 		t.Fatalf("prepare: %v", o.Err)
 	}
-	f.in.saveIntent([]*job{j}, true)
+	f.in.saveIntent([]*job{j}, true, 0)
 	if _, err := atomicfile.Write(j.root, j.rel, s.Value, atomicfile.Options{Mode: 0o600, UID: -1, GID: -1}); err != nil {
 		t.Fatal(err)
 	}

@@ -72,7 +72,10 @@ type Injector struct {
 	reserved []injectors.Reserved
 }
 
-var _ injectors.Injector = (*Injector)(nil)
+var (
+	_ injectors.Injector    = (*Injector)(nil)
+	_ injectors.Incremental = (*Injector)(nil)
+)
 
 // New checks o and loads the manifest from o.StateDir (a missing manifest is
 // an empty one; an unreadable or corrupt one is an error naming it).
@@ -142,13 +145,33 @@ func (in *Injector) Kind() secrets.MountKind { return secrets.MountFile }
 //
 // A cancelled ctx fails the secrets not yet applied and skips (3) and (4).
 func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injectors.Result {
+	return in.apply(ctx, desired, nil)
+}
+
+// ApplyOnly is Apply restricted to the targets in touched
+// (injectors.Incremental): steps (2) and (3) take only those, step (4) runs
+// only when one was removed, and no other managed file is looked at. Before
+// the first Apply it is Apply, so that step (1) sees every path.
+func (in *Injector) ApplyOnly(ctx context.Context, desired []secrets.Secret, touched []string) injectors.Result {
+	only := make(map[string]bool, len(touched))
+	for _, t := range touched {
+		only[t] = true
+	}
+	return in.apply(ctx, desired, only)
+}
+
+// apply is Apply when only is nil, else ApplyOnly for the targets in only.
+func (in *Injector) apply(ctx context.Context, desired []secrets.Secret, only map[string]bool) injectors.Result {
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	if !in.cleaned {
+		only = nil
+	}
 	p := in.newPass()
 	defer p.close()
 
 	// (1)
-	wanted := map[string]bool{}
+	wanted := make(map[string]bool, len(desired))
 	for _, s := range desired {
 		wanted[s.Mount.Target] = true
 	}
@@ -156,6 +179,12 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 	if firstPass {
 		in.cleanTemps(p, wanted)
 		in.cleaned = true
+	}
+	var before map[string]entry
+	dirsBefore := len(in.man.Dirs)
+	if only != nil {
+		desired = slices.DeleteFunc(slices.Clone(desired), func(s secrets.Secret) bool { return !only[s.Mount.Target] })
+		before = entriesAt(in.man.Files, only)
 	}
 
 	// (2a)
@@ -168,7 +197,7 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 		}
 		jobs[i], outcomes[i] = p.prepare(s)
 	}
-	in.saveIntent(jobs, firstPass)
+	in.saveIntent(jobs, firstPass, dirsBefore)
 	// (2b)
 	writeAll(jobs, in.mode, in.owner)
 	// (2c)
@@ -183,17 +212,23 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 		p.res.Err = fmt.Errorf("secretfile: %w", err)
 	} else {
 		// (3)
-		for _, target := range slices.Sorted(maps.Keys(in.man.Files)) {
+		removed := false
+		for _, target := range removable(in.man.Files, only) {
 			if !wanted[target] {
 				p.res.Outcomes = append(p.res.Outcomes, p.remove(target, in.man.Files[target]))
+				removed = true
 			}
 		}
 		// (4)
-		p.removeEmptyDirs(wanted)
+		if only == nil || removed {
+			p.removeEmptyDirs(wanted)
+		}
 	}
 
 	// (5)
-	if data := in.man.encode(); !slices.Equal(data, in.saved) {
+	if only != nil && len(in.man.Dirs) == dirsBefore && maps.Equal(entriesAt(in.man.Files, only), before) {
+		// Nothing it records changed: spare encoding every other entry.
+	} else if data := in.man.encode(); !slices.Equal(data, in.saved) {
 		if _, err := imanifest.Save(in.stateDir, manifestName, in.man); err != nil {
 			p.res.Err = errors.Join(p.res.Err, fmt.Errorf("secretfile: %w", err))
 		} else {
@@ -206,16 +241,32 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 
 // saveIntent records the new paths of jobs in
 // the manifest with an all-zero identity (not yet written) and saves it when
-// that changed it, before any of them is written. A failed save is not
-// reported here: Apply saves again at its end and reports.
-func (in *Injector) saveIntent(jobs []*job, firstPass bool) {
+// that, or creating directories (the manifest held dirsBefore), changed
+// it, before any of them is written. A failed save is not reported here:
+// Apply saves again at its end and reports.
+func (in *Injector) saveIntent(jobs []*job, firstPass bool, dirsBefore int) {
+	added := len(in.man.Dirs) != dirsBefore
 	for _, j := range jobs {
 		if j != nil && j.prev == nil && in.man.Files[j.s.Mount.Target] == nil {
 			j.ent.Secret, j.ent.Mode = j.s.Ref(), in.mode
 			in.man.Files[j.s.Mount.Target] = j.ent
+			added = true
 		}
 	}
-	in.saveNow(firstPass)
+	if added {
+		in.saveNow(firstPass)
+	}
+}
+
+// entriesAt copies the manifest entries of the targets in only.
+func entriesAt(files map[string]*entry, only map[string]bool) map[string]entry {
+	out := make(map[string]entry, len(only))
+	for t := range only {
+		if e := files[t]; e != nil {
+			out[t] = *e
+		}
+	}
+	return out
 }
 
 // saveNow saves the manifest when it differs from what was saved last. A
@@ -680,4 +731,20 @@ func holdsAny[V any](dir string, paths map[string]V) bool {
 		}
 	}
 	return false
+}
+
+// removable returns the managed paths step (3) considers, sorted: every
+// one, or those in only when it is not nil.
+func removable(files map[string]*entry, only map[string]bool) []string {
+	if only == nil {
+		return slices.Sorted(maps.Keys(files))
+	}
+	var out []string
+	for t := range only {
+		if files[t] != nil {
+			out = append(out, t)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

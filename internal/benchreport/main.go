@@ -29,6 +29,7 @@ func run(args []string) error {
 	fs := flag.NewFlagSet("benchreport", flag.ContinueOnError)
 	in := fs.String("in", "docs/bench-raw.txt", "raw `go test -bench` output")
 	out := fs.String("out", "", "where to write the markdown report (default standard output)")
+	profileFile := fs.String("profile", "", "hand-written markdown (where the time goes) to include; none when empty or missing")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -44,8 +45,14 @@ func run(args []string) error {
 	if len(r.Benchmarks) == 0 {
 		return errors.New(*in + ": no benchmark results")
 	}
+	var profile []byte
+	if *profileFile != "" {
+		if profile, err = os.ReadFile(*profileFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
 	var buf bytes.Buffer
-	if err := Render(&buf, r); err != nil {
+	if err := Render(&buf, r, string(profile)); err != nil {
 		return err
 	}
 	if *out == "" {

@@ -38,6 +38,10 @@ type Benchmark struct {
 	Metrics    []Metric
 	Outcome    string   // "ok", "FAIL" or "SKIP"
 	Notes      []string // the benchmark's log lines, file:line prefix removed
+	// Date and Commit are the configuration of the run that measured it
+	// (a file may hold several runs: scripts/bench.sh appends a partial
+	// one).
+	Date, Commit string
 }
 
 // Metric is one "value unit" pair of a result line.
@@ -61,9 +65,10 @@ var (
 //	    replaces the earlier value but keeps its position (several go test
 //	    runs print goos, pkg and cpu each).
 //	(2) A line starting with "Benchmark" that has an iteration count and
-//	    "value unit" pairs is a result. A name alone (a benchmark that
-//	    failed or was skipped before reporting) starts an entry with no
-//	    metrics.
+//	    "value unit" pairs is a result, of the run whose date and commit
+//	    were read last; one of a later run replaces the earlier whole. A
+//	    name alone (a benchmark that failed or was skipped before
+//	    reporting) starts an entry with no metrics.
 //	(3) "--- BENCH:", "--- FAIL:" or "--- SKIP:" names the benchmark the
 //	    indented log lines below it belong to, and sets its outcome.
 //	(4) An indented "file.go:N: text" line is a note of that benchmark; a
@@ -104,6 +109,12 @@ func Parse(r io.Reader) (Run, error) {
 				return Run{}, err
 			}
 			i := find(b.Name)
+			b.Date, b.Commit = run.Get("date"), run.Get("commit")
+			if prev := run.Benchmarks[i]; prev.Date != b.Date && prev.Iterations > 0 {
+				// A later run measured it again: its notes and outcome
+				// are those of that run.
+				run.Benchmarks[i] = Benchmark{Name: b.Name, Outcome: "ok", Date: b.Date, Commit: b.Commit}
+			}
 			if b.Iterations > 0 || run.Benchmarks[i].Iterations == 0 {
 				b.Outcome, b.Notes = run.Benchmarks[i].Outcome, run.Benchmarks[i].Notes
 				run.Benchmarks[i] = b

@@ -68,7 +68,7 @@ func TestParseRejectsAResultWithAnUnpairedMetric(t *testing.T) {
 
 func TestRenderShowsEveryMetricTargetsAndNotes(t *testing.T) {
 	var buf bytes.Buffer
-	if err := Render(&buf, parseFile(t, "raw.txt")); err != nil {
+	if err := Render(&buf, parseFile(t, "raw.txt"), ""); err != nil {
 		t.Fatal(err)
 	}
 	out := buf.String()
@@ -128,5 +128,43 @@ func TestRunFailsWithoutBenchmarks(t *testing.T) {
 	}
 	if err := run([]string{"-in", in, "-out", filepath.Join(t.TempDir(), "out.md")}); err == nil {
 		t.Fatal("no error for a run without benchmarks")
+	}
+}
+
+func TestALaterPartialRunReplacesOnlyWhatItMeasured(t *testing.T) {
+	raw := `date: 2026-01-01T00:00:00Z
+commit: aaa
+BenchmarkA-2   	1	  10.0 p50-ms
+--- BENCH: BenchmarkA-2
+    bench_test.go:1: note: first run
+BenchmarkB-2   	1	  20.0 p50-ms
+date: 2026-01-02T00:00:00Z
+commit: bbb
+BenchmarkA-2   	1	  5.0 p50-ms
+--- BENCH: BenchmarkA-2
+    bench_test.go:1: note: second run
+`
+	r, err := Parse(strings.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Benchmarks) != 2 {
+		t.Fatalf("%d benchmarks, want 2", len(r.Benchmarks))
+	}
+	a, b := r.Benchmarks[0], r.Benchmarks[1]
+	if a.Metrics[0].Value != 5 || a.Commit != "bbb" || !reflect.DeepEqual(a.Notes, []string{"note: second run"}) {
+		t.Errorf("A re-measured: %+v", a)
+	}
+	if b.Metrics[0].Value != 20 || b.Commit != "aaa" {
+		t.Errorf("B kept from the first run: %+v", b)
+	}
+	var out strings.Builder
+	if err := Render(&out, r, "## Profile\n\nwhere the time goes\n"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Measured in the run of 2026-01-02T00:00:00Z (commit bbb)", "Measured in the run of 2026-01-01T00:00:00Z (commit aaa)", "## Profile\n\nwhere the time goes\n"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q", want)
+		}
 	}
 }

@@ -3,7 +3,10 @@
 package pathwatch
 
 import (
+	"errors"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -30,6 +33,8 @@ import (
 //	    (1): a directory that appeared gets its own watch, one that vanished
 //	    falls back to its parent.
 //	(3) Events on anything else in a watched directory are ignored.
+//	(4) When the kernel dropped events (its queue overflowed), every
+//	    watched file is reported.
 type Watcher struct {
 	w       *fsnotify.Watcher
 	log     *zap.Logger
@@ -152,6 +157,15 @@ func (p *Watcher) loop() {
 				return
 			}
 			p.log.Warn("file watch", zap.Error(err))
+			if errors.Is(err, fsnotify.ErrEventOverflow) {
+				// Events were dropped: any file may have changed.
+				p.mu.Lock()
+				files := slices.Collect(maps.Keys(p.files))
+				p.mu.Unlock()
+				for _, f := range files {
+					p.onEvent(f)
+				}
+			}
 		}
 	}
 }
