@@ -120,7 +120,26 @@ func (in *Injector) Kind() secrets.MountKind { return secrets.MountFile }
 
 // Apply makes every desired secret's path hold its value with the
 // injector's mode and owner, and removes what it wrote for secrets no longer
-// desired. Nothing changed means no write at all (Result.Writes 0).
+// desired. Nothing changed means no write at all (Result.Writes 0). A
+// cancelled ctx fails the secrets not yet applied and removes nothing. The
+// steps are apply's.
+func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injectors.Result {
+	return in.apply(ctx, desired, nil)
+}
+
+// ApplyOnly is Apply restricted to the targets in touched
+// (injectors.Incremental): only those are written or removed, and no other
+// managed file is looked at. Before the first Apply it is Apply, so that the
+// temp files a crash left beside every path are removed.
+func (in *Injector) ApplyOnly(ctx context.Context, desired []secrets.Secret, touched []string) injectors.Result {
+	only := make(map[string]bool, len(touched))
+	for _, t := range touched {
+		only[t] = true
+	}
+	return in.apply(ctx, desired, only)
+}
+
+// apply is Apply when only is nil, else ApplyOnly for the targets in only.
 //
 // Steps:
 //
@@ -143,24 +162,10 @@ func (in *Injector) Kind() secrets.MountKind { return secrets.MountFile }
 //	    and are empty, deepest first.
 //	(5) Save the manifest when it changed; report every managed path.
 //
-// A cancelled ctx fails the secrets not yet applied and skips (3) and (4).
-func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injectors.Result {
-	return in.apply(ctx, desired, nil)
-}
-
-// ApplyOnly is Apply restricted to the targets in touched
-// (injectors.Incremental): steps (2) and (3) take only those, step (4) runs
-// only when one was removed, and no other managed file is looked at. Before
-// the first Apply it is Apply, so that step (1) sees every path.
-func (in *Injector) ApplyOnly(ctx context.Context, desired []secrets.Secret, touched []string) injectors.Result {
-	only := make(map[string]bool, len(touched))
-	for _, t := range touched {
-		only[t] = true
-	}
-	return in.apply(ctx, desired, only)
-}
-
-// apply is Apply when only is nil, else ApplyOnly for the targets in only.
+// With only set, (2) and (3) take only the targets in it and (4) runs only
+// when one was removed; before the first Apply only is ignored, so that (1)
+// sees every path. A cancelled ctx fails the secrets not yet applied and
+// skips (3) and (4).
 func (in *Injector) apply(ctx context.Context, desired []secrets.Secret, only map[string]bool) injectors.Result {
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -733,7 +738,7 @@ func holdsAny[V any](dir string, paths map[string]V) bool {
 	return false
 }
 
-// removable returns the managed paths step (3) considers, sorted: every
+// removable returns the managed paths that may be removed, sorted: every
 // one, or those in only when it is not nil.
 func removable(files map[string]*entry, only map[string]bool) []string {
 	if only == nil {
