@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"time"
 
 	"go.uber.org/zap"
@@ -64,7 +65,23 @@ func (a *Agent) setWaiting(why error) {
 			zap.Error(why))
 	case why == nil && was != nil:
 		a.log.Info("configured: connecting to the control plane")
+		WarnWideToken(a.log, a.config().ControlPlane.TokenFile)
 	}
+}
+
+// WarnWideToken logs one warning, naming the file and its mode, when the
+// token file at path is readable or writable by group or others: the agent
+// uses it all the same (refusing would stop every environment whose image
+// got the mode wrong), but whoever can read it can read every secret of the
+// environment. A missing or unreadable file is left to the agent to report.
+// `run` calls it at start, and the agent when a token it waited for appears.
+func WarnWideToken(log *zap.Logger, path string) {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm()&0o077 == 0 {
+		return
+	}
+	log.Warn("token file is open to other users: every secret of the environment is readable with it; chmod 600 it",
+		zap.String("file", path), zap.String("mode", fmt.Sprintf("%04o", fi.Mode().Perm())))
 }
 
 // waitingFor returns why the agent waits, or nil.

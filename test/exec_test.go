@@ -12,11 +12,12 @@ import (
 )
 
 // childScript prints its variables when it starts and what it is sent, and
-// loops until a signal ends it.
-const childScript = `echo "start TOKEN=${TOKEN-unset} OTHER=${OTHER-unset} NEW_VAR=${NEW_VAR-unset}"
-trap 'echo "got HUP TOKEN=${TOKEN-unset}"' HUP
+// loops until a signal ends it. It sets its traps before it says "start", so
+// a test that signals it on seeing "start" never meets the default action.
+const childScript = `trap 'echo "got HUP TOKEN=${TOKEN-unset}"' HUP
 trap 'echo "got INT"; exit 130' INT
 trap 'echo "got TERM"; exit 143' TERM
+echo "start TOKEN=${TOKEN-unset} OTHER=${OTHER-unset} NEW_VAR=${NEW_VAR-unset}"
 while :; do sleep 0.05; done`
 
 // execStack is a running agent with the environment-variable secrets TOKEN

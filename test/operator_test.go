@@ -217,10 +217,29 @@ func TestUserWithoutRuntimeDirIsToldWhatToSet(t *testing.T) {
 // TestTokenReadableByOthersIsWarnedOnce: a 0644 token file works, with one
 // warning naming the file and its mode.
 func TestTokenReadableByOthersIsWarnedOnce(t *testing.T) {
+	for _, late := range []bool{false, true} {
+		t.Run(map[bool]string{false: "there at start", true: "appears while the agent waits"}[late], func(t *testing.T) {
+			tokenReadableByOthersIsWarnedOnce(t, late)
+		})
+	}
+}
+
+func tokenReadableByOthersIsWarnedOnce(t *testing.T, late bool) {
 	s := newStack(t)
 	must(t, os.Chmod(s.tokenFile, 0o644))
 	s.dev.CreateSecret(t, "user", "alice", "WIDE", env(), []byte("v"))
+	token := readFile(t, s.tokenFile)
+	if late {
+		must(t, os.Remove(s.tokenFile))
+	}
 	a := testutil.StartAgent(t, s.writeConfig(t))
+	if late {
+		testutil.Eventually(t, deadline, "the agent waits for its token", func() bool {
+			return strings.Contains(a.Log(), "waiting for token")
+		})
+		must(t, os.WriteFile(s.tokenFile, token, 0o644))
+		must(t, os.Chmod(s.tokenFile, 0o644))
+	}
 	if _, stderr, code := testutil.RunAgent(t, nil, "wait", "--socket", s.cfg.Socket, "--timeout", "20s"); code != 0 {
 		t.Fatalf("wait: exit %d: %s", code, stderr)
 	}

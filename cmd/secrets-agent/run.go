@@ -92,7 +92,7 @@ func runAgent(ctx context.Context, configPath string, once bool, stderr *os.File
 			}
 			defer lock.Release()
 		}
-		warnWideToken(log, cfg.ControlPlane.TokenFile)
+		agent.WarnWideToken(log, cfg.ControlPlane.TokenFile)
 		rep := a.Sync(ctx)
 		if rep.OK() {
 			return nil
@@ -114,7 +114,7 @@ func runAgent(ctx context.Context, configPath string, once bool, stderr *os.File
 	}()
 	log.Info("secrets-agent running", zap.String("version", version), zap.String("controlplane", cfg.ControlPlane.URL),
 		zap.String("environment", cfg.ControlPlane.EnvironmentID))
-	warnWideToken(log, cfg.ControlPlane.TokenFile)
+	agent.WarnWideToken(log, cfg.ControlPlane.TokenFile)
 	return a.Run(ctx)
 }
 
@@ -172,18 +172,4 @@ func printPassSummary(w io.Writer, rep agent.PassReport) {
 		}
 		fmt.Fprintln(w, line)
 	}
-}
-
-// warnWideToken logs one warning, naming the file and its mode, when the
-// token file at path is readable or writable by group or others: the agent
-// uses it all the same (refusing would stop every environment whose image
-// got the mode wrong), but whoever can read it can read every secret of the
-// environment. A missing or unreadable file is left to the agent to report.
-func warnWideToken(log *zap.Logger, path string) {
-	fi, err := os.Stat(path)
-	if err != nil || fi.Mode().Perm()&0o077 == 0 {
-		return
-	}
-	log.Warn("token file is open to other users: every secret of the environment is readable with it; chmod 600 it",
-		zap.String("file", path), zap.String("mode", fmt.Sprintf("%04o", fi.Mode().Perm())))
 }
