@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/secrets-agent/secrets-agent/config"
+	"github.com/secrets-agent/secrets-agent/control"
 	"github.com/secrets-agent/secrets-agent/controlplane"
 	"github.com/secrets-agent/secrets-agent/injectors"
 	"github.com/secrets-agent/secrets-agent/proxy"
@@ -30,16 +31,9 @@ import (
 type ControlPlane interface {
 	GetEnvironment(ctx context.Context, envID string) (*controlplane.Environment, error)
 	GetSecretValue(ctx context.Context, secretID string) ([]byte, error)
-	WatchEvents(ctx context.Context, envID string) (EventStream, error)
+	WatchEvents(ctx context.Context, envID string) (controlplane.Events, error)
 	// ReloadToken re-reads the token file.
 	ReloadToken() error
-}
-
-// EventStream is an open WatchEvents stream. Next blocks until an event
-// arrives or the stream ends; Close ends it and makes a blocked Next return.
-type EventStream interface {
-	Next() (controlplane.Event, error)
-	Close() error
 }
 
 // Option changes how New builds an Agent.
@@ -153,7 +147,7 @@ type Agent struct {
 	slots    []*slot        // pass+mu: the injectors, in the order a pass applies them
 	cfg      *config.Config // pass+mu
 	cp       ControlPlane   // mu
-	status   Status         // mu
+	status   control.Status // mu
 	fetchErr error          // mu: the last full pass's spec fetch failure; nil after a success
 	waiting  error          // mu: why the control plane cannot be reached yet (waiting.go); nil when it can
 	tokenErr error          // mu: the last failure to re-read the token file; nil after a success
@@ -223,14 +217,14 @@ func New(cfg *config.Config, log *zap.Logger, opts ...Option) (*Agent, error) {
 		}
 		a.proxy = proxy.NewService(o)
 	}
-	a.status = Status{
+	a.status = control.Status{
 		SchemaVersion: 1,
-		State:         Starting,
+		State:         control.Starting,
 		Version:       a.opts.version,
 		ControlPlane:  cfg.ControlPlane.URL,
 		EnvironmentID: cfg.ControlPlane.EnvironmentID,
 		Injectors:     injectorStatuses(a.slots, nil),
-		Secrets:       []SecretStatus{},
+		Secrets:       []control.SecretStatus{},
 	}
 	return a, nil
 }
@@ -278,27 +272,27 @@ type change struct {
 // Status returns a copy of the agent's current status. While a pass is
 // stuck past the pass timeout it is degraded, saying so, whatever the last
 // pass recorded.
-func (a *Agent) Status() Status { return a.snapshot(a.stuckFor()) }
+func (a *Agent) Status() control.Status { return a.snapshot(a.stuckFor()) }
 
 // snapshot copies the status, taking mu; it is the one place a Status is
 // made from the agent's state. A refused config reload makes a ready agent
 // degraded (since the refusal) until a good config is loaded; stuck, when
 // not 0, is how long the pass in flight has run past the pass timeout; each
 // injector's row carries its configured mode (Builder.Mode).
-func (a *Agent) snapshot(stuck time.Duration) Status {
+func (a *Agent) snapshot(stuck time.Duration) control.Status {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	s := a.status
-	s.Injectors = append([]InjectorStatus(nil), s.Injectors...)
-	s.Secrets = append([]SecretStatus(nil), s.Secrets...)
-	if s.ConfigError != "" && s.State != Degraded {
-		s.State, s.DegradedSince = Degraded, s.ConfigErrorTime
+	s.Injectors = append([]control.InjectorStatus(nil), s.Injectors...)
+	s.Secrets = append([]control.SecretStatus(nil), s.Secrets...)
+	if s.ConfigError != "" && s.State != control.Degraded {
+		s.State, s.DegradedSince = control.Degraded, s.ConfigErrorTime
 	}
 	if stuck > 0 {
-		if s.State != Degraded {
+		if s.State != control.Degraded {
 			s.DegradedSince = time.Now().Add(a.opts.timing.passTimeout - stuck)
 		}
-		s.State, s.LastError = Degraded, fmt.Sprintf("a pass has run for %s, past the pass timeout of %s: something it waits on does not answer",
+		s.State, s.LastError = control.Degraded, fmt.Sprintf("a pass has run for %s, past the pass timeout of %s: something it waits on does not answer",
 			stuck.Round(time.Second), a.opts.timing.passTimeout)
 	}
 	for i, sl := range a.slots {
@@ -316,7 +310,7 @@ func (a *Agent) snapshot(stuck time.Duration) Status {
 // schedulePass). Syncs in a loop that keep finding nothing new are spaced
 // out, up to one pass every two seconds (scheduleSync). When ctx ends
 // first, the report says so (and the pass goes on).
-func (a *Agent) Sync(ctx context.Context) PassReport { return a.await(ctx, a.scheduleSync()) }
+func (a *Agent) Sync(ctx context.Context) control.PassReport { return a.await(ctx, a.scheduleSync()) }
 
 // Applied is closed once a pass has fetched the spec and run every injector
 // (individual secrets may still have failed; Status says which).
@@ -402,4 +396,4 @@ func (a *Agent) handedOfKind(k secrets.MountKind) []secrets.Secret {
 	return out
 }
 
-var _ Backend = (*Agent)(nil)
+var _ control.Backend = (*Agent)(nil)

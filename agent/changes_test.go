@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/secrets-agent/secrets-agent/control"
 	"github.com/secrets-agent/secrets-agent/controlplane"
 	"github.com/secrets-agent/secrets-agent/injectors"
 	"github.com/secrets-agent/secrets-agent/injectors/builtin"
@@ -84,13 +85,13 @@ func TestAFileSecretChangeCallsOnlyTheFileInjectorForThatFile(t *testing.T) {
 	}
 	// Every row still has its outcome: the one changed updated, the
 	// others unchanged.
-	for id, want := range map[string]Outcome{"e1": Outcome(injectors.Unchanged), "f1": Outcome(injectors.Updated),
-		"f2": Outcome(injectors.Unchanged), "r1": Outcome(injectors.Unchanged)} {
+	for id, want := range map[string]control.Outcome{"e1": control.Outcome(injectors.Unchanged), "f1": control.Outcome(injectors.Updated),
+		"f2": control.Outcome(injectors.Unchanged), "r1": control.Outcome(injectors.Unchanged)} {
 		if got := r.row(t, id).Outcome; got != want {
 			t.Errorf("row %s: outcome %q, want %q", id, got, want)
 		}
 	}
-	if rep.Status.State != Ready {
+	if rep.Status.State != control.Ready {
 		t.Fatalf("state %s: %s", rep.Status.State, rep.Status.LastError)
 	}
 

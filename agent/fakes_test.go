@@ -140,7 +140,7 @@ func (f *fakePlane) GetSecretValue(ctx context.Context, id string) ([]byte, erro
 	return append([]byte(nil), v...), nil
 }
 
-func (f *fakePlane) WatchEvents(ctx context.Context, envID string) (EventStream, error) {
+func (f *fakePlane) WatchEvents(ctx context.Context, envID string) (controlplane.Events, error) {
 	f.mu.Lock()
 	f.watchCalls++
 	err := f.watchErr

@@ -1,18 +1,19 @@
 package agent
 
 import (
+	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"reflect"
 	"strings"
 	"sync"
-	"sync/atomic"
+
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/secrets-agent/secrets-agent/config"
+	"github.com/secrets-agent/secrets-agent/control"
 	"github.com/secrets-agent/secrets-agent/controlplane"
 	"github.com/secrets-agent/secrets-agent/internal/backoff"
 	"github.com/secrets-agent/secrets-agent/internal/dirlock"
@@ -63,10 +64,6 @@ func (t timing) backoff(base time.Duration, n int) time.Duration {
 	}
 	return backoff.Jitter(backoff.Ceiling(fast, n-t.fastTries, t.retryCap))
 }
-
-// errSilent ends a stream that sent nothing, not even a blank line, for
-// longer than watch_silence_timeout.
-var errSilent = errors.New("watch stream silent past watch_silence_timeout")
 
 // kick asks for a full pass; it never blocks, and kicks that arrive while one
 // is pending coalesce into it.
@@ -303,7 +300,7 @@ func async(f func()) <-chan struct{} {
 func (l *loop) report() {
 	st := l.a.Status()
 	line := l.a.statusLine(st)
-	if !l.readySent && st.State != Starting && !st.FirstApplied.IsZero() {
+	if !l.readySent && st.State != control.Starting && !st.FirstApplied.IsZero() {
 		l.readySent = true
 		l.a.notify.Ready(line)
 	} else if line != l.lastLine {
@@ -390,8 +387,8 @@ func (l *loop) readyTimedOut() {
 	}
 	l.readySent = true
 	line := l.a.statusLine(l.a.Status())
-	if !strings.HasPrefix(line, string(Degraded)+":") {
-		line = string(Degraded) + ": " + line // still starting: the first pass hangs
+	if !strings.HasPrefix(line, string(control.Degraded)+":") {
+		line = string(control.Degraded) + ": " + line // still starting: the first pass hangs
 	}
 	l.a.log.Warn("not applied within ready_timeout; reporting ready, degraded", zap.String("status", line))
 	l.a.notify.Ready(line)
@@ -446,7 +443,7 @@ func newStoppedTimer() *time.Timer {
 // statusLine is the one-line STATUS= text for st: the state, how many
 // secrets are applied, the last error when degraded, and whether the watch
 // stream is down.
-func (a *Agent) statusLine(st Status) string {
+func (a *Agent) statusLine(st control.Status) string {
 	applied := 0
 	for _, s := range st.Secrets {
 		if s.Outcome.Applied() {
@@ -456,10 +453,10 @@ func (a *Agent) statusLine(st Status) string {
 	line := fmt.Sprintf("%s: %d secrets applied", st.State, applied)
 	if st.ConfigError != "" {
 		line += "; config reload refused: " + st.ConfigError
-	} else if st.State == Degraded && st.LastError != "" {
+	} else if st.State == control.Degraded && st.LastError != "" {
 		line += "; " + st.LastError
 	}
-	if a.config().ControlPlane.Watch && !st.WatchConnected && st.State != Starting && a.waitingFor() == nil {
+	if a.config().ControlPlane.Watch && !st.WatchConnected && st.State != control.Starting && a.waitingFor() == nil {
 		line += "; watch stream down"
 	}
 	return line
@@ -471,101 +468,42 @@ func (a *Agent) startStream(ctx context.Context) (stop func()) {
 	if !a.config().ControlPlane.Watch || a.waitingFor() != nil {
 		return func() {}
 	}
+	t, cfg := a.opts.timing, a.config()
+	w := &controlplane.Watch{
+		EnvID: cfg.ControlPlane.EnvironmentID,
+		Open: func(ctx context.Context) (controlplane.Events, error) {
+			return a.controlPlane().WatchEvents(ctx, a.config().ControlPlane.EnvironmentID)
+		},
+		Silence: func() time.Duration {
+			return cmp.Or(t.silence, time.Duration(a.config().ControlPlane.WatchSilenceTimeout))
+		},
+		Flap:    t.flap,
+		Backoff: func(n int) time.Duration { return t.backoff(t.streamBase, n) },
+		Wake:    a.streamWake,
+		Connected: func(up bool) {
+			a.setWatchConnected(up)
+			if up {
+				a.kick() // catch up on what happened while the stream was down
+			}
+		},
+		Event: func(controlplane.Event) { a.kick() },
+		Unauthenticated: func() {
+			if err := a.controlPlane().ReloadToken(); err != nil {
+				a.log.Warn("re-read token file", zap.Error(err))
+			}
+		},
+		Log: a.log,
+	}
 	sctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		a.holdStream(sctx)
+		w.Hold(sctx)
 	}()
 	return func() {
 		cancel()
 		wg.Wait()
-	}
-}
-
-// holdStream keeps a watch stream open until ctx ends. In order:
-//
-//  1. Open the stream. Once the server has answered 200 the reconnect
-//     backoff starts again from its first step, and a pass is kicked to
-//     catch up on what happened while the stream was down.
-//  2. Read it until it ends (readStream).
-//  3. Wait before the next attempt: backoff with full jitter (small for the
-//     first attempts, see timing.backoff), cut short by wakeStream, which a
-//     pass that reached the control plane calls: it is up, so try now. A
-//     stream that ended within the flap period of opening makes the wait
-//     (woken or not) last at least the rest of that period, so a server that
-//     accepts and drops at once sees each agent, and its kicked passes, at
-//     most once per flap period, while two restarts close together still
-//     cost only a short wait each.
-//     unauthenticated re-reads the token file first.
-func (a *Agent) holdStream(ctx context.Context) {
-	t := a.opts.timing
-	failures := 0
-	for ctx.Err() == nil {
-		cfg, cp := a.config(), a.controlPlane()
-		envID := cfg.ControlPlane.EnvironmentID
-		// floor is the rest of the flap period after a short-lived stream.
-		var floor time.Duration
-		s, err := cp.WatchEvents(ctx, envID) // (1)
-		if err == nil {
-			failures = 0
-			select { // a wake from while this stream was opening is stale now
-			case <-a.streamWake:
-			default:
-			}
-			a.setWatchConnected(true)
-			a.log.Info("watch stream connected", zap.String("environment", envID))
-			a.kick()
-			began := time.Now()
-			silence := time.Duration(cfg.ControlPlane.WatchSilenceTimeout)
-			if t.silence > 0 {
-				silence = t.silence
-			}
-			stopClose := context.AfterFunc(ctx, func() { _ = s.Close() })
-			err = a.readStream(s, envID, silence) // (2)
-			stopClose()
-			_ = s.Close()
-			a.setWatchConnected(false)
-			floor = t.flap - time.Since(began)
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		if controlplane.CodeOf(err) == controlplane.CodeUnauthenticated {
-			if rerr := cp.ReloadToken(); rerr != nil {
-				a.log.Warn("re-read token file", zap.Error(rerr))
-			}
-		}
-		failures++
-		wait := max(t.backoff(t.streamBase, failures), floor) // (3)
-		a.log.Warn("watch stream down; reconnecting", zap.Error(err), zap.Duration("in", wait))
-		start := time.Now()
-		timer := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return
-		case <-timer.C:
-		case <-a.streamWake:
-			timer.Stop()
-			a.log.Info("control plane reachable again; reconnecting the watch stream now")
-			if rest := floor - time.Since(start); rest > 0 && !sleep(ctx, rest) {
-				return
-			}
-		}
-	}
-}
-
-// sleep waits d or until ctx ends, and reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 
@@ -581,46 +519,6 @@ func (a *Agent) wakeStream() {
 	select {
 	case a.streamWake <- struct{}{}:
 	default:
-	}
-}
-
-// readStream reads events until the stream ends. An event that can change
-// envID's secrets (controlplane.Event.Relevant) kicks a pass; any other
-// (keepalives, blank lines, other resource types and environments, unknown
-// operations) is dropped, logged at debug. With silence > 0, a stream that
-// sends nothing, not even a blank line, for silence is closed and errSilent
-// returned; with silence 0 there is no such deadline.
-func (a *Agent) readStream(s EventStream, envID string, silence time.Duration) error {
-	var silent atomic.Bool
-	seen := func() {}
-	if silence > 0 {
-		timer := time.AfterFunc(silence, func() {
-			silent.Store(true)
-			_ = s.Close()
-		})
-		defer timer.Stop()
-		seen = func() { timer.Reset(silence) }
-	}
-	for {
-		ev, err := s.Next()
-		if silent.Load() {
-			return errSilent
-		}
-		if err != nil {
-			return err
-		}
-		seen()
-		if ev == (controlplane.Event{}) || ev.Operation == controlplane.OpUnspecified {
-			continue // a keepalive or blank line
-		}
-		if !ev.Relevant(envID) {
-			a.log.Debug("event ignored: it cannot change this environment's secrets", zap.String("operation", ev.Operation),
-				zap.String("type", ev.ResourceType), zap.String("id", ev.ResourceID))
-			continue
-		}
-		a.log.Debug("event", zap.String("operation", ev.Operation), zap.String("type", ev.ResourceType),
-			zap.String("id", ev.ResourceID))
-		a.kick()
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/secrets-agent/secrets-agent/config"
+	"github.com/secrets-agent/secrets-agent/control"
 	"github.com/secrets-agent/secrets-agent/controlplane"
 	"github.com/secrets-agent/secrets-agent/injectors/builtin"
 )
@@ -156,10 +157,10 @@ func TestFailedPassIsRetriedAndRecovers(t *testing.T) {
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = r.a.Run(ctx) }()
 	defer wg.Wait()
-	eventually(t, "degraded", func() bool { return r.a.Status().State == Degraded })
+	eventually(t, "degraded", func() bool { return r.a.Status().State == control.Degraded })
 	r.cp.set(func(f *fakePlane) { f.specErr = nil })
 	eventually(t, "retry applies", func() bool { got, _ := r.file.read(t, "/x/key"); return got == "v1" })
-	eventually(t, "ready", func() bool { return r.a.Status().State == Ready })
+	eventually(t, "ready", func() bool { return r.a.Status().State == control.Ready })
 	cancel()
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/secrets-agent/secrets-agent/config"
+	"github.com/secrets-agent/secrets-agent/control"
 	"github.com/secrets-agent/secrets-agent/controlplane"
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
@@ -66,7 +67,7 @@ func TestCredentialProxySecretIsNeverFetchedNorWritten(t *testing.T) {
 	if row.Outcome != "skipped" || !strings.Contains(row.Note, "credential proxy") || row.Error != "" {
 		t.Errorf("row %+v, want skipped with a note naming the credential proxy, no error", row)
 	}
-	if !rep.OK() || rep.Status.State != Ready {
+	if !rep.OK() || rep.Status.State != control.Ready {
 		t.Errorf("state %s (%s), want ready: a credential-proxy secret is no failure", rep.Status.State, rep.Error)
 	}
 	if strings.Contains(r.logs.String(), "real-value") {
@@ -148,7 +149,7 @@ func TestSilentStreamIsHeldFiveMinutesWithoutReconnecting(t *testing.T) {
 		if !r.a.Status().WatchConnected {
 			t.Error("status says the stream is down")
 		}
-		if st := r.a.Status(); st.State != Ready {
+		if st := r.a.Status(); st.State != control.Ready {
 			t.Errorf("state %s (%s), want ready", st.State, st.LastError)
 		}
 		cancel()

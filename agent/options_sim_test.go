@@ -4,6 +4,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/secrets-agent/secrets-agent/control"
 	"github.com/secrets-agent/secrets-agent/controlplane"
 )
 
@@ -28,7 +29,7 @@ func TestAgentWithoutSocketOrFileWatchStillFollowsTheControlPlane(t *testing.T) 
 	r.cp.put("s1", "KEY_FILE", controlplane.ScopeUser, "file", "/x/key", "v2")
 	s.send(t, envEvent)
 	eventually(t, "event applied", func() bool { got, _ := r.file.read(t, "/x/key"); return got == "v2" })
-	if st := r.a.Status(); st.State != Ready {
+	if st := r.a.Status(); st.State != control.Ready {
 		t.Errorf("state %s, want ready", st.State)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/secrets-agent/secrets-agent/control"
 	"github.com/secrets-agent/secrets-agent/controlplane"
 	"github.com/secrets-agent/secrets-agent/injectors"
 	"github.com/secrets-agent/secrets-agent/secrets"
@@ -18,8 +19,8 @@ import (
 // plan is the status rows a full pass made (the desired sets it decided are
 // in the slots). A repair pass records its outcomes in the last plan's rows.
 type plan struct {
-	rows  []*SecretStatus
-	rowOf map[string]*SecretStatus // id of a secret handed to an injector -> its row
+	rows  []*control.SecretStatus
+	rowOf map[string]*control.SecretStatus // id of a secret handed to an injector -> its row
 	// transient is set when a value could not be fetched: a retry may help.
 	transient bool
 }
@@ -46,7 +47,7 @@ type plan struct {
 //	(4) Watch what the injectors now manage, then record per-secret
 //	    outcomes, shadows and injector counts in Status, and close Applied
 //	    after the first applied pass.
-func (a *Agent) pass(ctx context.Context) (rep PassReport, retry, changed bool) {
+func (a *Agent) pass(ctx context.Context) (rep control.PassReport, retry, changed bool) {
 	a.passMu.Lock()
 	defer a.passMu.Unlock()
 	rep.Started = time.Now()
@@ -92,7 +93,7 @@ func (a *Agent) pass(ctx context.Context) (rep PassReport, retry, changed bool) 
 // specFailed records a failed spec fetch: the agent turns degraded and
 // nothing is applied or removed. unauthenticated re-reads the token file
 // first. It returns the report's error and status.
-func (a *Agent) specFailed(cp ControlPlane, err error) (string, Status) {
+func (a *Agent) specFailed(cp ControlPlane, err error) (string, control.Status) {
 	a.log.Warn("pass failed: nothing applied, nothing removed", zap.Error(err))
 	if controlplane.CodeOf(err) == controlplane.CodeUnauthenticated {
 		if rerr := a.reloadToken(cp); rerr != nil {
@@ -143,7 +144,7 @@ func (a *Agent) repairPass(ctx context.Context) bool {
 // passMu.
 func (a *Agent) makePlan(ctx context.Context, cp ControlPlane, env *controlplane.Environment) *plan {
 	n := len(env.Spec.Secrets) // sized once: a large spec grows nothing
-	p := &plan{rowOf: make(map[string]*SecretStatus, n), rows: make([]*SecretStatus, 0, n)}
+	p := &plan{rowOf: make(map[string]*control.SecretStatus, n), rows: make([]*control.SecretStatus, 0, n)}
 	for _, sl := range a.slots {
 		sl.desired, sl.held = nil, ""
 		if sl.inj != nil {
@@ -156,7 +157,7 @@ func (a *Agent) makePlan(ctx context.Context, cp ControlPlane, env *controlplane
 		s, err := w.Secret()
 		if err != nil {
 			a.log.Warn("secret rejected", secretFields(s, err)...)
-			p.add(row(s, Rejected, err))
+			p.add(row(s, control.Rejected, err))
 			continue
 		}
 		all = append(all, s)
@@ -183,7 +184,7 @@ func (a *Agent) makePlan(ctx context.Context, cp ControlPlane, env *controlplane
 	}
 	for _, t := range todo {
 		if t.slot.held != "" && t.row.Outcome == "" {
-			t.row.Outcome, t.row.Error = Failed, t.slot.held
+			t.row.Outcome, t.row.Error = control.Failed, t.slot.held
 		}
 	}
 	for id := range a.cache {
@@ -216,14 +217,14 @@ func (a *Agent) prepareProxied(p *plan) {
 	}
 	for id, err := range errs {
 		if r, ok := p.rowOf[id]; ok {
-			r.Outcome, r.Error, r.Note = Failed, err.Error(), "not applied"
+			r.Outcome, r.Error, r.Note = control.Failed, err.Error(), "not applied"
 			delete(p.rowOf, id)
 		}
 	}
 }
 
 // add appends r to the plan's rows and returns it, to be filled in.
-func (p *plan) add(r SecretStatus) *SecretStatus {
+func (p *plan) add(r control.SecretStatus) *control.SecretStatus {
 	p.rows = append(p.rows, &r)
 	return &r
 }
@@ -234,7 +235,7 @@ func (p *plan) add(r SecretStatus) *SecretStatus {
 func (a *Agent) sortResolved(p *plan, res secrets.Resolution) []pending {
 	for _, r := range res.Rejected {
 		a.log.Warn("secret rejected", secretFields(r.Secret, r.Err)...)
-		p.add(row(r.Secret, Rejected, r.Err))
+		p.add(row(r.Secret, control.Rejected, r.Err))
 	}
 	for _, s := range res.Skipped {
 		reason := "API only: never injected"
@@ -243,14 +244,14 @@ func (a *Agent) sortResolved(p *plan, res secrets.Resolution) []pending {
 		}
 		a.log.Debug("secret skipped", zap.String("secret", secrets.Label(s.Name)), zap.String("scope", s.Scope.String()),
 			zap.String("id", s.ID), zap.String("reason", reason))
-		p.add(row(s, Skipped, nil)).Note = reason
+		p.add(row(s, control.Skipped, nil)).Note = reason
 	}
 	var todo []pending
 	for _, w := range res.Winners {
 		s := w.Secret
 		r := p.add(row(s, "", nil))
 		for _, sh := range w.Shadows {
-			r.Shadows = append(r.Shadows, ShadowedSecret{ID: sh.ID, Name: secrets.Label(sh.Name), Scope: sh.Scope.String()})
+			r.Shadows = append(r.Shadows, control.ShadowedSecret{ID: sh.ID, Name: secrets.Label(sh.Name), Scope: sh.Scope.String()})
 		}
 		sl := slotFor(a.slots, s.Mount.Kind)
 		switch {
@@ -258,16 +259,16 @@ func (a *Agent) sortResolved(p *plan, res secrets.Resolution) []pending {
 			// Its value must never be written into the environment, and
 			// the proxy is off: it is not even fetched. It still shadows
 			// what it would have shadowed.
-			r.Outcome, r.Note = Skipped, "credential proxy: the value is meant for the proxy, which is off (proxy.enabled); not materialised"
+			r.Outcome, r.Note = control.Skipped, "credential proxy: the value is meant for the proxy, which is off (proxy.enabled); not materialised"
 			a.log.Info("secret not materialised: it is for a credential proxy", zap.String("secret", secrets.Label(s.Name)),
 				zap.String("id", s.ID), zap.String("mount", s.Mount.String()))
 		case sl == nil:
-			r.Outcome, r.Note = Skipped, "no injector for mount kind "+s.Mount.Kind.String()
+			r.Outcome, r.Note = control.Skipped, "no injector for mount kind "+s.Mount.Kind.String()
 			a.log.Debug("secret skipped", zap.String("secret", secrets.Label(s.Name)), zap.String("id", s.ID), zap.String("reason", r.Note))
 		case !sl.enabled:
-			r.Outcome, r.Note = Skipped, "injector "+sl.name+" is disabled"
+			r.Outcome, r.Note = control.Skipped, "injector "+sl.name+" is disabled"
 		case sl.inj == nil:
-			r.Outcome, r.Error = Failed, fmt.Sprintf("injector %s not available: %v", sl.name, sl.buildErr)
+			r.Outcome, r.Error = control.Failed, fmt.Sprintf("injector %s not available: %v", sl.name, sl.buildErr)
 		default:
 			todo = append(todo, pending{s: s, row: r, slot: sl})
 		}
@@ -288,7 +289,7 @@ func (a *Agent) keepOrHold(p *plan, t pending, err error) {
 	var invalid *secrets.Error
 	isInvalid := errors.As(err, &invalid)
 	p.transient = p.transient || !isInvalid
-	r.Outcome, r.Error = Failed, err.Error()
+	r.Outcome, r.Error = control.Failed, err.Error()
 	key, _ := s.Mount.Key()
 	prev, had := sl.applied[key]
 	code := controlplane.CodeOf(err)
@@ -309,7 +310,7 @@ func (a *Agent) keepOrHold(p *plan, t pending, err error) {
 // injector it goes to.
 type pending struct {
 	s    secrets.Secret
-	row  *SecretStatus
+	row  *control.SecretStatus
 	slot *slot
 }
 
@@ -442,16 +443,16 @@ func (a *Agent) logOutcomes(injector string, r injectors.Result, repair bool) {
 
 // recordFailure marks the agent degraded by a failed spec fetch; rows stay
 // as the last pass left them.
-func (a *Agent) recordFailure(err error) Status {
+func (a *Agent) recordFailure(err error) control.Status {
 	a.mu.Lock()
 	a.fetchErr = err
 	now := time.Now()
 	s := &a.status
 	s.Passes++
-	if s.State != Degraded {
+	if s.State != control.Degraded {
 		s.DegradedSince = now
 	}
-	s.State, s.LastError, s.LastErrorTime = Degraded, err.Error(), now
+	s.State, s.LastError, s.LastErrorTime = control.Degraded, err.Error(), now
 	a.mu.Unlock()
 	return a.snapshot(0)
 }
@@ -460,7 +461,7 @@ func (a *Agent) recordFailure(err error) Status {
 // with its injector's outcome and when its output last changed, the
 // injector counts, and the agent's state. fetchErr, when set, keeps the
 // agent degraded (a repair pass while the control plane is unreachable).
-func (a *Agent) record(p *plan, results map[string]injectors.Result, fetchErr error) Status {
+func (a *Agent) record(p *plan, results map[string]injectors.Result, fetchErr error) control.Status {
 	now := time.Now()
 	rows, failed, firstErr := a.fillRows(p, results, now)
 	inj := injectorStatuses(a.slots, results)
@@ -499,12 +500,12 @@ func (a *Agent) record(p *plan, results map[string]injectors.Result, fetchErr er
 		}
 	}
 	if problem != "" {
-		if s.State != Degraded {
+		if s.State != control.Degraded {
 			s.DegradedSince = now
 		}
-		s.State, s.LastError, s.LastErrorTime = Degraded, problem, now
+		s.State, s.LastError, s.LastErrorTime = control.Degraded, problem, now
 	} else {
-		s.State, s.DegradedSince = Ready, time.Time{}
+		s.State, s.DegradedSince = control.Ready, time.Time{}
 	}
 	a.mu.Unlock()
 	return a.snapshot(0)
@@ -513,9 +514,9 @@ func (a *Agent) record(p *plan, results map[string]injectors.Result, fetchErr er
 // fillRows returns a copy of p's rows with the injectors' outcomes in
 // results, noting (in lastChanged) when each output changed; how many rows
 // failed and the first error.
-func (a *Agent) fillRows(p *plan, results map[string]injectors.Result, now time.Time) (rows []SecretStatus, failed int, firstErr string) {
-	rows = make([]SecretStatus, len(p.rows))
-	copyOf := make(map[*SecretStatus]*SecretStatus, len(p.rows))
+func (a *Agent) fillRows(p *plan, results map[string]injectors.Result, now time.Time) (rows []control.SecretStatus, failed int, firstErr string) {
+	rows = make([]control.SecretStatus, len(p.rows))
+	copyOf := make(map[*control.SecretStatus]*control.SecretStatus, len(p.rows))
 	for i, pr := range p.rows {
 		rows[i] = *pr
 		copyOf[pr] = &rows[i]
@@ -530,10 +531,10 @@ func (a *Agent) fillRows(p *plan, results map[string]injectors.Result, now time.
 			case injectors.Created, injectors.Updated, injectors.Repaired:
 				a.lastChanged[row.ID] = change{at: now, action: o.Action}
 			}
-			if row.Outcome == Failed {
+			if row.Outcome == control.Failed {
 				continue // its value could not be had; the old one was kept
 			}
-			row.Outcome, row.Note = Outcome(o.Action), o.Note
+			row.Outcome, row.Note = control.Outcome(o.Action), o.Note
 			if o.Err != nil {
 				row.Error = o.Err.Error()
 			}
@@ -545,9 +546,9 @@ func (a *Agent) fillRows(p *plan, results map[string]injectors.Result, now time.
 			r.LastChanged, r.LastAction = c.at, c.action
 		}
 		if r.Outcome == "" {
-			r.Outcome, r.Error = Failed, "no outcome reported by its injector"
+			r.Outcome, r.Error = control.Failed, "no outcome reported by its injector"
 		}
-		if r.Outcome == Failed || r.Outcome == Rejected {
+		if r.Outcome == control.Failed || r.Outcome == control.Rejected {
 			failed++
 			if firstErr == "" {
 				firstErr = r.Error
@@ -558,10 +559,10 @@ func (a *Agent) fillRows(p *plan, results map[string]injectors.Result, now time.
 }
 
 // injectorStatuses counts each slot's outcomes in results.
-func injectorStatuses(slots []*slot, results map[string]injectors.Result) []InjectorStatus {
-	out := make([]InjectorStatus, 0, len(slots))
+func injectorStatuses(slots []*slot, results map[string]injectors.Result) []control.InjectorStatus {
+	out := make([]control.InjectorStatus, 0, len(slots))
 	for _, sl := range slots {
-		is := InjectorStatus{Name: sl.name, Enabled: sl.enabled}
+		is := control.InjectorStatus{Name: sl.name, Enabled: sl.enabled}
 		if sl.buildErr != nil {
 			is.Error = sl.buildErr.Error()
 		}
@@ -585,8 +586,8 @@ func injectorStatuses(slots []*slot, results map[string]injectors.Result) []Inje
 
 // row is a status row for s (never its value); the name as secrets.Label
 // shows it.
-func row(s secrets.Secret, outcome Outcome, err error) SecretStatus {
-	r := SecretStatus{ID: s.ID, Name: secrets.Label(s.Name), Scope: s.Scope.String(), Mount: s.Mount.Kind.String(),
+func row(s secrets.Secret, outcome control.Outcome, err error) control.SecretStatus {
+	r := control.SecretStatus{ID: s.ID, Name: secrets.Label(s.Name), Scope: s.Scope.String(), Mount: s.Mount.Kind.String(),
 		Target: s.Mount.Target, Outcome: outcome, Source: s.Source, SourceRef: s.SourceRef}
 	if err != nil {
 		r.Error = err.Error()

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/secrets-agent/secrets-agent/config"
+	"github.com/secrets-agent/secrets-agent/control"
 	"github.com/secrets-agent/secrets-agent/controlplane"
 	"github.com/secrets-agent/secrets-agent/injectors"
 	"github.com/secrets-agent/secrets-agent/injectors/builtin"
@@ -53,12 +54,12 @@ func newRig(t *testing.T, cfg *config.Config, opts ...Option) *testRig {
 	return r
 }
 
-func (r *testRig) pass(t *testing.T) PassReport {
+func (r *testRig) pass(t *testing.T) control.PassReport {
 	t.Helper()
 	return r.a.Sync(context.Background())
 }
 
-func (r *testRig) row(t *testing.T, id string) SecretStatus {
+func (r *testRig) row(t *testing.T, id string) control.SecretStatus {
 	t.Helper()
 	for _, s := range r.a.Status().Secrets {
 		if s.ID == id {
@@ -66,7 +67,7 @@ func (r *testRig) row(t *testing.T, id string) SecretStatus {
 		}
 	}
 	t.Fatalf("no status row for %s", id)
-	return SecretStatus{}
+	return control.SecretStatus{}
 }
 
 func TestSecondPassWithNothingChangedWritesAndFetchesNothing(t *testing.T) {
@@ -124,7 +125,7 @@ func TestFailedSpecFetchRemovesNothingAndDegrades(t *testing.T) {
 		t.Errorf("file after failed fetch: %q %v, want it kept", got, ok)
 	}
 	st := r.a.Status()
-	if st.State != Degraded || !strings.Contains(st.LastError, "unavailable") || st.DegradedSince.IsZero() {
+	if st.State != control.Degraded || !strings.Contains(st.LastError, "unavailable") || st.DegradedSince.IsZero() {
 		t.Errorf("status: state %s, error %q, since %v", st.State, st.LastError, st.DegradedSince)
 	}
 	since := st.DegradedSince
@@ -136,7 +137,7 @@ func TestFailedSpecFetchRemovesNothingAndDegrades(t *testing.T) {
 	if rep := r.pass(t); !rep.OK() {
 		t.Fatalf("pass after recovery not OK: %+v", rep.Status)
 	}
-	if st := r.a.Status(); st.State != Ready || !st.DegradedSince.IsZero() {
+	if st := r.a.Status(); st.State != control.Ready || !st.DegradedSince.IsZero() {
 		t.Errorf("after recovery: state %s since %v", st.State, st.DegradedSince)
 	}
 }
@@ -198,13 +199,13 @@ func TestOneBadSecretDoesNotStopOthers(t *testing.T) {
 	if _, ok := r.env.read(t, "NULLY"); ok {
 		t.Error("a value with NUL was written")
 	}
-	want := map[string]Outcome{"bad1": "failed", "bad2": "rejected", "bad3": "failed", "api": "skipped", "good": "created"}
+	want := map[string]control.Outcome{"bad1": "failed", "bad2": "rejected", "bad3": "failed", "api": "skipped", "good": "created"}
 	for id, outcome := range want {
 		if got := r.row(t, id).Outcome; got != outcome {
 			t.Errorf("%s: outcome %q, want %q", id, got, outcome)
 		}
 	}
-	if rep.OK() || rep.Status.State != Degraded {
+	if rep.OK() || rep.Status.State != control.Degraded {
 		t.Errorf("report ok=%v state=%s", rep.OK(), rep.Status.State)
 	}
 }
@@ -298,7 +299,7 @@ func TestGitCredentialIsServedFromTheLastAppliedPass(t *testing.T) {
 		t.Error("answered a git token as a registry login")
 	}
 	row := r.row(t, "g1")
-	if row.Mount != "git_credential" || row.Target != "GitHub.com" || row.Outcome != Outcome(injectors.Created) ||
+	if row.Mount != "git_credential" || row.Target != "GitHub.com" || row.Outcome != control.Outcome(injectors.Created) ||
 		len(row.Shadows) != 1 || row.Shadows[0].ID != "g2" {
 		t.Errorf("status row %+v", row)
 	}

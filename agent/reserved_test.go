@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/secrets-agent/secrets-agent/control"
 	"github.com/secrets-agent/secrets-agent/injectors/builtin"
 )
 
@@ -53,13 +54,13 @@ func reservedRig(t *testing.T, dir, token string) (*Agent, *fakePlane, string) {
 	return a, cp, path
 }
 
-func rowOf(a *Agent, id string) SecretStatus {
+func rowOf(a *Agent, id string) control.SecretStatus {
 	for _, s := range a.Status().Secrets {
 		if s.ID == id {
 			return s
 		}
 	}
-	return SecretStatus{}
+	return control.SecretStatus{}
 }
 
 // TestOwnFilesAndInjectorOutputsAreRefusedAsFileTargets: with the real

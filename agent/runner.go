@@ -4,13 +4,15 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/secrets-agent/secrets-agent/control"
 )
 
 // passRun is one full pass that any number of callers wait on together.
 // Its fields other than done are written once, before done is closed.
 type passRun struct {
 	done  chan struct{}
-	rep   PassReport
+	rep   control.PassReport
 	retry bool // the pass failed in a way a retry may fix
 	// changed: the spec differed from the last one fetched (or could not be
 	// fetched); false means the pass was asked for nothing.
@@ -125,12 +127,12 @@ func (a *Agent) setPassParent(ctx context.Context) {
 
 // await waits for r or for ctx to end. When ctx ends first the report says
 // so and carries the current status; the pass goes on.
-func (a *Agent) await(ctx context.Context, r *passRun) PassReport {
+func (a *Agent) await(ctx context.Context, r *passRun) control.PassReport {
 	select {
 	case <-r.done:
 		return r.rep
 	case <-ctx.Done():
-		return PassReport{Started: time.Now(), Error: fmt.Sprintf("gave up waiting for the pass: %v", ctx.Err()),
+		return control.PassReport{Started: time.Now(), Error: fmt.Sprintf("gave up waiting for the pass: %v", ctx.Err()),
 			Status: a.Status()}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/secrets-agent/secrets-agent/control"
 	"github.com/secrets-agent/secrets-agent/controlplane"
 )
 
@@ -24,14 +25,14 @@ func TestConcurrentSyncsShareOnePass(t *testing.T) {
 	r.pass(t)
 	gate := make(chan struct{})
 	r.cp.set(func(f *fakePlane) { f.gate, f.blocked = gate, 0 })
-	first := make(chan PassReport, 1)
+	first := make(chan control.PassReport, 1)
 	go func() { first <- r.a.Sync(context.Background()) }()
 	eventually(t, "a pass held in GetEnvironment", func() bool { return r.cp.count(func(f *fakePlane) int { return f.blocked }) == 1 })
 	before := r.specCalls()
 
 	const n = 300
 	asked := time.Now()
-	reps := make([]PassReport, n)
+	reps := make([]control.PassReport, n)
 	var wg sync.WaitGroup
 	var asking atomic.Int64
 	for i := range n {
@@ -85,7 +86,7 @@ func TestStopIsHonouredWhileAPassIsStuck(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- r.a.Run(ctx) }()
 	eventually(t, "a pass held in GetEnvironment", func() bool { return r.cp.count(func(f *fakePlane) int { return f.blocked }) >= 1 })
-	c := NewClient(cfg.Socket)
+	c := control.NewClient(cfg.Socket)
 	if _, err := c.Status(context.Background()); err != nil {
 		t.Fatalf("status while a pass is stuck: %v", err)
 	}
@@ -141,7 +142,7 @@ func TestUnreadableTokenFileDegradesUntilFixed(t *testing.T) {
 	r.cp.set(func(f *fakePlane) { f.tokenErr = errors.New("read token: not a regular file (it is a FIFO)") })
 	_ = r.a.reloadToken(r.a.controlPlane())
 	st := r.pass(t).Status
-	if st.State != Degraded || !strings.Contains(st.LastError, "FIFO") {
+	if st.State != control.Degraded || !strings.Contains(st.LastError, "FIFO") {
 		t.Fatalf("status %s %q, want degraded naming the token file's problem", st.State, st.LastError)
 	}
 	if got, _ := r.file.read(t, "/x/key"); got != "v1" {
@@ -149,7 +150,7 @@ func TestUnreadableTokenFileDegradesUntilFixed(t *testing.T) {
 	}
 	r.cp.set(func(f *fakePlane) { f.tokenErr = nil })
 	_ = r.a.reloadToken(r.a.controlPlane())
-	if st := r.pass(t).Status; st.State != Ready {
+	if st := r.pass(t).Status; st.State != control.Ready {
 		t.Fatalf("status %s %q after the token file is fixed, want ready", st.State, st.LastError)
 	}
 }
@@ -166,9 +167,9 @@ func TestStatusNamesAPassStuckPastItsTimeout(t *testing.T) {
 	r.a.schedulePass()
 	eventually(t, "status names the stuck pass", func() bool {
 		st := r.a.Status()
-		return st.State == Degraded && strings.Contains(st.LastError, "past the pass timeout")
+		return st.State == control.Degraded && strings.Contains(st.LastError, "past the pass timeout")
 	})
 	r.cp.set(func(f *fakePlane) { f.gate = nil })
 	close(gate)
-	eventually(t, "ready once the pass ends", func() bool { return r.a.Status().State == Ready })
+	eventually(t, "ready once the pass ends", func() bool { return r.a.Status().State == control.Ready })
 }

@@ -15,8 +15,9 @@ import (
 const module = "github.com/secrets-agent/secrets-agent"
 
 // TestDependenciesPointOneWay pins the direction of the module's imports,
-// read from `go list`: cmd -> agent -> {injectors/*, controlplane, config, proxy}
-// -> secrets. The agent imports no concrete injector (cmd hands it the list,
+// read from `go list`: cmd -> agent -> {injectors/*, controlplane, config, proxy,
+// control} -> secrets, where control (the status socket, which cmd's clients
+// use too) imports neither agent nor controlplane. The agent imports no concrete injector (cmd hands it the list,
 // built by injectors/builtin); no library package imports agent or a
 // command; injectors never import config except builtin, which builds them
 // from it; secrets imports nothing of ours.
@@ -59,7 +60,9 @@ func TestDependenciesPointOneWay(t *testing.T) {
 				why = "agent depends only on the injectors interface, never a concrete injector"
 			case under(pkg, "injectors") && pkg != "injectors/builtin" && d == "config":
 				why = "an injector is built from its options; only injectors/builtin reads the config"
-			case (under(pkg, "injectors") || under(pkg, "controlplane") || pkg == "config" || pkg == "proxy") && d == "agent":
+			case pkg == "control" && under(d, "controlplane"):
+				why = "the status socket serves a Backend; it never talks to the control plane"
+			case (under(pkg, "injectors") || under(pkg, "controlplane") || pkg == "config" || pkg == "proxy" || pkg == "control") && d == "agent":
 				why = "the layer below agent never imports it"
 			}
 			if why != "" {

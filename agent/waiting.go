@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/secrets-agent/secrets-agent/config"
+	"github.com/secrets-agent/secrets-agent/control"
 	"github.com/secrets-agent/secrets-agent/controlplane"
 )
 
@@ -93,8 +94,8 @@ func (a *Agent) waitingFor() error {
 
 // waitPass is the report of a full pass while the agent waits.
 // The caller holds passMu.
-func (a *Agent) waitPass(why error) PassReport {
-	rep := PassReport{Started: time.Now()}
+func (a *Agent) waitPass(why error) control.PassReport {
+	rep := control.PassReport{Started: time.Now()}
 	a.log.Debug("pass skipped", zap.Error(why))
 	rep.Error = why.Error()
 	rep.Status = a.recordFailure(why)
@@ -112,7 +113,9 @@ func (w waitingPlane) GetEnvironment(context.Context, string) (*controlplane.Env
 
 func (w waitingPlane) GetSecretValue(context.Context, string) ([]byte, error) { return nil, w.why }
 
-func (w waitingPlane) WatchEvents(context.Context, string) (EventStream, error) { return nil, w.why }
+func (w waitingPlane) WatchEvents(context.Context, string) (controlplane.Events, error) {
+	return nil, w.why
+}
 
 func (w waitingPlane) ReloadToken() error { return w.why }
 

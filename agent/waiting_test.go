@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/secrets-agent/secrets-agent/config"
+	"github.com/secrets-agent/secrets-agent/control"
 	"github.com/secrets-agent/secrets-agent/controlplane"
 	"github.com/secrets-agent/secrets-agent/injectors/builtin"
 	"github.com/secrets-agent/secrets-agent/secrets"
@@ -104,7 +105,7 @@ func checkWaiting(t *testing.T, a *Agent, n *readyNotifier, why string) {
 		t.Errorf("READY status %q: want one \"degraded: \" prefix and %q", line, why)
 	}
 	st := a.Status()
-	if st.State != Degraded || !strings.Contains(st.LastError, why) {
+	if st.State != control.Degraded || !strings.Contains(st.LastError, why) {
 		t.Errorf("status %s %q, want degraded with %q", st.State, st.LastError, why)
 	}
 	select {
@@ -145,7 +146,7 @@ func TestMissingTokenFileIsWaitedFor(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "applied once the token is there", func() bool { got, _ := inj.read(t, "/x/key"); return got == "v1" })
-	eventually(t, "ready", func() bool { return a.Status().State == Ready })
+	eventually(t, "ready", func() bool { return a.Status().State == control.Ready })
 	if strings.Contains(logs.String(), "t0k") {
 		t.Error("the token is in the log")
 	}
@@ -179,7 +180,7 @@ func TestUnconfiguredAgentWaitsForTheConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "applied once configured", func() bool { got, _ := inj.read(t, "/x/key"); return got == "v1" })
-	eventually(t, "ready", func() bool { return a.Status().State == Ready })
+	eventually(t, "ready", func() bool { return a.Status().State == control.Ready })
 
 	// Emptying environment_id again waits, keeping what was applied.
 	if err := os.WriteFile(path, []byte(unconfigured), 0o600); err != nil {

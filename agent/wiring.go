@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/secrets-agent/secrets-agent/config"
+	"github.com/secrets-agent/secrets-agent/control"
 	"github.com/secrets-agent/secrets-agent/controlplane"
 	"github.com/secrets-agent/secrets-agent/internal/sdnotify"
 )
@@ -49,7 +50,7 @@ func offIfZero(d config.Duration) time.Duration {
 // differs, returning the interface instead of *controlplane.Stream.
 type clientAdapter struct{ *controlplane.Client }
 
-func (c clientAdapter) WatchEvents(ctx context.Context, envID string) (EventStream, error) {
+func (c clientAdapter) WatchEvents(ctx context.Context, envID string) (controlplane.Events, error) {
 	s, err := c.Client.WatchEvents(ctx, envID)
 	if err != nil {
 		return nil, err
@@ -82,8 +83,8 @@ func (nopNotifier) WatchdogInterval() time.Duration { return 0 }
 func (nopNotifier) Watchdog()                       {}
 
 // serveStatusSocket serves a on the status socket.
-func serveStatusSocket(ctx context.Context, a Backend, cfg *config.Config, log *zap.Logger) (func(), error) {
-	stop, err := serveSocket(ctx, a, cfg, log)
+func serveStatusSocket(ctx context.Context, a control.Backend, cfg *config.Config, log *zap.Logger) (func(), error) {
+	stop, err := control.Serve(ctx, a, cfg, log)
 	if err != nil {
 		return nil, fmt.Errorf("status socket %s: %w", cfg.Socket, err)
 	}

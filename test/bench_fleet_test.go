@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/secrets-agent/secrets-agent/agent"
+	"github.com/secrets-agent/secrets-agent/control"
 	"github.com/secrets-agent/secrets-agent/controlplane"
 	"github.com/secrets-agent/secrets-agent/controlplane/devserver"
 	"github.com/secrets-agent/secrets-agent/injectors/builtin"
@@ -140,7 +141,7 @@ type streamOpen struct {
 	err string
 }
 
-func (p *fleetPlane) WatchEvents(ctx context.Context, envID string) (agent.EventStream, error) {
+func (p *fleetPlane) WatchEvents(ctx context.Context, envID string) (controlplane.Events, error) {
 	began := time.Now()
 	s, err := p.Client.WatchEvents(ctx, envID)
 	o := streamOpen{at: began}
@@ -251,7 +252,7 @@ func startFleet(b testing.TB, n int) *fleet {
 		select {
 		case <-m.a.Applied():
 			st := m.a.Status()
-			return st.WatchConnected && st.State == agent.Ready
+			return st.WatchConnected && st.State == control.Ready
 		default:
 			return false
 		}

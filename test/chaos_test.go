@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/secrets-agent/secrets-agent/agent"
+	"github.com/secrets-agent/secrets-agent/control"
 	"github.com/secrets-agent/secrets-agent/internal/faultproxy"
 	"github.com/secrets-agent/secrets-agent/internal/testutil"
 )
@@ -64,10 +64,10 @@ func startChaos(t testing.TB, poll string) *chaos {
 
 // status returns the agent's status as `secrets-agent status --json` prints
 // it, and the command's exit code.
-func (c *chaos) status(t testing.TB) (agent.Status, int) {
+func (c *chaos) status(t testing.TB) (control.Status, int) {
 	t.Helper()
 	out, stderr, code := testutil.RunAgent(t, nil, "status", "--json", "--socket", c.cfg.Socket)
-	var st agent.Status
+	var st control.Status
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		t.Fatalf("status --json (exit %d) printed no status: %v\n%s%s", code, err, out, stderr)
 	}
@@ -207,16 +207,16 @@ func TestControlPlaneFaultsNeverRemoveStateAndRecover(t *testing.T) {
 					testutil.Eventually(t, recoveryDeadline, "the change is applied through the fault", func() bool {
 						return c.fileValue() == "v2"
 					})
-					if st, code := c.status(t); code != 0 || st.State != agent.Ready {
+					if st, code := c.status(t); code != 0 || st.State != control.Ready {
 						t.Errorf("status during %s: exit %d, state %s (%s); want ready", tc.name, code, st.State, st.LastError)
 					}
 					return
 				}
-				var st agent.Status
+				var st control.Status
 				testutil.Eventually(t, deadline, "status turns degraded naming the failure", func() bool {
 					var code int
 					st, code = c.status(t)
-					return code == 1 && st.State == agent.Degraded && strings.Contains(st.LastError, tc.wantErr)
+					return code == 1 && st.State == control.Degraded && strings.Contains(st.LastError, tc.wantErr)
 				})
 				if st.DegradedSince.IsZero() || !strings.Contains(st.LastError, "get environment") {
 					t.Errorf("degraded status does not say since when and which call failed: %+v", st)
@@ -228,7 +228,7 @@ func TestControlPlaneFaultsNeverRemoveStateAndRecover(t *testing.T) {
 			})
 			testutil.Eventually(t, deadline, "status is ready again", func() bool {
 				st, code := c.status(t)
-				return code == 0 && st.State == agent.Ready
+				return code == 0 && st.State == control.Ready
 			})
 			if err := stop(); err != nil {
 				t.Fatal(err)
@@ -261,7 +261,7 @@ func TestWithoutPollFloorTheBackoffBringsTheAgentBack(t *testing.T) {
 	})
 	testutil.Eventually(t, deadline, "status is ready again", func() bool {
 		st, code := c.status(t)
-		return code == 0 && st.State == agent.Ready
+		return code == 0 && st.State == control.Ready
 	})
 	if err := stop(); err != nil {
 		t.Fatal(err)

@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/secrets-agent/secrets-agent/agent"
+	"github.com/secrets-agent/secrets-agent/control"
 	"github.com/secrets-agent/secrets-agent/internal/testutil"
 )
 
@@ -295,15 +295,15 @@ func onceLine(out, name string) string {
 // waitStatus waits until `status --json` exits 1 (degraded) and reports
 // each secret of want failed with an error containing its reason, and
 // returns that status.
-func waitStatus(t *testing.T, socket, msg string, want map[string]string) agent.Status {
+func waitStatus(t *testing.T, socket, msg string, want map[string]string) control.Status {
 	t.Helper()
-	var st agent.Status
+	var st control.Status
 	var last string
 	for end := time.Now().Add(deadline); ; time.Sleep(50 * time.Millisecond) {
 		out, _, code := testutil.RunAgent(t, nil, "status", "--json", "--socket", socket)
 		last = out
-		st = agent.Status{}
-		if code == 1 && json.Unmarshal([]byte(out), &st) == nil && st.State == agent.Degraded {
+		st = control.Status{}
+		if code == 1 && json.Unmarshal([]byte(out), &st) == nil && st.State == control.Degraded {
 			found := 0
 			for _, s := range st.Secrets {
 				if reason, ok := want[s.Name]; ok && s.Outcome == "failed" && strings.Contains(s.Error, reason) {

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/secrets-agent/secrets-agent/agent"
+	"github.com/secrets-agent/secrets-agent/control"
 	"github.com/secrets-agent/secrets-agent/controlplane"
 	"github.com/secrets-agent/secrets-agent/internal/testutil"
 )
@@ -101,7 +101,7 @@ func (r *fsRig) start(t *testing.T) {
 
 // status runs `secrets-agent status --json` and fails the test unless the
 // agent answers.
-func (r *fsRig) status(t *testing.T) agent.Status {
+func (r *fsRig) status(t *testing.T) control.Status {
 	t.Helper()
 	st, err := r.tryStatus(t)
 	if err != nil {
@@ -112,9 +112,9 @@ func (r *fsRig) status(t *testing.T) agent.Status {
 
 // tryStatus is status, returning why there is none (the agent not
 // listening yet, say).
-func (r *fsRig) tryStatus(t *testing.T) (agent.Status, error) {
+func (r *fsRig) tryStatus(t *testing.T) (control.Status, error) {
 	t.Helper()
-	var st agent.Status
+	var st control.Status
 	out, stderr, code := testutil.RunAgent(t, nil, "status", "--json", "--socket", r.cfg.Socket)
 	if code == 2 {
 		return st, fmt.Errorf("status: agent unreachable (exit 2): %s", stderr)
@@ -186,8 +186,8 @@ func firstErr(errs ...error) error {
 
 // named reports whether status names the problem: a row of a broken secret
 // (or an injector, or the last error) whose error holds want.
-func named(st agent.Status, broken map[string]bool, want string) bool {
-	if strings.Contains(st.LastError, want) && st.State == agent.Degraded {
+func named(st control.Status, broken map[string]bool, want string) bool {
+	if strings.Contains(st.LastError, want) && st.State == control.Degraded {
 		return true
 	}
 	for _, s := range st.Secrets {
@@ -311,7 +311,7 @@ func TestHostileFilesystemNeverHangsTheAgent(t *testing.T) {
 				})
 				c.during(t, r)
 			}
-			var st agent.Status
+			var st control.Status
 			testutil.Eventually(t, 20*time.Second, "unrelated secrets applied and the problem named", func() bool {
 				var err error
 				if st, err = r.tryStatus(t); err != nil {
@@ -433,7 +433,7 @@ func TestConcurrentSyncsAreCoalesced(t *testing.T) {
 	time.Sleep(200 * time.Millisecond) // the connect's pass
 
 	before := p.specs.Load()
-	c := agent.NewClient(r.cfg.Socket)
+	c := control.NewClient(r.cfg.Socket)
 	const n = 300
 	var wg sync.WaitGroup
 	var failed atomic.Int64
@@ -544,7 +544,7 @@ func TestSIGTERMDuringAStuckPassExitsWithinASecond(t *testing.T) {
 // new, are spaced out as a chatty stream's are. A real update still lands.
 func TestSyncLoopIsSpacedOut(t *testing.T) {
 	r, p := startProxied(t, "syncloop", false)
-	c := agent.NewClient(r.cfg.Socket)
+	c := control.NewClient(r.cfg.Socket)
 	before := p.specs.Load()
 	syncs := 0
 	for start := time.Now(); time.Since(start) < 3*time.Second; syncs++ {

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/secrets-agent/secrets-agent/agent"
+	"github.com/secrets-agent/secrets-agent/control"
 	"github.com/secrets-agent/secrets-agent/injectors/envprofile"
 	"github.com/secrets-agent/secrets-agent/internal/testutil"
 )
@@ -212,10 +212,10 @@ func TestHostileEnvNamesRunNothingInAnyShell(t *testing.T) {
 	cp.set(specs, values)
 	a := testutil.StartAgent(t, hostileConfig(t, dir, cp.srv.URL))
 	socket := filepath.Join(dir, "agent.sock")
-	var st agent.Status
+	var st control.Status
 	testutil.Eventually(t, deadline, "the daemon has made a pass", func() bool {
 		out, _, _ := testutil.RunAgent(t, nil, "status", "--json", "--socket", socket)
-		return json.Unmarshal([]byte(out), &st) == nil && st.Passes > 0 && st.State != agent.Starting
+		return json.Unmarshal([]byte(out), &st) == nil && st.Passes > 0 && st.State != control.Starting
 	})
 	for _, r := range rows {
 		got, ok := findRow(st, r.id, r.name)

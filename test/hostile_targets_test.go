@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/secrets-agent/secrets-agent/agent"
+	"github.com/secrets-agent/secrets-agent/control"
 	"github.com/secrets-agent/secrets-agent/internal/testutil"
 )
 
@@ -34,13 +34,13 @@ func targetsConfig(t testing.TB, dir, url string, c testutil.AgentConfig) string
 }
 
 // daemonStatus waits for the daemon's first pass and returns status --json.
-func daemonStatus(t *testing.T, socket string) (agent.Status, string) {
+func daemonStatus(t *testing.T, socket string) (control.Status, string) {
 	t.Helper()
-	var st agent.Status
+	var st control.Status
 	var out string
 	testutil.Eventually(t, deadline, "the daemon has made a pass", func() bool {
 		out, _, _ = testutil.RunAgent(t, nil, "status", "--json", "--socket", socket)
-		return json.Unmarshal([]byte(out), &st) == nil && st.Passes > 0 && st.State != agent.Starting
+		return json.Unmarshal([]byte(out), &st) == nil && st.Passes > 0 && st.State != control.Starting
 	})
 	return st, out
 }

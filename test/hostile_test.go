@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/secrets-agent/secrets-agent/agent"
+	"github.com/secrets-agent/secrets-agent/control"
 	"github.com/secrets-agent/secrets-agent/controlplane"
 	"github.com/secrets-agent/secrets-agent/injectors/builtin"
 	"github.com/secrets-agent/secrets-agent/injectors/gitcred"
@@ -354,13 +355,13 @@ func TestHostileSpecsGetPerSecretErrorsAndHarmNothing(t *testing.T) {
 
 	a := testutil.StartAgent(t, cfg)
 	socket := filepath.Join(dir, "agent.sock")
-	var st agent.Status
+	var st control.Status
 	var out string
 	testutil.Eventually(t, deadline, "the daemon has made a pass", func() bool {
 		out, _, _ = testutil.RunAgent(t, nil, "status", "--json", "--socket", socket)
-		return json.Unmarshal([]byte(out), &st) == nil && st.Passes > 0 && st.State != agent.Starting
+		return json.Unmarshal([]byte(out), &st) == nil && st.Passes > 0 && st.State != control.Starting
 	})
-	if st.State != agent.Degraded || !strings.Contains(st.LastError, "secrets not applied") {
+	if st.State != control.Degraded || !strings.Contains(st.LastError, "secrets not applied") {
 		t.Errorf("status %s (%q); want degraded counting the secrets not applied", st.State, st.LastError)
 	}
 	for _, leak := range []string{out, stderr, a.Log()} {
@@ -398,13 +399,13 @@ func TestHostileSpecsGetPerSecretErrorsAndHarmNothing(t *testing.T) {
 	}
 }
 
-func findRow(st agent.Status, id, name string) (agent.SecretStatus, bool) {
+func findRow(st control.Status, id, name string) (control.SecretStatus, bool) {
 	for _, s := range st.Secrets {
 		if s.ID == id && s.Name == name {
 			return s, true
 		}
 	}
-	return agent.SecretStatus{}, false
+	return control.SecretStatus{}, false
 }
 
 // inProcessAgent builds the agent in this process from a config file for the
@@ -480,7 +481,7 @@ func TestHundredThousandSecretsFailThePassAndKeepTheAppliedState(t *testing.T) {
 	if rep.Error == "" || !strings.Contains(rep.Error, "resource_exhausted") || !strings.Contains(rep.Error, "over the limit") {
 		t.Errorf("pass error %q; want the response cap named", rep.Error)
 	}
-	if rep.Status.State != agent.Degraded {
+	if rep.Status.State != control.Degraded {
 		t.Errorf("state %s, want degraded", rep.Status.State)
 	}
 	wantFile(t, home+"/good", "good")

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/secrets-agent/secrets-agent/agent"
+	"github.com/secrets-agent/secrets-agent/control"
 	"github.com/secrets-agent/secrets-agent/injectors/builtin"
 )
 
@@ -31,7 +32,7 @@ func TestSecondPassWithNothingChangedWritesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writes := func(rep agent.PassReport) (n int) {
+	writes := func(rep control.PassReport) (n int) {
 		for _, r := range rep.Results {
 			n += r.Writes
 		}

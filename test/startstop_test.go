@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/secrets-agent/secrets-agent/agent"
+	"github.com/secrets-agent/secrets-agent/control"
 	"github.com/secrets-agent/secrets-agent/internal/testutil"
 )
 
@@ -80,7 +80,7 @@ func TestSIGTERMRightAfterASocketActivatedSyncExitsWithinASecond(t *testing.T) {
 			return err == nil
 		})
 		ctx, cancel := context.WithCancel(context.Background())
-		go func() { _, _ = agent.NewClient(sock).Sync(ctx) }() // queued before the agent serves
+		go func() { _, _ = control.NewClient(sock).Sync(ctx) }() // queued before the agent serves
 		testutil.Eventually(t, 10*time.Second, "a pass stuck on the control plane", func() bool {
 			return cp.accepted.Load() > before
 		})

@@ -9,7 +9,7 @@ import (
 	"github.com/docker/docker-credential-helpers/credentials"
 	"github.com/spf13/cobra"
 
-	"github.com/secrets-agent/secrets-agent/agent"
+	"github.com/secrets-agent/secrets-agent/control"
 	"github.com/secrets-agent/secrets-agent/injectors/dockercfg"
 )
 
@@ -52,11 +52,11 @@ Errors are printed on stdout, as the protocol has it, with exit code 1.`,
 		case credentials.ActionStore, credentials.ActionErase:
 			err = errManaged // before reading stdin or the socket: nothing to ask
 		default:
-			var c *agent.Client
+			var c *control.Client
 			if c, err = sock.client(); err == nil {
 				h := &dockerHelper{ctx: cmd.Context(), c: c}
 				err = credentials.HandleCommand(h, action, cmd.InOrStdin(), out)
-				if errors.Is(err, agent.ErrUnreachable) || errors.Is(err, agent.ErrRefused) {
+				if errors.Is(err, control.ErrUnreachable) || errors.Is(err, control.ErrRefused) {
 					err = errors.New(sock.message(c, err))
 				}
 			}
@@ -75,7 +75,7 @@ Errors are printed on stdout, as the protocol has it, with exit code 1.`,
 // dockerHelper is a credentials.Helper backed by the running agent.
 type dockerHelper struct {
 	ctx context.Context
-	c   *agent.Client
+	c   *control.Client
 }
 
 // Get answers serverURL's user and password; for a registry the agent does
@@ -84,7 +84,7 @@ func (h *dockerHelper) Get(serverURL string) (string, string, error) {
 	ctx, cancel := context.WithTimeout(h.ctx, clientTimeout)
 	defer cancel()
 	u, p, err := h.c.Credential(ctx, serverURL)
-	var nf *agent.NotFoundError
+	var nf *control.NotFoundError
 	if errors.As(err, &nf) {
 		if ierr := h.inlineMode(ctx); ierr != nil {
 			return "", "", ierr
@@ -131,7 +131,7 @@ func (h *dockerHelper) List() (map[string]string, error) {
 	out := make(map[string]string, len(hosts))
 	for _, host := range hosts {
 		u, _, err := h.c.Credential(ctx, host)
-		var nf *agent.NotFoundError
+		var nf *control.NotFoundError
 		if errors.As(err, &nf) {
 			continue // removed since Hosts answered
 		}

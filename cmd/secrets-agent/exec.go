@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/secrets-agent/secrets-agent/agent"
+	"github.com/secrets-agent/secrets-agent/control"
 	"github.com/secrets-agent/secrets-agent/injectors/envprofile"
 	"github.com/secrets-agent/secrets-agent/internal/supervise"
 	"github.com/secrets-agent/secrets-agent/secrets"
@@ -81,7 +81,7 @@ socket it tried is named) or exec fails otherwise, 126 when CMD cannot be run,
 			return exitWith(supervise.ExitFailed, err.Error())
 		}
 		if err := waitFirstPass(cmd.Context(), c, wait); err != nil {
-			if errors.Is(err, agent.ErrWaitTimeout) {
+			if errors.Is(err, control.ErrWaitTimeout) {
 				fmt.Fprintf(cmd.ErrOrStderr(), "secrets-agent exec: the agent has not applied its first pass within %s; starting %s with what it has\n", wait, args[0])
 			} else {
 				return exitWith(supervise.ExitFailed, sock.message(c, err))
@@ -93,7 +93,7 @@ socket it tried is named) or exec fails otherwise, 126 when CMD cannot be run,
 			Stdin: cmd.InOrStdin(), Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(), Notes: cmd.ErrOrStderr(),
 		})
 		if err != nil {
-			if errors.Is(err, agent.ErrUnreachable) || errors.Is(err, agent.ErrRefused) {
+			if errors.Is(err, control.ErrUnreachable) || errors.Is(err, control.ErrRefused) {
 				return exitWith(code, sock.message(c, err))
 			}
 			return exitWith(code, "exec: "+err.Error())
@@ -107,7 +107,7 @@ socket it tried is named) or exec fails otherwise, 126 when CMD cannot be run,
 }
 
 // waitFirstPass waits up to timeout for the agent's first applied pass.
-func waitFirstPass(ctx context.Context, c *agent.Client, timeout time.Duration) error {
+func waitFirstPass(ctx context.Context, c *control.Client, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout+clientTimeout)
 	defer cancel()
 	return c.Wait(ctx, timeout)
@@ -124,7 +124,7 @@ func waitFirstPass(ctx context.Context, c *agent.Client, timeout time.Duration) 
 // in the agent. A change reaches the program within about two intervals
 // (one to see it, one to see it settle), a small part of what the change took
 // to reach the agent.
-func fetchVars(ctx context.Context, c *agent.Client) (map[string]string, error) {
+func fetchVars(ctx context.Context, c *control.Client) (map[string]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, clientTimeout)
 	defer cancel()
 	frag, err := c.Env(ctx, string(envprofile.FormatDotenv))

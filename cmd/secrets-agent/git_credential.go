@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/secrets-agent/secrets-agent/agent"
+	"github.com/secrets-agent/secrets-agent/control"
 	"github.com/secrets-agent/secrets-agent/injectors/gitcred"
 )
 
@@ -107,11 +107,11 @@ func askGit(ctx context.Context, sock *socketFlags, host string) (user, token st
 	ctx, cancel := context.WithTimeout(ctx, clientTimeout)
 	defer cancel()
 	user, token, err = c.GitCredential(ctx, host)
-	var nf *agent.NotFoundError
+	var nf *control.NotFoundError
 	switch {
 	case errors.As(err, &nf):
 		return "", "", nil
-	case errors.Is(err, agent.ErrUnreachable) || errors.Is(err, agent.ErrRefused):
+	case errors.Is(err, control.ErrUnreachable) || errors.Is(err, control.ErrRefused):
 		return "", "", errors.New(sock.message(c, err))
 	}
 	return user, token, err

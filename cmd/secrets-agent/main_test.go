@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/secrets-agent/secrets-agent/agent"
 	"github.com/secrets-agent/secrets-agent/config"
+	"github.com/secrets-agent/secrets-agent/control"
 	"github.com/secrets-agent/secrets-agent/injectors"
 	"github.com/secrets-agent/secrets-agent/injectors/envprofile"
 )
@@ -88,7 +88,7 @@ func TestSocketDefaultIsTheConfigDefault(t *testing.T) {
 func TestUnreachableNamesTheSocketAndHowToPointElsewhere(t *testing.T) {
 	isolate(t)
 	f := &socketFlags{socket: "/nowhere.sock"}
-	err := f.clientExit(agent.NewClient("/nowhere.sock"), fmt.Errorf("dial: %w", agent.ErrUnreachable))
+	err := f.clientExit(control.NewClient("/nowhere.sock"), fmt.Errorf("dial: %w", control.ErrUnreachable))
 	var ee *exitError
 	if !errors.As(err, &ee) || ee.code != exitUnreachable {
 		t.Fatalf("clientExit = %v, want exit %d", err, exitUnreachable)
@@ -175,8 +175,8 @@ func TestFlagDefaultsNameTheConfigDefaults(t *testing.T) {
 // TestStatusCountsOutcomesInTheOrderTheyFirstAppear and says nothing but
 // "0" for no secrets.
 func TestStatusCountsOutcomesInTheOrderTheyFirstAppear(t *testing.T) {
-	rows := []agent.SecretStatus{{Outcome: agent.Outcome(injectors.Unchanged)}, {Outcome: agent.Skipped},
-		{Outcome: agent.Outcome(injectors.Unchanged)}, {Outcome: agent.Failed}}
+	rows := []control.SecretStatus{{Outcome: control.Outcome(injectors.Unchanged)}, {Outcome: control.Skipped},
+		{Outcome: control.Outcome(injectors.Unchanged)}, {Outcome: control.Failed}}
 	if got := secretCounts(rows); got != "4: 2 unchanged, 1 skipped, 1 failed" {
 		t.Errorf("secretCounts = %q", got)
 	}
@@ -197,8 +197,8 @@ func TestTextFromTheAgentCannotDriveTheTerminal(t *testing.T) {
 // the spec fetch says so, not the counts of an earlier pass.
 func TestSyncReportOfAFailedFetchSaysNothingWasTouched(t *testing.T) {
 	var b bytes.Buffer
-	printReport(&b, agent.PassReport{Error: "get environment e: unavailable", Duration: time.Second,
-		Status: agent.Status{Secrets: []agent.SecretStatus{{Name: "OLD", Error: "old"}}}})
+	printReport(&b, control.PassReport{Error: "get environment e: unavailable", Duration: time.Second,
+		Status: control.Status{Secrets: []control.SecretStatus{{Name: "OLD", Error: "old"}}}})
 	if out := b.String(); !strings.Contains(out, "sync failed: get environment e: unavailable") ||
 		!strings.Contains(out, "nothing applied or removed") || strings.Contains(out, "OLD") {
 		t.Errorf("report:\n%s", out)

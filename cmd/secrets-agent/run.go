@@ -15,6 +15,7 @@ import (
 
 	"github.com/secrets-agent/secrets-agent/agent"
 	"github.com/secrets-agent/secrets-agent/config"
+	"github.com/secrets-agent/secrets-agent/control"
 	"github.com/secrets-agent/secrets-agent/injectors/builtin"
 	"github.com/secrets-agent/secrets-agent/internal/dirlock"
 )
@@ -150,7 +151,7 @@ func watchedConfig(given string) string {
 // printPassSummary writes what --once did: the verdict, then one line per
 // secret with its name, scope, mount, target, outcome and error. It never
 // writes a value (Status holds none).
-func printPassSummary(w io.Writer, rep agent.PassReport) {
+func printPassSummary(w io.Writer, rep control.PassReport) {
 	st := rep.Status
 	if rep.Error != "" {
 		fmt.Fprintf(w, "secrets-agent: pass failed, nothing applied or removed: %s\n", clean(rep.Error))

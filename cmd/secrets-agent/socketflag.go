@@ -10,8 +10,8 @@ import (
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/secrets-agent/secrets-agent/agent"
 	"github.com/secrets-agent/secrets-agent/config"
+	"github.com/secrets-agent/secrets-agent/control"
 	"github.com/secrets-agent/secrets-agent/internal/safeopen"
 	"github.com/secrets-agent/secrets-agent/internal/tilde"
 )
@@ -38,12 +38,12 @@ func addSocketFlags(cmd *cobra.Command) *socketFlags {
 }
 
 // client returns a client of the socket path finds.
-func (f *socketFlags) client() (*agent.Client, error) {
+func (f *socketFlags) client() (*control.Client, error) {
 	p, err := f.path()
 	if err != nil {
 		return nil, err
 	}
-	return agent.NewClient(p), nil
+	return control.NewClient(p), nil
 }
 
 // from says where path found the socket, for the message of an agent that
@@ -143,8 +143,8 @@ func exists(p string) bool {
 // shares: 2 when the agent is unreachable or refuses us (exitUnreachable),
 // else 1. The message of an unreachable agent names the socket tried, where
 // that path came from, and how to point at another.
-func (f *socketFlags) clientExit(c *agent.Client, err error) error {
-	if errors.Is(err, agent.ErrUnreachable) || errors.Is(err, agent.ErrRefused) {
+func (f *socketFlags) clientExit(c *control.Client, err error) error {
+	if errors.Is(err, control.ErrUnreachable) || errors.Is(err, control.ErrRefused) {
 		return exitWith(exitUnreachable, f.message(c, err))
 	}
 	return exitWith(1, err.Error())
@@ -153,12 +153,12 @@ func (f *socketFlags) clientExit(c *agent.Client, err error) error {
 // message is what a client command prints for err from c: for an agent that
 // is unreachable or refuses this user, a sentence that names the socket
 // (main puts the program name before it, so it is not repeated here).
-func (f *socketFlags) message(c *agent.Client, err error) string {
+func (f *socketFlags) message(c *control.Client, err error) string {
 	switch {
-	case errors.Is(err, agent.ErrUnreachable):
+	case errors.Is(err, control.ErrUnreachable):
 		return unreachable(c.Path(), f.from(), err)
-	case errors.Is(err, agent.ErrRefused):
-		why := strings.TrimPrefix(err.Error(), agent.ErrRefused.Error()+": ")
+	case errors.Is(err, control.ErrRefused):
+		why := strings.TrimPrefix(err.Error(), control.ErrRefused.Error()+": ")
 		return fmt.Sprintf("the agent at %s does not serve uid %d (it serves root and its environment's user): %s", c.Path(), os.Getuid(), why)
 	}
 	return err.Error()

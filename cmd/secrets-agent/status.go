@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/secrets-agent/secrets-agent/agent"
+	"github.com/secrets-agent/secrets-agent/control"
 )
 
 // clientTimeout bounds a client command's talk with the agent (not wait's).
@@ -57,7 +57,7 @@ Exit codes, so that it works as a health check:
 		} else {
 			printStatus(out, st, time.Now())
 		}
-		if st.State != agent.Ready {
+		if st.State != control.Ready {
 			return exitWith(exitNotReady, "")
 		}
 		return nil
@@ -67,10 +67,10 @@ Exit codes, so that it works as a health check:
 
 // printStatus writes the human summary of st: a block of facts, the
 // injectors and the table of secrets.
-func printStatus(w io.Writer, st agent.Status, now time.Time) {
+func printStatus(w io.Writer, st control.Status, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	state := string(st.State)
-	if !st.DegradedSince.IsZero() && st.State == agent.Degraded {
+	if !st.DegradedSince.IsZero() && st.State == control.Degraded {
 		state += " since " + when(st.DegradedSince, now)
 	}
 	fmt.Fprintf(tw, "State:\t%s\n", clean(state))
@@ -141,12 +141,12 @@ func printStatus(w io.Writer, st agent.Status, now time.Time) {
 // secretCounts is the header count of the secrets table: how many rows, and
 // how many of them ended each way in the last pass ("8: 7 unchanged, 1
 // skipped"), in the order the outcomes first appear.
-func secretCounts(rows []agent.SecretStatus) string {
+func secretCounts(rows []control.SecretStatus) string {
 	if len(rows) == 0 {
 		return "0"
 	}
-	n := map[agent.Outcome]int{}
-	var order []agent.Outcome
+	n := map[control.Outcome]int{}
+	var order []control.Outcome
 	for _, r := range rows {
 		if n[r.Outcome] == 0 {
 			order = append(order, r.Outcome)

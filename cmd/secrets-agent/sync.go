@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/secrets-agent/secrets-agent/agent"
+	"github.com/secrets-agent/secrets-agent/control"
 )
 
 func newSyncCmd() *cobra.Command {
@@ -60,7 +60,7 @@ reasons are printed); 2 the agent could not be reached (or refused this user).`,
 
 // printReport writes one pass's outcome: a verdict line, what each injector
 // did, and every secret that failed or was rejected with why.
-func printReport(w io.Writer, rep agent.PassReport) {
+func printReport(w io.Writer, rep control.PassReport) {
 	st := rep.Status
 	verdict := "ok"
 	switch {

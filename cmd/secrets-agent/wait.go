@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/secrets-agent/secrets-agent/agent"
+	"github.com/secrets-agent/secrets-agent/control"
 )
 
 // waitRetry is how often wait tries again while no agent answers yet.
@@ -42,7 +42,7 @@ Exit codes: 0 the first pass has been applied; 1 the timeout passed first;
 // waitApplied asks c (found by sock) to wait for the first pass, retrying while no agent
 // answers, until timeout. It returns nil once applied, else an exit error:
 // exitNotReady on a timeout, exitUnreachable when no agent ever answered.
-func waitApplied(ctx context.Context, sock *socketFlags, c *agent.Client, timeout time.Duration) error {
+func waitApplied(ctx context.Context, sock *socketFlags, c *control.Client, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	ctx, cancel := context.WithDeadline(ctx, deadline.Add(clientTimeout))
 	defer cancel()
@@ -55,9 +55,9 @@ func waitApplied(ctx context.Context, sock *socketFlags, c *agent.Client, timeou
 		switch {
 		case err == nil:
 			return nil
-		case errors.Is(err, agent.ErrWaitTimeout):
+		case errors.Is(err, control.ErrWaitTimeout):
 			return exitWith(exitNotReady, "timed out after "+timeout.String()+" waiting for the first pass")
-		case !errors.Is(err, agent.ErrUnreachable):
+		case !errors.Is(err, control.ErrUnreachable):
 			return sock.clientExit(c, err)
 		case !time.Now().Before(deadline):
 			return sock.clientExit(c, err)

@@ -1,4 +1,4 @@
-package agent
+package control
 
 import (
 	"context"
@@ -69,7 +69,7 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 }
 
 // Sync returns the report of a full pass that started after the call, as
-// Agent.Sync does (joining one waiting to start, never the one in flight);
+// Backend.Sync does (joining one waiting to start, never the one in flight);
 // a pass that failed is a report with Error set, not an error.
 func (c *Client) Sync(ctx context.Context) (PassReport, error) {
 	var rep PassReport

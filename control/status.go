@@ -1,4 +1,8 @@
-package agent
+// Package control is the status socket, the one way in to a running agent:
+// the wire types it answers with (Status, PassReport, Credential), Serve,
+// which answers its routes from a Backend (the agent) to root and the
+// environment's user only, and Client, which the control commands use.
+package control
 
 import (
 	"context"
@@ -126,7 +130,7 @@ type PassReport struct {
 // OK reports whether the pass fetched and every secret applied.
 func (r PassReport) OK() bool { return r.Error == "" && r.Status.State == Ready }
 
-// Backend is what the status socket serves. *Agent implements it.
+// Backend is what the status socket serves. *agent.Agent implements it.
 type Backend interface {
 	Status() Status
 	// Sync returns the report of a full pass that started after the call

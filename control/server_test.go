@@ -1,4 +1,4 @@
-package agent
+package control
 
 import (
 	"bufio"
@@ -139,9 +139,9 @@ func startSocket(t *testing.T, b Backend, cfg *config.Config, log *zap.Logger) s
 	if log == nil {
 		log = zap.NewNop()
 	}
-	stop, err := serveSocket(t.Context(), b, cfg, log)
+	stop, err := Serve(t.Context(), b, cfg, log)
 	if err != nil {
-		t.Fatalf("serveSocket: %v", err)
+		t.Fatalf("Serve: %v", err)
 	}
 	t.Cleanup(stop)
 	return cfg.Socket
@@ -323,7 +323,7 @@ func TestStaleSocketIsReplaced(t *testing.T) {
 
 func TestSecondAgentOnLiveSocketFails(t *testing.T) {
 	path := startSocket(t, newFakeBackend(Ready), nil, nil)
-	stop, err := serveSocket(t.Context(), newFakeBackend(Ready), &config.Config{Socket: path}, zap.NewNop())
+	stop, err := Serve(t.Context(), newFakeBackend(Ready), &config.Config{Socket: path}, zap.NewNop())
 	if err == nil {
 		stop()
 		t.Fatal("a second server on a live socket started")
@@ -347,7 +347,7 @@ func TestPathThatIsNotASocketIsKept(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, path := range []string{file, link} {
-		if stop, err := serveSocket(t.Context(), newFakeBackend(Ready), &config.Config{Socket: path}, zap.NewNop()); err == nil {
+		if stop, err := Serve(t.Context(), newFakeBackend(Ready), &config.Config{Socket: path}, zap.NewNop()); err == nil {
 			stop()
 			t.Errorf("served on %s, which is not a socket", filepath.Base(path))
 		}
@@ -360,7 +360,7 @@ func TestPathThatIsNotASocketIsKept(t *testing.T) {
 func TestStopEndsWaitsAndRemovesTheSocket(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "a.sock")
 	b := newFakeBackend(Starting)
-	stop, err := serveSocket(t.Context(), b, &config.Config{Socket: path}, zap.NewNop())
+	stop, err := Serve(t.Context(), b, &config.Config{Socket: path}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -552,7 +552,7 @@ func TestHelperActivatedAgent(t *testing.T) {
 		return
 	}
 	os.Setenv("LISTEN_PID", strconv.Itoa(os.Getpid()))
-	stop, err := serveSocket(context.Background(), newFakeBackend(Ready), &config.Config{Socket: unused}, zap.NewNop())
+	stop, err := Serve(context.Background(), newFakeBackend(Ready), &config.Config{Socket: unused}, zap.NewNop())
 	if err != nil {
 		fmt.Println("ACTIVATED: error:", err)
 		os.Exit(1)

@@ -1,4 +1,4 @@
-package agent
+package control
 
 import (
 	"context"
@@ -53,7 +53,7 @@ type errorBody struct {
 	Error string `json:"error"`
 }
 
-// serveSocket serves b on the status socket cfg.Socket until stop is called
+// Serve serves b on the status socket cfg.Socket until stop is called
 // or ctx is done; stop waits until every request has been answered (a
 // pending GET /v1/wait is ended at once), removes the socket
 // file the server created (never one systemd passed in) and is safe to call
@@ -73,7 +73,7 @@ type errorBody struct {
 // environment's user (cfg.User, or the agent's own user when empty) are
 // served; any other peer gets 403 and its connection closed, and the refusal
 // is logged with its uid and pid.
-func serveSocket(ctx context.Context, b Backend, cfg *config.Config, log *zap.Logger) (stop func(), err error) {
+func Serve(ctx context.Context, b Backend, cfg *config.Config, log *zap.Logger) (stop func(), err error) {
 	envUID, err := config.UserID(cfg.User)
 	if err != nil {
 		return nil, fmt.Errorf("status socket: %w", err)
