@@ -125,7 +125,7 @@ func TestSmallFleetFollowsAnUpdateAndARestart(t *testing.T) {
 
 // fleetPlane is one agent's control plane: the real client, and a record of
 // its watch-stream opens. (WatchEvents is wrapped also because the agent
-// wants an EventStream where the client returns *controlplane.Stream.)
+// wants a controlplane.Events where the client returns *controlplane.Stream.)
 type fleetPlane struct {
 	*controlplane.Client
 	connectedAt atomic.Int64 // unix nanoseconds of the last stream opened; 0 before the first
