@@ -353,10 +353,21 @@ func benchPropagation(b *testing.B, set secretSet, watch bool, poll string, spre
 // waitFor returns once path holds want, re-reading it now and on every
 // event w reports; it fails after timeout.
 func waitFor(w *fsnotify.Watcher, path string, want []byte, timeout time.Duration) error {
+	return waitUntil(w, path, func(got []byte) bool { return bytes.Equal(got, want) }, timeout)
+}
+
+// waitForContains returns once path holds want somewhere; see waitFor.
+func waitForContains(w *fsnotify.Watcher, path string, want []byte, timeout time.Duration) error {
+	return waitUntil(w, path, func(got []byte) bool { return bytes.Contains(got, want) }, timeout)
+}
+
+// waitUntil returns once path's content satisfies ok, re-reading it now and
+// on every event w reports; it fails after timeout.
+func waitUntil(w *fsnotify.Watcher, path string, ok func([]byte) bool, timeout time.Duration) error {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
-		if got, err := os.ReadFile(path); err == nil && bytes.Equal(got, want) {
+		if got, err := os.ReadFile(path); err == nil && ok(got) {
 			return nil
 		}
 		select {
@@ -514,22 +525,3 @@ func BenchmarkPropagationEnv(b *testing.B) {
 	b.ReportMetric(0, "ns/op")
 }
 
-// waitForContains returns once path holds want somewhere, re-reading it
-// now and on every event w reports; it fails after timeout.
-func waitForContains(w *fsnotify.Watcher, path string, want []byte, timeout time.Duration) error {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		if got, err := os.ReadFile(path); err == nil && bytes.Contains(got, want) {
-			return nil
-		}
-		select {
-		case <-w.Events:
-		case err := <-w.Errors:
-			return fmt.Errorf("watch %s: %w", path, err)
-		case <-deadline.C:
-			return fmt.Errorf("%s did not get the new value within %v", path, timeout)
-		case <-time.After(100 * time.Millisecond): // in case an event was missed
-		}
-	}
-}
