@@ -524,4 +524,3 @@ func BenchmarkPropagationEnv(b *testing.B) {
 	b.ReportMetric(float64(len(frag)), "updates")
 	b.ReportMetric(0, "ns/op")
 }
-
