@@ -270,6 +270,7 @@ func (l *loop) run() {
 // stopGrace, and systemd is told STOPPING.
 func (l *loop) stop() {
 	l.cancelPasses() // a control-plane call in flight ends at once
+	graceEnds := time.Now().Add(stopGrace)
 	if l.busy != nil {
 		select {
 		case <-l.busy:
@@ -277,6 +278,12 @@ func (l *loop) stop() {
 			l.a.log.Warn("stopping with a pass still running; it is abandoned and every output stays as it is",
 				zap.Duration("running", time.Since(l.busySince)))
 		}
+	}
+	// A pass a `sync` started runs in the runner, not as the loop's job: it
+	// gets what is left of the grace too, so that Run's deferred release of
+	// the state dir's lock does not come while it still writes.
+	if !l.a.idle(time.Until(graceEnds)) {
+		l.a.log.Warn("stopping with a pass a sync asked for still running; it is abandoned and every output stays as it is")
 	}
 	l.a.notify.Stopping()
 	l.a.log.Info("stopping; outputs stay in place")
@@ -488,7 +495,7 @@ func (a *Agent) startStream(ctx context.Context) (stop func()) {
 		},
 		Event: func(controlplane.Event) { a.kick() },
 		Unauthenticated: func() {
-			if err := a.controlPlane().ReloadToken(); err != nil {
+			if err := a.reloadToken(a.controlPlane()); err != nil {
 				a.log.Warn("re-read token file", zap.Error(err))
 			}
 		},
@@ -552,6 +559,11 @@ func (a *Agent) reloadNow() (restartStream bool) {
 		if err := a.reloadToken(cp); err != nil {
 			a.log.Error("reload: re-read token file", zap.Error(err))
 		}
+		a.passMu.Lock()
+		for _, sl := range a.slots {
+			sl.synced = false // a reload (SIGHUP) has every output looked at once more (changes.go)
+		}
+		a.passMu.Unlock()
 		return false
 	}
 	if err := config.Settled(path); err != nil {
@@ -595,6 +607,7 @@ func (a *Agent) reloadNow() (restartStream bool) {
 	for _, sl := range slots {
 		sl.synced = false // a reload (SIGHUP) has every output looked at once more (changes.go)
 	}
+	a.watchFiles() // a new config may name another token file: watch it (the waiting agent waits for it)
 	a.log.Info("configuration reloaded", zap.String("config", path))
 	return newCP != cp || old.ControlPlane.EnvironmentID != cfg.ControlPlane.EnvironmentID ||
 		old.ControlPlane.Watch != cfg.ControlPlane.Watch

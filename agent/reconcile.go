@@ -133,8 +133,8 @@ func (a *Agent) repairPass(ctx context.Context) bool {
 			results[sl.name] = a.apply(ctx, sl, sl.handed, dirty, true)
 		}
 	}
+	a.watchFiles() // before it reports: as a full pass does
 	a.record(a.lastPlan, results, fetchErr)
-	a.watchFiles()
 	return true
 }
 

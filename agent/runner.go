@@ -85,9 +85,14 @@ func (a *Agent) startLocked() {
 			a.lastSync = time.Now()
 			a.runMu.Unlock()
 		}
-		ctx, cancel := context.WithTimeout(parent, a.opts.timing.passTimeout)
-		r.rep, r.retry, r.changed = a.pass(ctx)
-		cancel()
+		if err := parent.Err(); err != nil { // stopped while it waited for space: no pass
+			r.rep = control.PassReport{Started: time.Now(), Error: fmt.Sprintf("not run: the agent is stopping (%v)", err),
+				Status: a.Status()}
+		} else {
+			ctx, cancel := context.WithTimeout(parent, a.opts.timing.passTimeout)
+			r.rep, r.retry, r.changed = a.pass(ctx)
+			cancel()
+		}
 		close(r.done)
 		a.runMu.Lock()
 		defer a.runMu.Unlock()
@@ -102,6 +107,22 @@ func (a *Agent) startLocked() {
 			a.startLocked()
 		}
 	}()
+}
+
+// idle returns once no pass is in flight or waiting to start, or after
+// limit; it reports whether the runner went idle.
+func (a *Agent) idle(limit time.Duration) bool {
+	for deadline := time.Now().Add(limit); ; time.Sleep(5 * time.Millisecond) {
+		a.runMu.Lock()
+		busy := a.running || a.nextRun != nil
+		a.runMu.Unlock()
+		if !busy {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
 }
 
 // stuckFor returns how long the pass in flight has run when that is past

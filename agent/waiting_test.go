@@ -194,3 +194,38 @@ func TestUnconfiguredAgentWaitsForTheConfig(t *testing.T) {
 		t.Errorf("output after the environment_id was emptied: %q, want it kept", got)
 	}
 }
+
+// TestNewTokenFileNamedWhileWaitingIsWatched: a reload while the agent
+// waits for its token that names another token file: that file appearing
+// connects the agent (it is watched from the reload on).
+func TestNewTokenFileNamedWhileWaitingIsWatched(t *testing.T) {
+	url, _ := oneSecretServer(t)
+	dir := t.TempDir()
+	tokA := filepath.Join(dir, "a", "token")
+	tokB := filepath.Join(dir, "b", "token")
+	path := filepath.Join(dir, "config.yaml")
+	mk := func(tok string) string {
+		return strings.NewReplacer("%TOKEN%", tok, "%DIR%", dir, "http://127.0.0.1:1", url).Replace(testConfigYAML) + "ready_timeout: 100ms\n"
+	}
+	if err := os.WriteFile(path, []byte(mk(tokA)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := builtin.LoadUnconfigured(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, inj, n, _ := startWaiting(t, cfg, WithConfigFile(path, builtin.LoadUnconfigured))
+	checkWaiting(t, a, n, "waiting for token")
+	if err := os.WriteFile(path, []byte(mk(tokB)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "reloaded to token B", func() bool { return strings.Contains(a.Status().LastError, tokB) })
+	if err := os.MkdirAll(filepath.Dir(tokB), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tokB, []byte("t0k\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "applied once token B is there", func() bool { got, _ := inj.read(t, "/x/key"); return got == "v1" })
+	eventually(t, "ready", func() bool { return a.Status().State == control.Ready })
+}
