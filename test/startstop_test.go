@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -80,7 +81,16 @@ func TestSIGTERMRightAfterASocketActivatedSyncExitsWithinASecond(t *testing.T) {
 			return err == nil
 		})
 		ctx, cancel := context.WithCancel(context.Background())
-		go func() { _, _ = control.NewClient(sock).Sync(ctx) }() // queued before the agent serves
+		go func() { // queued before the agent serves
+			// The socket file exists from bind(2), a moment before listen(2):
+			// a connect in between is refused, so try again until one is taken.
+			for ctx.Err() == nil {
+				if _, err := control.NewClient(sock).Sync(ctx); !errors.Is(err, control.ErrUnreachable) || cp.accepted.Load() > before {
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
 		testutil.Eventually(t, 10*time.Second, "a pass stuck on the control plane", func() bool {
 			return cp.accepted.Load() > before
 		})
