@@ -159,6 +159,11 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.watching = files.Set
 			a.mu.Unlock()
 			a.watchFiles()
+			if a.waitingFor() != nil {
+				// The token or config may have appeared between New's
+				// attempt to connect and this watch: look once more.
+				a.RequestReload()
+			}
 		}
 	}
 
