@@ -309,13 +309,17 @@ func (s *Server) getEnvironment(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	resp := controlplane.GetEnvironmentResponse{Environment: controlplane.Environment{
+	writeSpec(w, envelope(env), v.spec)
+}
+
+// envelope is GetEnvironment's answer for env without its secrets.
+func envelope(env Environment) controlplane.GetEnvironmentResponse {
+	return controlplane.GetEnvironmentResponse{Environment: controlplane.Environment{
 		ID: env.ID,
 		Metadata: controlplane.EnvironmentMetadata{OrganizationID: env.OrganizationID, ProjectID: env.ProjectID,
 			Creator: controlplane.Subject{ID: env.UserID, Principal: "PRINCIPAL_USER"}},
 		Status: controlplane.EnvironmentStatus{Phase: "ENVIRONMENT_PHASE_RUNNING"},
 	}}
-	writeSpec(w, resp, v.spec)
 }
 
 // emptySpec is how json.Marshal writes a spec without secrets

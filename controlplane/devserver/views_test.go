@@ -85,12 +85,7 @@ func encodedEnvironment(t *testing.T, ts *testServer, token string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp := controlplane.GetEnvironmentResponse{Environment: controlplane.Environment{
-		ID: env.ID,
-		Metadata: controlplane.EnvironmentMetadata{OrganizationID: env.OrganizationID, ProjectID: env.ProjectID,
-			Creator: controlplane.Subject{ID: env.UserID, Principal: "PRINCIPAL_USER"}},
-		Status: controlplane.EnvironmentStatus{Phase: "ENVIRONMENT_PHASE_RUNNING"},
-	}}
+	resp := envelope(env)
 	for _, rec := range rs {
 		sec := rec.Secret()
 		sec.Source, sec.SourceRef = SourceControlPlane, rec.ID
