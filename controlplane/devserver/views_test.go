@@ -121,8 +121,8 @@ func TestGetEnvironmentFromTheViewIsWhatEncodingTheSpecWrites(t *testing.T) {
 }
 
 // BenchmarkGetEnvironment answers GetEnvironment for an environment that
-// sees 1,000 and 10,000 file secrets, its view built; it reports the time
-// per secret.
+// sees 1,000 and 10,000 file secrets, its view built before the timing
+// starts; it reports the time per secret.
 func BenchmarkGetEnvironment(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("secrets=%d", n), func(b *testing.B) {
@@ -162,9 +162,7 @@ func BenchmarkGetEnvironment(b *testing.B) {
 				}
 			}
 			body := `{"environmentId":"` + env.ID + `"}`
-			b.ReportAllocs()
-			b.ResetTimer()
-			for range b.N {
+			get := func() {
 				req := httptest.NewRequest(http.MethodPost, controlplane.ProcGetEnvironment, strings.NewReader(body))
 				req.Header.Set("Authorization", "Bearer "+tok)
 				req.Header.Set("Content-Type", controlplane.ContentTypeJSON)
@@ -173,6 +171,12 @@ func BenchmarkGetEnvironment(b *testing.B) {
 				if rec.Code != http.StatusOK {
 					b.Fatalf("HTTP %d %s", rec.Code, rec.Body)
 				}
+			}
+			get() // builds the view
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				get()
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/secret")
