@@ -142,10 +142,12 @@ func (w EnvironmentSpecSecret) Secret() (secrets.Secret, error) {
 		return s, &secrets.Error{ID: w.ID, Name: w.Name, Field: "scope", Reason: fmt.Sprintf("unknown scope %q", w.Scope)}
 	}
 	s.Scope = scope
-	var mounts []secrets.Mount
+	// Count the mounts set, keeping the last: no slice, as this runs for
+	// every secret of every spec.
+	n, m := 0, secrets.Mount{Kind: secrets.MountNone}
 	add := func(k secrets.MountKind, v *string) {
 		if v != nil {
-			mounts = append(mounts, secrets.Mount{Kind: k, Target: *v})
+			n, m = n+1, secrets.Mount{Kind: k, Target: *v}
 		}
 	}
 	add(secrets.MountEnv, w.EnvironmentVariable)
@@ -153,16 +155,12 @@ func (w EnvironmentSpecSecret) Secret() (secrets.Secret, error) {
 	add(secrets.MountRegistry, w.ContainerRegistryBasicAuthHost)
 	add(secrets.MountGitCredential, w.GitCredentialHost)
 	if w.APIOnly {
-		mounts = append(mounts, secrets.Mount{Kind: secrets.MountAPIOnly})
+		n, m = n+1, secrets.Mount{Kind: secrets.MountAPIOnly}
 	}
-	switch len(mounts) {
-	case 0:
-		s.Mount = secrets.Mount{Kind: secrets.MountNone}
-	case 1:
-		s.Mount = mounts[0]
-	default:
-		return s, &secrets.Error{ID: w.ID, Name: w.Name, Field: "mount", Reason: fmt.Sprintf("has %d mounts, want exactly one", len(mounts))}
+	if n > 1 {
+		return s, &secrets.Error{ID: w.ID, Name: w.Name, Field: "mount", Reason: fmt.Sprintf("has %d mounts, want exactly one", n)}
 	}
+	s.Mount = m
 	return s, nil
 }
 

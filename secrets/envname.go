@@ -143,7 +143,8 @@ func EnvNameRefusal(name string) string {
 	if strings.HasPrefix(name, envPrefixOwn) {
 		return "is the agent's own: SECRETS_AGENT_* variables steer its CLI and shell hooks"
 	}
-	if strings.HasPrefix(strings.ToLower(name), "__secrets_agent") {
+	const hooks = "__secrets_agent" // EqualFold: ToLower would copy every name
+	if len(name) >= len(hooks) && strings.EqualFold(name[:len(hooks)], hooks) {
 		return "is the shell hooks' own: names starting with __secrets_agent (any case) are reserved"
 	}
 	// A hand-written reason says more than "is set by bash itself".

@@ -1,8 +1,11 @@
 package secrets
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 )
 
 // Winner is a secret that is applied, with the secrets it shadows: those of
@@ -42,28 +45,47 @@ type Resolution struct {
 // fetched.
 //
 // Resolve never fails as a whole: given nothing it returns an empty Resolution.
+//
+// Its cost is one map entry per secret: a mount that only one secret targets
+// (nearly all) wins at once, and only mounts several secrets target are
+// sorted.
 func Resolve(all []Secret) Resolution {
-	var res Resolution
-	seen := make(map[string]bool, len(all))
-	byKey := make(map[string][]Secret)
+	res := Resolution{Winners: make([]Winner, 0, len(all))}
+	seen := make(map[string]struct{}, len(all))
+	// winnerAt holds the index in res.Winners of the first secret seen per
+	// mount; shared holds every secret of a mount that more than one targets.
+	winnerAt := make(map[mountKey]int, len(all))
+	var shared map[int][]Secret
 	for _, s := range all {
 		if err := ValidateMeta(s); err != nil {
 			res.Rejected = append(res.Rejected, Rejected{Secret: s, Err: err})
 			continue
 		}
-		if seen[s.ID] {
+		if _, dup := seen[s.ID]; dup {
 			res.Rejected = append(res.Rejected, Rejected{Secret: s, Err: invalid(s, "id", "repeats the id of another secret")})
 			continue
 		}
-		seen[s.ID] = true
-		key, ok := s.Mount.Key()
+		seen[s.ID] = struct{}{}
+		key, ok := s.Mount.key()
 		if !ok {
 			res.Skipped = append(res.Skipped, s)
 			continue
 		}
-		byKey[key] = append(byKey[key], s)
+		i, ok := winnerAt[key]
+		if !ok {
+			winnerAt[key] = len(res.Winners)
+			res.Winners = append(res.Winners, Winner{Secret: s})
+			continue
+		}
+		if shared == nil {
+			shared = map[int][]Secret{}
+		}
+		if shared[i] == nil {
+			shared[i] = []Secret{res.Winners[i].Secret}
+		}
+		shared[i] = append(shared[i], s)
 	}
-	for _, group := range byKey {
+	for at, group := range shared {
 		sort.SliceStable(group, func(i, j int) bool {
 			if group[i].Scope != group[j].Scope {
 				return group[i].Scope > group[j].Scope
@@ -79,14 +101,16 @@ func Resolve(all []Secret) Resolution {
 			}
 			w.Shadows = append(w.Shadows, s)
 		}
-		res.Winners = append(res.Winners, w)
+		res.Winners[at] = w
 	}
-	sort.Slice(res.Winners, func(i, j int) bool {
-		a, b := res.Winners[i].Secret.Mount, res.Winners[j].Secret.Mount
-		if a.Kind != b.Kind {
-			return a.Kind < b.Kind
+	if len(res.Winners) == 0 {
+		res.Winners = nil // as documented: nothing resolves to the zero Resolution
+	}
+	slices.SortFunc(res.Winners, func(a, b Winner) int {
+		if c := cmp.Compare(a.Secret.Mount.Kind, b.Secret.Mount.Kind); c != 0 {
+			return c
 		}
-		return a.Target < b.Target
+		return strings.Compare(a.Secret.Mount.Target, b.Secret.Mount.Target)
 	})
 	return res
 }

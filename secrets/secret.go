@@ -120,17 +120,42 @@ func (m Mount) String() string {
 // canonical form (a cleaned path, a canonical registry host). Secrets that are
 // never injected (API-only, unknown kinds) have no key and never conflict.
 func (m Mount) Key() (string, bool) {
+	k, ok := m.key()
+	if !ok {
+		return "", false
+	}
+	return keyPrefixes[k.kind] + k.target, true
+}
+
+// keyPrefixes name the kind in Mount.Key.
+var keyPrefixes = map[MountKind]string{
+	MountEnv:           "env:",
+	MountFile:          "file:",
+	MountRegistry:      "registry:",
+	MountGitCredential: "git:",
+}
+
+// mountKey is Mount.Key as a comparable struct: building it allocates
+// nothing when the target is already canonical.
+type mountKey struct {
+	kind   MountKind
+	target string
+}
+
+// key returns the kind and canonical target of Mount.Key; false when m has
+// none.
+func (m Mount) key() (mountKey, bool) {
 	switch m.Kind {
 	case MountEnv:
-		return "env:" + m.Target, true
+		return mountKey{m.Kind, m.Target}, true
 	case MountFile:
-		return "file:" + cleanPath(m.Target), true
+		return mountKey{m.Kind, cleanPath(m.Target)}, true
 	case MountRegistry:
-		return "registry:" + RegistryKey(m.Target), true
+		return mountKey{m.Kind, RegistryKey(m.Target)}, true
 	case MountGitCredential:
-		return "git:" + GitHostKey(m.Target), true
+		return mountKey{m.Kind, GitHostKey(m.Target)}, true
 	}
-	return "", false
+	return mountKey{}, false
 }
 
 // GitHostKey is how git credential hosts are compared: lower case, as git's

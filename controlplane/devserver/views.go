@@ -1,8 +1,10 @@
 package devserver
 
 import (
+	"encoding/json"
 	"sync"
 
+	"github.com/secrets-agent/secrets-agent/controlplane"
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
 
@@ -21,6 +23,10 @@ import (
 //	    the next read;
 //	(4) every change to an environment bumps its generation, and a view
 //	    built from a store read made before the change is not kept.
+//
+// A view also keeps each secret as GetEnvironment lists it, JSON-encoded,
+// so answering GetEnvironment copies bytes instead of encoding the whole
+// spec; step (2) encodes only the changed secret again.
 
 // change says how a secret changed, for views.update.
 type change int
@@ -43,6 +49,7 @@ type access struct {
 // (update publishes a new one).
 type view struct {
 	recs   []Record       // visible secrets, sorted as Server.visible sorts them
+	spec   [][]byte       // recs[i] as GetEnvironment lists it (specJSON)
 	pos    map[string]int // record id -> index in recs
 	access access
 }
@@ -85,11 +92,12 @@ func (s *Server) view(env Environment) (*view, error) {
 
 // newView indexes rs and resolves precedence over them.
 func newView(rs []Record) *view {
-	v := &view{recs: rs, pos: make(map[string]int, len(rs)),
+	v := &view{recs: rs, spec: make([][]byte, len(rs)), pos: make(map[string]int, len(rs)),
 		access: access{readable: map[string]bool{}, shadowedBy: map[string]string{}}}
 	all := make([]secrets.Secret, len(rs))
 	for i, rec := range rs {
 		v.pos[rec.ID] = i
+		v.spec[i] = specJSON(rec)
 		all[i] = rec.Secret()
 	}
 	res := secrets.Resolve(all)
@@ -105,6 +113,19 @@ func newView(rs []Record) *view {
 		}
 	}
 	return v
+}
+
+// specJSON encodes rec as an entry of GetEnvironment's spec.secrets, as
+// json.Marshal encodes a controlplane.EnvironmentSpecSecret.
+func specJSON(rec Record) []byte {
+	sec := rec.Secret()
+	sec.Source, sec.SourceRef = SourceControlPlane, rec.ID
+	b, err := json.Marshal(controlplane.SpecSecret(sec))
+	if err != nil {
+		// Strings, string pointers, a bool and a string slice always encode.
+		panic("devserver: encode a spec secret: " + err.Error())
+	}
+	return b
 }
 
 // update applies a change of rec to the views of envs: steps (2) to (4).
@@ -128,6 +149,8 @@ func (vs *views) update(envs []string, rec Record, how change) {
 		nv := *v
 		nv.recs = append([]Record(nil), v.recs...)
 		nv.recs[i] = rec
+		nv.spec = append([][]byte(nil), v.spec...)
+		nv.spec[i] = specJSON(rec)
 		vs.byID[id] = &nv
 	}
 }
