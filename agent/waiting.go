@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -70,15 +71,25 @@ func (a *Agent) setWaiting(why error) {
 	}
 }
 
+// warnedTokens holds "path mode" for each token file WarnWideToken warned
+// about.
+var warnedTokens sync.Map
+
 // WarnWideToken logs one warning, naming the file and its mode, when the
 // token file at path is readable or writable by group or others: the agent
 // uses it all the same (refusing would stop every environment whose image
 // got the mode wrong), but whoever can read it can read every secret of the
 // environment. A missing or unreadable file is left to the agent to report.
-// `run` calls it at start, and the agent when a token it waited for appears.
+// `run` calls it at start, and the agent when a token it waited for appears;
+// a file and mode already warned about in this process are not warned about
+// again.
 func WarnWideToken(log *zap.Logger, path string) {
 	fi, err := os.Stat(path)
 	if err != nil || fi.Mode().Perm()&0o077 == 0 {
+		return
+	}
+	key := fmt.Sprintf("%s %04o", path, fi.Mode().Perm())
+	if _, done := warnedTokens.LoadOrStore(key, true); done {
 		return
 	}
 	log.Warn("token file is open to other users: every secret of the environment is readable with it; chmod 600 it",
