@@ -236,14 +236,17 @@ injectors:
     enabled: false
 `
 
-func TestReloadWithInvalidConfigKeepsTheOldOne(t *testing.T) {
+// runWithConfigFile runs an agent from a config file (testConfigYAML) and
+// returns it, the file's path and its content.
+func runWithConfigFile(t *testing.T) (r *testRig, path, good string) {
+	t.Helper()
 	dir := t.TempDir()
 	token := filepath.Join(dir, "token")
 	if err := os.WriteFile(token, []byte("t0k"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(dir, "config.yaml")
-	good := strings.NewReplacer("%TOKEN%", token, "%DIR%", dir).Replace(testConfigYAML)
+	path = filepath.Join(dir, "config.yaml")
+	good = strings.NewReplacer("%TOKEN%", token, "%DIR%", dir).Replace(testConfigYAML)
 	if err := os.WriteFile(path, []byte(good), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -251,8 +254,13 @@ func TestReloadWithInvalidConfigKeepsTheOldOne(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := newRig(t, cfg, withTiming(fastTiming), WithConfigFile(path, builtin.Load))
+	r = newRig(t, cfg, withTiming(fastTiming), WithConfigFile(path, builtin.Load))
 	r.run(t)
+	return r, path, good
+}
+
+func TestReloadWithInvalidConfigKeepsTheOldOne(t *testing.T) {
+	r, path, good := runWithConfigFile(t)
 	old := r.a.config()
 
 	if err := os.WriteFile(path, []byte(good+"bogus_key: 1\n"), 0o600); err != nil {
@@ -281,22 +289,7 @@ func TestReloadWithInvalidConfigKeepsTheOldOne(t *testing.T) {
 // truncates the config before writing it must not make the agent trade its
 // configuration for an empty file's defaults.
 func TestTruncatedConfigFileIsNotLoaded(t *testing.T) {
-	dir := t.TempDir()
-	token := filepath.Join(dir, "token")
-	if err := os.WriteFile(token, []byte("t0k"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "config.yaml")
-	good := strings.NewReplacer("%TOKEN%", token, "%DIR%", dir).Replace(testConfigYAML)
-	if err := os.WriteFile(path, []byte(good), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := builtin.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := newRig(t, cfg, withTiming(fastTiming), WithConfigFile(path, builtin.Load))
-	r.run(t)
+	r, path, good := runWithConfigFile(t)
 	old := r.a.config()
 
 	if err := os.Truncate(path, 0); err != nil {
