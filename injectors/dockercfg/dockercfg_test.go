@@ -27,7 +27,7 @@ type fixture struct {
 	stateDir string
 }
 
-func newFixture(t *testing.T, mode Mode) *fixture {
+func newFixture(t testing.TB, mode Mode) *fixture {
 	t.Helper()
 	base := t.TempDir()
 	f := &fixture{cfgDir: filepath.Join(base, "home", ".docker"), stateDir: filepath.Join(base, "state")}

@@ -23,12 +23,12 @@ func TestFileWrittenBeforeACrashIsNotKeptAside(t *testing.T) {
 	s := sec("a", target, "v1")
 
 	// The killed agent: steps (2a) and (2b), never (2c) or (5).
-	p := f.in.newPass()
+	p := f.in.newPass(nil)
 	j, o := p.prepare(s)
 	if j == nil {
 		t.Fatalf("prepare: %v", o.Err)
 	}
-	f.in.saveIntent([]*job{j}, true, 0)
+	f.in.saveIntent([]*job{j}, nil, 0)
 	if _, err := atomicfile.Write(j.root, j.rel, s.Value, atomicfile.Options{Mode: 0o600, UID: -1, GID: -1}); err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestMoveAsideInterruptedByACrashIsCompleted(t *testing.T) {
 	}
 	s := sec("a", target, "secret")
 	f.in.man.Files[target] = &entry{Secret: s.Ref(), Mode: 0o600, KeptAside: true}
-	f.in.saveNow(true)
+	f.in.saveNow(nil)
 
 	f.restart()
 	o := wantAction(t, f.apply(s), target, injectors.Created)

@@ -1,7 +1,10 @@
 package secretfile
 
 import (
+	"encoding/json"
 	"io/fs"
+	"slices"
+	"strconv"
 	"syscall"
 
 	imanifest "github.com/secrets-agent/secrets-agent/internal/manifest"
@@ -21,6 +24,12 @@ type manifest struct {
 	// Dirs are the directories the injector created, absolute; it removes
 	// them once they are empty and hold no managed path.
 	Dirs []string `json:"dirs,omitempty"`
+
+	// enc is Files as last synced (sync), each entry kept encoded, and
+	// encDirs Dirs as then: what encode writes.
+	enc     imanifest.Entries[entry]
+	encDirs []string
+	encLen  int // the length of the last encoding, to size the next
 }
 
 // entry is one managed path.
@@ -68,12 +77,53 @@ func loadManifest(stateDir string) (*manifest, error) {
 	return m, nil
 }
 
-// encode returns the manifest's bytes, to tell whether it changed since it
-// was saved.
-func (m *manifest) encode() []byte {
-	b, err := imanifest.Encode(m)
-	if err != nil {
-		panic(err) // only plain types: cannot fail
+// sync brings the manifest's encoding in line with Files at the paths in
+// only, or at every path when only is nil, and with Dirs. It reports whether
+// that changed the encoding. A pass that changes Files only at the paths in
+// its only set (every ApplyOnly) syncs just those: the other entries stay
+// encoded as they were.
+func (m *manifest) sync(only map[string]bool) (changed bool) {
+	if !slices.Equal(m.Dirs, m.encDirs) {
+		m.encDirs, changed = slices.Clone(m.Dirs), true
 	}
+	if only == nil {
+		for p, e := range m.Files {
+			changed = m.enc.Put(p, *e) || changed
+		}
+		for _, p := range m.enc.Keys() {
+			if m.Files[p] == nil {
+				changed = m.enc.Delete(p) || changed
+			}
+		}
+		return changed
+	}
+	for p := range only {
+		if e := m.Files[p]; e != nil {
+			changed = m.enc.Put(p, *e) || changed
+		} else {
+			changed = m.enc.Delete(p) || changed
+		}
+	}
+	return changed
+}
+
+// encode returns the manifest's bytes as of the last sync: what
+// imanifest.Encode makes of it (TestManifestEncodesAsEncodingJSONDoes),
+// with the entries copied from their cached encodings.
+func (m *manifest) encode() []byte {
+	b := make([]byte, 0, m.encLen+512)
+	b = append(b, `{"version":`...)
+	b = strconv.AppendInt(b, int64(m.Version), 10)
+	b = append(b, `,"files":`...)
+	b = m.enc.AppendJSON(b)
+	if len(m.encDirs) > 0 {
+		dirs, err := json.Marshal(m.encDirs)
+		if err != nil {
+			panic(err) // strings: cannot fail
+		}
+		b = append(append(b, `,"dirs":`...), dirs...)
+	}
+	b = append(b, "}\n"...)
+	m.encLen = len(b)
 	return b
 }

@@ -63,7 +63,7 @@ type Injector struct {
 
 	mu       sync.Mutex
 	man      *manifest
-	saved    []byte            // the manifest as last read or saved
+	unsaved  bool              // the manifest changed since it was last read or saved
 	sessions map[string]string // path -> session last applied (memory only)
 	cleaned  bool              // stale temp files have been removed
 
@@ -108,7 +108,8 @@ func New(o Options) (*Injector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("secretfile: %w", err)
 	}
-	in.man, in.saved = m, m.encode()
+	m.sync(nil)
+	in.man = m
 	return in, nil
 }
 
@@ -172,25 +173,25 @@ func (in *Injector) apply(ctx context.Context, desired []secrets.Secret, only ma
 	if !in.cleaned {
 		only = nil
 	}
-	p := in.newPass()
+	p := in.newPass(only)
 	defer p.close()
 
 	// (1)
-	wanted := make(map[string]bool, len(desired))
-	for _, s := range desired {
-		wanted[s.Mount.Target] = true
+	all := desired
+	if only != nil {
+		desired = nil
+		for _, s := range all {
+			if only[s.Mount.Target] {
+				desired = append(desired, s)
+			}
+		}
 	}
-	firstPass := !in.cleaned
-	if firstPass {
+	wanted := targetsOf(desired)
+	if !in.cleaned {
 		in.cleanTemps(p, wanted)
 		in.cleaned = true
 	}
-	var before map[string]entry
 	dirsBefore := len(in.man.Dirs)
-	if only != nil {
-		desired = slices.DeleteFunc(slices.Clone(desired), func(s secrets.Secret) bool { return !only[s.Mount.Target] })
-		before = entriesAt(in.man.Files, only)
-	}
 
 	// (2a)
 	outcomes := make([]injectors.Outcome, len(desired))
@@ -202,7 +203,7 @@ func (in *Injector) apply(ctx context.Context, desired []secrets.Secret, only ma
 		}
 		jobs[i], outcomes[i] = p.prepare(s)
 	}
-	in.saveIntent(jobs, firstPass, dirsBefore)
+	in.saveIntent(jobs, only, dirsBefore)
 	// (2b)
 	writeAll(jobs, in.mode, in.owner)
 	// (2c)
@@ -225,31 +226,37 @@ func (in *Injector) apply(ctx context.Context, desired []secrets.Secret, only ma
 			}
 		}
 		// (4)
+		if only != nil && removed {
+			wanted = targetsOf(all) // a directory may hold desired paths outside only
+		}
 		if only == nil || removed {
 			p.removeEmptyDirs(wanted)
 		}
 	}
 
 	// (5)
-	if only != nil && len(in.man.Dirs) == dirsBefore && maps.Equal(entriesAt(in.man.Files, only), before) {
-		// Nothing it records changed: spare encoding every other entry.
-	} else if data := in.man.encode(); !slices.Equal(data, in.saved) {
-		if _, err := imanifest.Save(in.stateDir, manifestName, in.man); err != nil {
-			p.res.Err = errors.Join(p.res.Err, fmt.Errorf("secretfile: %w", err))
-		} else {
-			in.saved = data
-		}
+	if err := in.saveNow(only); err != nil {
+		p.res.Err = errors.Join(p.res.Err, fmt.Errorf("secretfile: %w", err))
 	}
-	p.res.Paths = slices.Sorted(maps.Keys(in.man.Files))
+	p.res.Paths = in.man.enc.Keys()
 	return p.res
+}
+
+// targetsOf returns the set of the targets of ss.
+func targetsOf(ss []secrets.Secret) map[string]bool {
+	out := make(map[string]bool, len(ss))
+	for _, s := range ss {
+		out[s.Mount.Target] = true
+	}
+	return out
 }
 
 // saveIntent records the new paths of jobs in
 // the manifest with an all-zero identity (not yet written) and saves it when
 // that, or creating directories (the manifest held dirsBefore), changed
-// it, before any of them is written. A failed save is not reported here:
-// Apply saves again at its end and reports.
-func (in *Injector) saveIntent(jobs []*job, firstPass bool, dirsBefore int) {
+// it, before any of them is written. only is the pass's (saveNow). A failed
+// save is not reported here: Apply saves again at its end and reports.
+func (in *Injector) saveIntent(jobs []*job, only map[string]bool, dirsBefore int) {
 	added := len(in.man.Dirs) != dirsBefore
 	for _, j := range jobs {
 		if j != nil && j.prev == nil && in.man.Files[j.s.Mount.Target] == nil {
@@ -259,29 +266,27 @@ func (in *Injector) saveIntent(jobs []*job, firstPass bool, dirsBefore int) {
 		}
 	}
 	if added {
-		in.saveNow(firstPass)
+		_ = in.saveNow(only) // a failure is reported by the save at the end of Apply
 	}
 }
 
-// entriesAt copies the manifest entries of the targets in only.
-func entriesAt(files map[string]*entry, only map[string]bool) map[string]entry {
-	out := make(map[string]entry, len(only))
-	for t := range only {
-		if e := files[t]; e != nil {
-			out[t] = *e
-		}
+// saveNow saves the manifest when it changed since it was last read or
+// saved; nil when there was nothing to save. only says where Files may have
+// changed since the last save: at the paths in it, or anywhere when it is
+// nil (manifest.sync); the entries of other paths are not looked at, so a
+// pass that changed one file encodes one entry and copies the others' bytes.
+func (in *Injector) saveNow(only map[string]bool) error {
+	if in.man.sync(only) {
+		in.unsaved = true
 	}
-	return out
-}
-
-// saveNow saves the manifest when it differs from what was saved last. A
-// failed save is not reported here: Apply saves again at its end and reports.
-func (in *Injector) saveNow(firstPass bool) {
-	if data := in.man.encode(); !slices.Equal(data, in.saved) {
-		if _, err := imanifest.Save(in.stateDir, manifestName, in.man); err == nil {
-			in.saved = data
-		}
+	if !in.unsaved {
+		return nil
 	}
+	if _, err := imanifest.SaveBytes(in.stateDir, manifestName, in.man.encode()); err != nil {
+		return err
+	}
+	in.unsaved = false
+	return nil
 }
 
 // cleanTemps removes the temp files a crash left beside the managed and
@@ -317,19 +322,18 @@ type pass struct {
 	// parent directory's identity and its name), for the one it came from.
 	places map[place]string
 	res    injectors.Result
-	// firstPass: the first Apply of this process, which also removes temp
-	// files a crash left beside the manifest.
-	firstPass bool
-	resIDs    *[]reservedID // identities of the reserved paths, once looked up
+	// only: the targets of an ApplyOnly pass, the only paths whose manifest
+	// entries it may change; nil for a whole Apply.
+	only   map[string]bool
+	resIDs *[]reservedID // identities of the reserved paths, once looked up
 	// rootChecks: each allowed root's checkRoot verdict, this pass.
 	rootChecks map[string]error
 }
 
-// newPass starts a pass; firstPass is true until the first one removed
-// stale temp files.
-func (in *Injector) newPass() *pass {
+// newPass starts a pass for the targets in only (nil: every one).
+func (in *Injector) newPass(only map[string]bool) *pass {
 	return &pass{in: in, roots: map[string]*os.Root{}, rootErrs: map[string]error{}, targets: map[string]string{},
-		places: map[place]string{}, rootChecks: map[string]error{}, firstPass: !in.cleaned}
+		places: map[place]string{}, rootChecks: map[string]error{}, only: only}
 }
 
 func (p *pass) close() {
@@ -453,7 +457,7 @@ func (p *pass) prepare(s secrets.Secret) (*job, injectors.Outcome) {
 			// original is put back even if the write fails.
 			j.ent.Secret, j.ent.Mode, j.ent.KeptAside = s.Ref(), in.mode, true
 			in.man.Files[target] = j.ent
-			in.saveNow(p.firstPass)
+			_ = in.saveNow(p.only) // a failure is reported by the save at the end of Apply
 			mountPoint, err := keepAside(root, rel)
 			if err != nil || mountPoint {
 				j.ent.KeptAside = false

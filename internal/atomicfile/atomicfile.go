@@ -177,8 +177,7 @@ func compareAndFix(root *os.Root, name string, fi fs.FileInfo, data []byte, opts
 	if st, ok := ofi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
 		return Unchanged, false, nil // a hard link: replace it, never chmod it
 	}
-	cur, err := io.ReadAll(io.LimitReader(f, int64(len(data))+1))
-	if err != nil || !bytes.Equal(cur, data) {
+	if !sameContent(f, data) {
 		return Unchanged, false, nil
 	}
 	if metaMatches(ofi, opts) {
@@ -188,6 +187,27 @@ func compareAndFix(root *os.Root, name string, fi fs.FileInfo, data []byte, opts
 		return Unchanged, false, fmt.Errorf("write %s: %w", name, err)
 	}
 	return MetadataFixed, true, nil
+}
+
+// sameContent reports whether reading f to its end gives exactly data. It
+// reads a chunk at a time and stops at the first difference, so that a
+// large file that differs early (a fragment's generation line) costs one
+// chunk, and never buffers the whole file.
+func sameContent(f io.Reader, data []byte) bool {
+	buf := make([]byte, min(len(data)+1, 64<<10))
+	for {
+		n, err := io.ReadFull(f, buf[:min(len(buf), len(data)+1)])
+		if !bytes.Equal(buf[:n], data[:min(n, len(data))]) || n > len(data) {
+			return false
+		}
+		data = data[n:]
+		switch {
+		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+			return len(data) == 0
+		case err != nil:
+			return false
+		}
+	}
 }
 
 func metaMatches(fi fs.FileInfo, opts Options) bool {

@@ -330,3 +330,31 @@ func TestPathsNeverEscapeRoot(t *testing.T) {
 	}
 	t.Logf("%d names tried: %d written inside the root, %d refused", len(names), written, refused)
 }
+
+// TestSameContentComparesChunkByChunk: the comparison Write uses to skip an
+// unchanged file says equal only for exactly the same bytes, for files
+// shorter and longer than its chunk.
+func TestSameContentComparesChunkByChunk(t *testing.T) {
+	big := bytes.Repeat([]byte("0123456789abcdef"), 10000) // past one chunk
+	lastDiffers := bytes.Clone(big)
+	lastDiffers[len(big)-1] = 'X'
+	for _, c := range []struct {
+		name       string
+		file, data []byte
+		want       bool
+	}{
+		{"both empty", nil, nil, true},
+		{"equal", []byte("value"), []byte("value"), true},
+		{"file shorter", []byte("valu"), []byte("value"), false},
+		{"file longer", []byte("value!"), []byte("value"), false},
+		{"file not empty", []byte("v"), nil, false},
+		{"big equal", big, big, true},
+		{"big, last byte differs", lastDiffers, big, false},
+		{"big, file one byte longer", append(bytes.Clone(big), 'x'), big, false},
+		{"big, file one byte shorter", big[:len(big)-1], big, false},
+	} {
+		if got := sameContent(bytes.NewReader(c.file), c.data); got != c.want {
+			t.Errorf("%s: sameContent = %v, want %v", c.name, got, c.want)
+		}
+	}
+}

@@ -66,25 +66,32 @@ func Load(dir, name string, v any) (found bool, err error) {
 	return true, nil
 }
 
-// Encode returns v as its manifest's bytes: indented JSON, deterministic
-// (map keys sorted), so an unchanged manifest is not rewritten.
+// Encode returns v as its manifest's bytes: compact JSON, deterministic
+// (map keys sorted), so an unchanged manifest is not rewritten. (Manifests
+// were indented before; Load reads both.)
 func Encode(v any) ([]byte, error) {
-	b, err := json.MarshalIndent(v, "", "  ")
+	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("encode manifest: %w", err)
 	}
 	return append(b, '\n'), nil
 }
 
-// Save writes v as the manifest name in dir (created 0700 when missing),
-// 0600, through atomicfile, first removing the temp files a save that
-// crashed left behind. It reports whether it wrote: false when the file
-// already said the same.
+// Save writes v as the manifest name in dir: SaveBytes of Encode(v).
 func Save(dir, name string, v any) (wrote bool, err error) {
 	data, err := Encode(v)
 	if err != nil {
 		return false, err
 	}
+	return SaveBytes(dir, name, data)
+}
+
+// SaveBytes writes data, a manifest's bytes (an injector that keeps its
+// manifest encoded, e.g. with Entries, makes them itself), as the manifest
+// name in dir (created 0700 when missing), 0600, through atomicfile, first
+// removing the temp files a save that crashed left behind. It reports
+// whether it wrote: false when the file already said the same.
+func SaveBytes(dir, name string, data []byte) (wrote bool, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return false, fmt.Errorf("save manifest: %w", err)
 	}

@@ -1,0 +1,50 @@
+package envprofile
+
+import (
+	"context"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/secrets-agent/secrets-agent/injectors"
+	"github.com/secrets-agent/secrets-agent/secrets"
+)
+
+// BenchmarkEnvOneChanged is what the agent asks of the injector when one
+// variable among many is updated: an Apply of the whole set (ApplyOnly of
+// the one variable when the injector is incremental). Each op writes the
+// fragments, their deltas and the manifest.
+func BenchmarkEnvOneChanged(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run("vars="+strconv.Itoa(n), func(b *testing.B) {
+			in, err := New(Options{Dir: filepath.Join(b.TempDir(), "env"), Owner: injectors.Owner{UID: -1, GID: -1}, StateDir: b.TempDir()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			env := make([]secrets.Secret, n)
+			for j := range env {
+				env[j] = envSecret(strconv.Itoa(j), "VAR_"+strconv.Itoa(j), []byte(strings.Repeat("v", 40)+strconv.Itoa(j)))
+			}
+			ctx := context.Background()
+			if res := in.Apply(ctx, env); res.Err != nil || len(res.Failed()) != 0 {
+				b.Fatalf("apply: %v %v", res.Err, res.Failed())
+			}
+			k := n / 2
+			touched := []string{env[k].Mount.Target}
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				env[k].Value = []byte("rotated-" + strconv.Itoa(i%2))
+				var res injectors.Result
+				if inc, ok := any(in).(injectors.Incremental); ok {
+					res = inc.ApplyOnly(ctx, env, touched)
+				} else {
+					res = in.Apply(ctx, env)
+				}
+				if res.Err != nil || len(res.Failed()) != 0 || actions(res)[env[k].Mount.Target] != injectors.Updated {
+					b.Fatalf("apply: %v %v", res.Err, res.Failed())
+				}
+			}
+		})
+	}
+}
