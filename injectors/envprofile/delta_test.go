@@ -275,7 +275,8 @@ func TestDeltaFilesFollowTheFragments(t *testing.T) {
 		t.Errorf("paths %v lack the delta files (drift repair would not watch them)", res.Paths)
 	}
 	man, _ := os.ReadFile(filepath.Join(state, manifestName))
-	if !strings.Contains(string(man), `"to": "`+gen1+`"`) || !strings.Contains(string(man), `"from": "`+gen0+`"`) {
+	var m manifest
+	if err := json.Unmarshal(man, &m); err != nil || m.Delta == nil || m.Delta.To != gen1 || m.Delta.From != gen0 {
 		t.Errorf("the manifest does not record the delta:\n%s", man)
 	}
 

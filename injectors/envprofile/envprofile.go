@@ -10,12 +10,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/secrets-agent/secrets-agent/injectors"
 	"github.com/secrets-agent/secrets-agent/internal/atomicfile"
@@ -44,10 +47,33 @@ type Options struct {
 // Injector writes the env fragments. Use New.
 type Injector struct {
 	opts Options
-	// man is what the last Apply left on disk; nil until loaded.
+	// man is what the last Apply left on disk; nil until loaded. Its Vars
+	// are in last and enc instead.
 	man *manifest
+	// last is every variable man records, sorted by name, with its
+	// rendering (and value) once this process rendered it, so that a pass
+	// renders and MACs only the variables whose value changed.
+	last []known
+	// enc is man's Vars, each kept encoded (manifest.Entries), and tail
+	// the encoding of man's fields after them.
+	enc    imanifest.Entries[manifestV]
+	tail   []byte
+	encLen int // the length of the manifest last saved, to size the next
+	// unsaved: man changed since it was last loaded or saved.
+	unsaved bool
+	// written: the fragments in Dir are what the last Apply rendered from
+	// last under man.Gen (it wrote or found them so), so that a pass whose
+	// set differs knows without reading env.sh that its generation is new.
+	written bool
 	// cleaned: the first Apply removed the temp files a crash left.
 	cleaned bool
+}
+
+// known is one variable the manifest records.
+type known struct {
+	name string
+	v    manifestV
+	r    *rendered // nil until this process rendered it
 }
 
 // manifest records the variables the injector set. It holds no value, only
@@ -79,27 +105,25 @@ type delta struct {
 // namesChanged reports whether To sets other names than From.
 func (d *delta) namesChanged() bool { return len(d.Add) > 0 || len(d.Unset) > 0 }
 
-// positions returns where each name is in the sorted list of names of From
-// and of To (1 is the first), given To's list.
-func (d *delta) positions(to []string) (fromAt, toAt map[string]int) {
-	added := make(map[string]bool, len(d.Add))
-	for _, n := range d.Add {
-		added[n] = true
+// fromAt returns where a name of From is in From's sorted list of names (1
+// is the first), given vars, the variables of To, sorted: its place in To's,
+// less the names added before it, plus the names unset before it (Add and
+// Unset are sorted). Only names of From may be asked for.
+func (d *delta) fromAt(vars []variable) func(name string) int {
+	return func(name string) int {
+		at, _ := slices.BinarySearchFunc(vars, name, func(v variable, n string) int { return strings.Compare(v.name, n) })
+		added, _ := slices.BinarySearch(d.Add, name)
+		unset, _ := slices.BinarySearch(d.Unset, name)
+		return at - added + unset + 1
 	}
-	from := append([]string(nil), d.Unset...)
-	toAt = make(map[string]int, len(to))
-	for i, n := range to {
-		toAt[n] = i + 1
-		if !added[n] {
-			from = append(from, n)
-		}
+}
+
+// toAt returns where a name of vars (sorted) is among them (1 is the first).
+func toAt(vars []variable) func(name string) int {
+	return func(name string) int {
+		at, _ := slices.BinarySearchFunc(vars, name, func(v variable, n string) int { return strings.Compare(v.name, n) })
+		return at + 1
 	}
-	sort.Strings(from)
-	fromAt = make(map[string]int, len(from))
-	for i, n := range from {
-		fromAt[n] = i + 1
-	}
-	return fromAt, toAt
 }
 
 type manifestV struct {
@@ -187,11 +211,16 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 		return in.failAll(res, desired, vars, idx, err)
 	}
 	// (3)
-	key := in.man.Key
-	gen, d := currentGen(root, vars), in.man.Delta
+	acts, gone, ch := in.compare(vars)
+	changed := len(ch.Set)+len(ch.Add)+len(ch.Unset) > 0
+	gen, d := "", in.man.Delta
+	if !changed || !in.written {
+		gen = currentGen(root, vars)
+	}
+	in.written = false
 	if gen == "" {
 		gen = newGen()
-		d = in.man.nextDelta(key, vars, gen)
+		d = in.man.nextDelta(vars, ch, gen)
 	}
 	if d != nil && d.To != gen {
 		d = nil
@@ -222,46 +251,86 @@ func (in *Injector) Apply(ctx context.Context, desired []secrets.Secret) injecto
 		res.Err = werr
 		return in.failAll(res, desired, vars, idx, werr)
 	}
+	in.written = true
 	// (5)
-	next := &manifest{Version: imanifest.Version, Key: in.man.Key, Vars: map[string]manifestV{}, Gen: gen, Delta: d}
 	if derr != nil {
-		next.Delta = nil // the next pass removes what is there
+		d = nil // the next pass removes what is there
 	}
-	same := len(vars) == len(in.man.Vars)
 	outcomes := make([]injectors.Outcome, len(vars))
+	next := make([]known, len(vars))
+	varsChanged := false
 	for k, v := range vars {
 		s := desired[idx[k]]
-		mac := key.MAC(v.value)
-		next.Vars[v.name] = manifestV{Secret: s.Ref(), MAC: mac}
-		act := injectors.Unchanged
-		switch old, ok := in.man.Vars[v.name]; {
-		case !ok:
-			act, same = injectors.Created, false
-		case old.MAC != mac:
-			act, same = injectors.Updated, false
+		mv := manifestV{Secret: s.Ref(), MAC: v.r.mac}
+		next[k] = known{name: v.name, v: mv, r: v.r}
+		if acts[k].act != injectors.Unchanged || acts[k].old != mv {
+			varsChanged = in.enc.Put(v.name, mv) || varsChanged
 		}
-		outcomes[k] = injectors.Outcome{Secret: s.Ref(), Target: v.name, Action: act}
-	}
-	if same && res.Writes > 0 {
-		for k := range outcomes {
+		outcomes[k] = injectors.Outcome{Secret: s.Ref(), Target: v.name, Action: acts[k].act}
+		if !changed && res.Writes > 0 {
 			outcomes[k].Action = injectors.Repaired
 		}
 	}
 	res.Outcomes = append(res.Outcomes, outcomes...)
-	var gone []string
-	for name := range in.man.Vars {
-		if _, ok := next.Vars[name]; !ok {
-			gone = append(gone, name)
-		}
+	for _, g := range gone {
+		varsChanged = in.enc.Delete(g.name) || varsChanged
+		res.Outcomes = append(res.Outcomes, injectors.Outcome{Secret: g.v.Secret, Target: g.name, Action: injectors.Removed})
 	}
-	sort.Strings(gone)
-	for _, name := range gone {
-		res.Outcomes = append(res.Outcomes, injectors.Outcome{Secret: in.man.Vars[name].Secret, Target: name, Action: injectors.Removed})
-	}
-	n, err := in.saveManifest(next)
+	in.last = next
+	n, err := in.saveManifest(&manifest{Version: imanifest.Version, Key: in.man.Key, Gen: gen, Delta: d}, varsChanged)
 	res.Writes += n
 	res.Err = errors.Join(derr, err)
 	return res
+}
+
+// change is what Apply found for one variable: its action, and the
+// manifest's entry for it before (zero if it is new).
+type change struct {
+	act injectors.Action
+	old manifestV
+}
+
+// compare matches vars (sorted by name) with last (sorted too) in one
+// pass. A variable whose value is the one last rendered takes that
+// rendering and MAC over; any other is rendered and MACed under the
+// manifest's key. It returns what changed for each variable of vars
+// (Created, Updated or Unchanged, by the MAC the manifest holds), the
+// variables no longer desired, sorted, and the change as a delta's lists,
+// each sorted.
+func (in *Injector) compare(vars []variable) (acts []change, gone []known, ch delta) {
+	acts = make([]change, len(vars))
+	render := func(v *variable) {
+		if v.r == nil {
+			v.lines().mac = in.man.Key.MAC(v.value)
+		}
+	}
+	i, j := 0, 0
+	for i < len(vars) || j < len(in.last) {
+		switch {
+		case j == len(in.last) || i < len(vars) && vars[i].name < in.last[j].name:
+			render(&vars[i])
+			acts[i].act = injectors.Created
+			ch.Add = append(ch.Add, vars[i].name)
+			i++
+		case i == len(vars) || in.last[j].name < vars[i].name:
+			gone = append(gone, in.last[j])
+			ch.Unset = append(ch.Unset, in.last[j].name)
+			j++
+		default:
+			v, k := &vars[i], in.last[j]
+			if k.r != nil && bytes.Equal(k.r.value, v.value) {
+				v.r = k.r
+			}
+			render(v)
+			acts[i] = change{act: injectors.Unchanged, old: k.v}
+			if v.r.mac != k.v.MAC {
+				acts[i].act = injectors.Updated
+				ch.Set = append(ch.Set, v.name)
+			}
+			i, j = i+1, j+1
+		}
+	}
+	return acts, gone, ch
 }
 
 // A delta is written only if it changes at most minDeltaCap variables or at
@@ -274,31 +343,15 @@ const (
 )
 
 // nextDelta returns the delta from m's generation to the fragments of
-// generation gen setting vars, telling changed values by their MACs under
-// key; nil if m's generation is unknown, if vars is empty (the fragments
-// then hold nothing and the delta would only outlive them), or if the
-// delta is past its bound (minDeltaCap, deltaShare).
-func (m *manifest) nextDelta(key imanifest.Key, vars []variable, gen string) *delta {
+// generation gen setting vars, ch being what changed (compare); nil if m's
+// generation is unknown, if vars is empty (the fragments then hold nothing
+// and the delta would only outlive them), or if the delta is past its bound
+// (minDeltaCap, deltaShare).
+func (m *manifest) nextDelta(vars []variable, ch delta, gen string) *delta {
 	if m.Gen == "" || len(vars) == 0 {
 		return nil
 	}
-	d := &delta{From: m.Gen, To: gen}
-	seen := make(map[string]bool, len(vars))
-	for _, v := range vars {
-		seen[v.name] = true
-		switch old, ok := m.Vars[v.name]; {
-		case !ok:
-			d.Add = append(d.Add, v.name)
-		case old.MAC != key.MAC(v.value):
-			d.Set = append(d.Set, v.name)
-		}
-	}
-	for name := range m.Vars {
-		if !seen[name] {
-			d.Unset = append(d.Unset, name)
-		}
-	}
-	sort.Strings(d.Unset)
+	d := &delta{From: m.Gen, To: gen, Set: ch.Set, Add: ch.Add, Unset: ch.Unset}
 	if n := len(d.Set) + len(d.Add) + len(d.Unset); n > minDeltaCap && n*deltaShare > len(vars) {
 		return nil
 	}
@@ -425,21 +478,63 @@ func (in *Injector) loadManifest() error {
 		m.Vars = map[string]manifestV{} // MACs under another key mean nothing
 		m.Gen, m.Delta = "", nil        // and no delta can be told from them
 	}
-	in.man = m
+	for name, v := range m.Vars {
+		in.last = append(in.last, known{name: name, v: v})
+		in.enc.Put(name, v)
+	}
+	slices.SortFunc(in.last, func(a, b known) int { return strings.Compare(a.name, b.name) })
+	m.Vars = nil
+	in.man, in.tail = m, m.encodeTail()
 	return nil
 }
 
-// saveManifest writes m (if StateDir is set) and makes it current. It returns
-// the number of writes: 0 when the file already said the same.
-func (in *Injector) saveManifest(m *manifest) (int, error) {
-	in.man = m
-	if in.opts.StateDir == "" {
+// encodeTail returns the encoding of m's fields after its vars, as
+// encoding/json writes them.
+func (m *manifest) encodeTail() []byte {
+	tail := struct {
+		Gen   string `json:"gen,omitempty"`
+		Delta *delta `json:"delta,omitempty"`
+	}{m.Gen, m.Delta}
+	b, err := json.Marshal(tail)
+	if err != nil {
+		panic(err) // strings only: cannot fail
+	}
+	return b[1 : len(b)-1] // no braces: `"gen":"...","delta":{...}`, or nothing
+}
+
+// saveManifest makes m (without vars: those are in enc, varsChanged saying
+// whether this pass changed them) current and writes it with enc's vars, if
+// StateDir is set and it changed since it was last loaded or saved. It returns the number of writes: 0 when the file
+// already said the same. The file is what imanifest.Encode makes of the
+// manifest, the vars copied from their cached encodings.
+func (in *Injector) saveManifest(m *manifest, varsChanged bool) (int, error) {
+	tail := m.encodeTail()
+	if varsChanged || !bytes.Equal(tail, in.tail) {
+		in.unsaved = true
+	}
+	in.man, in.tail = m, tail
+	if in.opts.StateDir == "" || !in.unsaved {
 		return 0, nil
 	}
-	wrote, err := imanifest.Save(in.opts.StateDir, manifestName, m)
+	key, err := json.Marshal(m.Key)
 	if err != nil {
 		return 0, fmt.Errorf("envprofile: %w", err)
 	}
+	b := make([]byte, 0, in.encLen+len(tail)+256)
+	b = append(b, `{"version":`...)
+	b = strconv.AppendInt(b, int64(m.Version), 10)
+	b = append(append(append(b, `,"key":`...), key...), `,"vars":`...)
+	b = in.enc.AppendJSON(b)
+	if len(tail) > 0 {
+		b = append(append(b, ','), tail...)
+	}
+	b = append(b, "}\n"...)
+	in.encLen = len(b)
+	wrote, err := imanifest.SaveBytes(in.opts.StateDir, manifestName, b)
+	if err != nil {
+		return 0, fmt.Errorf("envprofile: %w", err)
+	}
+	in.unsaved = false
 	if !wrote {
 		return 0, nil
 	}

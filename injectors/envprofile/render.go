@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -120,7 +121,57 @@ func checkVar(s secrets.Secret) error {
 type variable struct {
 	name  string
 	value []byte
+	// r is the variable as each format writes it: made by lines when first
+	// needed, or handed over by Apply from the pass before when the value
+	// is the same, so that a pass renders only the variables that changed.
+	r *rendered
 }
+
+// rendered is one variable's part of each fragment and delta file.
+type rendered struct {
+	value []byte // what was rendered
+	// sh, fish and dotenv are its assignment lines, newline included.
+	sh, fish, dotenv []byte
+	dotenvLast       bool // dotenvLast(value)
+	// snapSh is 'x', the value and snapSep as they stand inside the single
+	// quotes of env.sh's __SECRETS_AGENT_SNAPV (quoteSh, quotes left off);
+	// snapFish the value (colons as fishSnapSep in a PATH variable) and
+	// fishSnapSep inside those of a fish delta's (quoteFish).
+	snapSh, snapFish []byte
+	// mac is the value's MAC under the manifest's key, once Apply needs it.
+	mac string
+}
+
+// lines returns v rendered, rendering it on first use.
+func (v *variable) lines() *rendered {
+	if v.r == nil {
+		v.r = renderVar(v.name, v.value)
+	}
+	return v.r
+}
+
+// renderVar renders the variable name set to value in every format.
+func renderVar(name string, value []byte) *rendered {
+	r := &rendered{value: value, dotenvLast: dotenvLast(value)}
+	r.sh = append(append([]byte("export "+name+"="), quoteSh(value)...), '\n')
+	r.fish = append(append([]byte("set -gx "+name+" "), quoteFish(value)...), '\n')
+	r.dotenv = append(append([]byte(name+"="), quoteDotenv(value)...), '\n')
+	snap := append(append([]byte{'x'}, value...), snapSep)
+	r.snapSh = unquoted(quoteSh(snap))
+	fsnap := value
+	if strings.HasSuffix(name, "PATH") {
+		// fish makes a variable whose name ends in PATH a list, split at
+		// each colon, and the join puts the separator between its elements.
+		fsnap = bytes.ReplaceAll(value, []byte(":"), []byte{fishSnapSep})
+	}
+	r.snapFish = unquoted(quoteFish(append(slices.Clip(fsnap), fishSnapSep)))
+	return r
+}
+
+// unquoted is q without the single quotes quoteSh or quoteFish put around
+// it: what the value is between them, so that values quoted one by one can
+// be put between one pair of quotes.
+func unquoted(q []byte) []byte { return q[1 : len(q)-1] }
 
 // split sorts the secrets that can go into a fragment by variable name and
 // returns them with one error per secret that cannot (in input order), keyed
@@ -197,77 +248,82 @@ func Render(f Format, env []secrets.Secret) ([]byte, error) {
 // compare every variable at once).
 func render(f Format, vars []variable, gen string) []byte {
 	var b bytes.Buffer
-	names := make([]string, len(vars))
-	for i, v := range vars {
-		names[i] = v.name
+	size := 256 + 2*len(gen)
+	for i := range vars {
+		r := vars[i].lines()
+		size += 3*len(vars[i].name) + 16 + max(len(r.sh), len(r.fish), len(r.dotenv)) + len(r.snapSh)
 	}
+	b.Grow(size)
 	b.WriteString(genPrefix + gen + "\n")
 	b.WriteString(varsPrefix)
-	for _, n := range names {
-		b.WriteString(" " + n)
+	for _, v := range vars {
+		b.WriteString(" " + v.name)
 	}
 	b.WriteString("\n# Environment variables from secrets-agent. Generated; do not edit.\n")
-	list := strings.Join(names, " ")
 	switch f {
 	case FormatSh:
 		for _, v := range vars {
-			b.WriteString("export " + v.name + "=")
-			b.Write(quoteSh(v.value))
-			b.WriteByte('\n')
+			b.Write(v.r.sh)
 		}
-		b.WriteString("__SECRETS_AGENT_VARS='" + list + "'\n")
+		b.WriteString("__SECRETS_AGENT_VARS='")
+		writeNames(&b, vars)
+		b.WriteString("'\n")
 		// For the hook (hook.sh): at the next change, one printf over SNAP
 		// in the shell, compared with SNAPV (what that printf gives right
 		// after this fragment is sourced), tells whether the user changed
 		// any of the variables since.
-		writeSnap(&b, names, vars)
+		writeSnap(&b, true, vars)
 		b.WriteString("__SECRETS_AGENT_GEN='" + gen + "'\n")
 	case FormatFish:
 		for _, v := range vars {
-			b.WriteString("set -gx " + v.name + " ")
-			b.Write(quoteFish(v.value))
-			b.WriteByte('\n')
+			b.Write(v.r.fish)
 		}
-		b.WriteString("set -g __SECRETS_AGENT_VARS " + list + "\n")
-		b.WriteString("set -g __SECRETS_AGENT_GEN '" + gen + "'\n")
+		b.WriteString("set -g __SECRETS_AGENT_VARS ")
+		writeNames(&b, vars)
+		b.WriteString("\nset -g __SECRETS_AGENT_GEN '" + gen + "'\n")
 	case FormatDotenv:
 		for _, last := range []bool{false, true} {
 			for _, v := range vars {
-				if dotenvLast(v.value) != last {
-					continue
+				if v.r.dotenvLast == last {
+					b.Write(v.r.dotenv)
 				}
-				b.WriteString(v.name + "=")
-				b.Write(quoteDotenv(v.value))
-				b.WriteByte('\n')
 			}
 		}
 	}
 	return b.Bytes()
 }
 
+// writeNames writes the names of vars separated by spaces.
+func writeNames(b *bytes.Buffer, vars []variable) {
+	for i, v := range vars {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(v.name)
+	}
+}
+
 // writeSnap writes env.sh's lines for the hook's snapshot (hook.sh): if
-// names is not nil, __SECRETS_AGENT_SNAP, the words (one per name) that
-// hook.sh's printf turns into every value at once, and then
-// __SECRETS_AGENT_SNAPV, what that printf gives right after vars are set.
-// Names are [A-Za-z0-9_], so SNAP needs no quoting beyond the single quotes.
-func writeSnap(b *bytes.Buffer, names []string, vars []variable) {
-	if names != nil {
+// names, __SECRETS_AGENT_SNAP, the words (one per variable) that hook.sh's
+// printf turns into every value at once, and then __SECRETS_AGENT_SNAPV,
+// what that printf gives right after vars are set. Names are [A-Za-z0-9_],
+// so SNAP needs no quoting beyond the single quotes.
+func writeSnap(b *bytes.Buffer, names bool, vars []variable) {
+	if names {
 		b.WriteString("__SECRETS_AGENT_SNAP='")
-		for i, n := range names {
+		for i, v := range vars {
 			if i > 0 {
 				b.WriteByte(' ')
 			}
-			b.WriteString(`"${` + n + `+x$` + n + `}"`)
+			b.WriteString(`"${` + v.name + `+x$` + v.name + `}"`)
 		}
 		b.WriteString("'\n")
 	}
-	b.WriteString("__SECRETS_AGENT_SNAPV=")
-	var snap []byte
-	for _, v := range vars {
-		snap = append(append(append(snap, 'x'), v.value...), snapSep)
+	b.WriteString("__SECRETS_AGENT_SNAPV='")
+	for i := range vars {
+		b.Write(vars[i].lines().snapSh)
 	}
-	b.Write(quoteSh(snap))
-	b.WriteByte('\n')
+	b.WriteString("'\n")
 }
 
 // deltaPrefix starts the first line of a delta file, followed by the
@@ -296,11 +352,9 @@ const deltaPrefix = "# secrets-agent delta "
 // names, __secrets_agent_daddi in d.To's. Values are quoted as in the
 // fragment.
 func renderDelta(f Format, d *delta, vars []variable) []byte {
-	value := make(map[string][]byte, len(d.Set)+len(d.Add))
-	var names []string
-	for _, v := range vars {
-		value[v.name] = v.value
-		names = append(names, v.name)
+	value := func(name string) []byte {
+		i, _ := slices.BinarySearchFunc(vars, name, func(v variable, n string) int { return strings.Compare(v.name, n) })
+		return vars[i].value // d's Set and Add are names of vars
 	}
 	var b bytes.Buffer
 	b.WriteString(deltaPrefix + d.From + " " + d.To + "\n")
@@ -316,57 +370,49 @@ func renderDelta(f Format, d *delta, vars []variable) []byte {
 		b.WriteString("__secrets_agent_dunset='" + list(d.Unset) + "'\n")
 		for _, n := range append(append([]string(nil), d.Set...), d.Add...) {
 			b.WriteString("__secrets_agent_d_" + n + "=")
-			b.Write(quoteSh(value[n]))
+			b.Write(quoteSh(value(n)))
 			b.WriteByte('\n')
 		}
-		var snapNames []string // nil: SNAP is as it was
-		if d.namesChanged() {
+		if d.namesChanged() { // else SNAP is as it was
 			b.WriteString("__secrets_agent_dnames=1\n")
-			b.WriteString("__SECRETS_AGENT_VARS='" + list(names) + "'\n")
-			snapNames = append(make([]string, 0, len(names)), names...)
+			b.WriteString("__SECRETS_AGENT_VARS='")
+			writeNames(&b, vars)
+			b.WriteString("'\n")
 		}
-		writeSnap(&b, snapNames, vars)
+		writeSnap(&b, d.namesChanged(), vars)
 		b.WriteString("__secrets_agent_dgen='" + d.To + "'\n")
 	case FormatFish:
 		b.WriteString("if test \"$__secrets_agent_line\" = '" + from + "'\n")
 		b.WriteString("set -g __secrets_agent_dset " + list(d.Set) + "\n")
 		b.WriteString("set -g __secrets_agent_dadd " + list(d.Add) + "\n")
 		b.WriteString("set -g __secrets_agent_dunset " + list(d.Unset) + "\n")
-		oldAt, newAt := d.positions(names)
 		for _, l := range []struct {
 			name  string
 			names []string
-			at    map[string]int
-		}{{"dseti", d.Set, oldAt}, {"dunseti", d.Unset, oldAt}, {"daddi", d.Add, newAt}} {
+			at    func(string) int
+		}{{"dseti", d.Set, d.fromAt(vars)}, {"dunseti", d.Unset, d.fromAt(vars)}, {"daddi", d.Add, toAt(vars)}} {
 			b.WriteString("set -g __secrets_agent_" + l.name)
 			for _, n := range l.names {
-				b.WriteString(" " + strconv.Itoa(l.at[n]))
+				b.WriteString(" " + strconv.Itoa(l.at(n)))
 			}
 			b.WriteByte('\n')
 		}
 		for _, n := range append(append([]string(nil), d.Set...), d.Add...) {
 			b.WriteString("set -g __secrets_agent_d_" + n + " ")
-			b.Write(quoteFish(value[n]))
+			b.Write(quoteFish(value(n)))
 			b.WriteByte('\n')
 		}
 		if d.namesChanged() {
 			b.WriteString("set -g __secrets_agent_dnames 1\n")
-			b.WriteString("set -g __SECRETS_AGENT_VARS " + list(names) + "\n")
+			b.WriteString("set -g __SECRETS_AGENT_VARS ")
+			writeNames(&b, vars)
+			b.WriteByte('\n')
 		}
-		var snap []byte
-		for _, v := range vars {
-			val := v.value
-			if strings.HasSuffix(v.name, "PATH") {
-				// fish makes a variable whose name ends in PATH a list,
-				// split at each colon, and the join puts the separator
-				// between its elements.
-				val = bytes.ReplaceAll(val, []byte(":"), []byte{fishSnapSep})
-			}
-			snap = append(append(snap, val...), fishSnapSep)
+		b.WriteString("set -g __SECRETS_AGENT_SNAPV '")
+		for i := range vars {
+			b.Write(vars[i].lines().snapFish)
 		}
-		b.WriteString("set -g __SECRETS_AGENT_SNAPV ")
-		b.Write(quoteFish(append(snap, '.')))
-		b.WriteByte('\n')
+		b.WriteString(".'\n")
 		b.WriteString("set -g __secrets_agent_dgen '" + d.To + "'\nend\n")
 	}
 	return b.Bytes()
