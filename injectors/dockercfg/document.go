@@ -166,8 +166,18 @@ func canonical(raw json.RawMessage) []byte {
 	return out
 }
 
-// sameJSON reports whether a and b mean the same JSON value.
+// sameJSON reports whether a and b mean the same JSON value. Equal bytes,
+// or equal once whitespace is taken out (an entry as the indented
+// config.json holds it and as the injector encodes it), are the same
+// without decoding either, which is every entry but the changed ones.
 func sameJSON(a, b json.RawMessage) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	var ca, cb bytes.Buffer
+	if json.Compact(&ca, a) == nil && json.Compact(&cb, b) == nil && bytes.Equal(ca.Bytes(), cb.Bytes()) {
+		return true
+	}
 	return bytes.Equal(canonical(a), canonical(b))
 }
 

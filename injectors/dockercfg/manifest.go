@@ -24,6 +24,10 @@ type manifest struct {
 	Key     imanifest.Key `json:"key"`
 	Config  string        `json:"config"`
 	Entries []record      `json:"entries"`
+
+	// at indexes Entries by record id, once find needs it; with, which
+	// makes a manifest with other entries, leaves it out.
+	at map[string]int
 }
 
 // record is one entry the injector wrote: section ("auths" or
@@ -83,12 +87,18 @@ func (m *manifest) owns(r record, entry json.RawMessage) bool {
 	return false
 }
 
-// find returns the record for section/key.
+// find returns the record for section/key. The first call indexes the
+// entries, so that a pass looking up each of n entries costs n, not n².
+// Entries must not change after it (with makes a new manifest).
 func (m *manifest) find(section, key string) (record, bool) {
-	for _, r := range m.Entries {
-		if r.Section == section && r.Key == key {
-			return r, true
+	if m.at == nil {
+		m.at = make(map[string]int, len(m.Entries))
+		for i := len(m.Entries) - 1; i >= 0; i-- { // the first of an id wins, as a scan would find
+			m.at[m.Entries[i].id()] = i
 		}
+	}
+	if i, ok := m.at[record{Section: section, Key: key}.id()]; ok {
+		return m.Entries[i], true
 	}
 	return record{}, false
 }
@@ -96,7 +106,7 @@ func (m *manifest) find(section, key string) (record, bool) {
 // with returns a copy of m whose entries are recs, sorted.
 func (m *manifest) with(recs []record) *manifest {
 	n := *m
-	n.Entries = slices.Clone(recs)
+	n.Entries, n.at = slices.Clone(recs), nil
 	slices.SortFunc(n.Entries, func(a, b record) int {
 		switch {
 		case a.id() < b.id():
