@@ -504,9 +504,10 @@ func (m *manifest) encodeTail() []byte {
 
 // saveManifest makes m (without vars: those are in enc, varsChanged saying
 // whether this pass changed them) current and writes it with enc's vars, if
-// StateDir is set and it changed since it was last loaded or saved. It returns the number of writes: 0 when the file
-// already said the same. The file is what imanifest.Encode makes of the
-// manifest, the vars copied from their cached encodings.
+// StateDir is set and it changed since it was last loaded or saved. It
+// returns the number of writes: 0 when nothing changed or the file already
+// said the same. The file is what imanifest.Encode makes of the manifest,
+// the vars copied from their cached encodings.
 func (in *Injector) saveManifest(m *manifest, varsChanged bool) (int, error) {
 	tail := m.encodeTail()
 	if varsChanged || !bytes.Equal(tail, in.tail) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -194,9 +193,12 @@ func split(env []secrets.Secret) (vars []variable, idx []int, errs map[int]error
 		seen[s.Mount.Target] = true
 		ok = append(ok, i)
 	}
-	fit := make([]secrets.Secret, len(ok))
-	for k, i := range ok {
-		fit[k] = env[i]
+	fit := env // when every secret passed, as usual: no copy
+	if len(ok) < len(env) {
+		fit = make([]secrets.Secret, len(ok))
+		for k, i := range ok {
+			fit[k] = env[i]
+		}
 	}
 	over := secrets.OverEnvBudget(fit)
 	for k, i := range ok {
@@ -211,7 +213,7 @@ func split(env []secrets.Secret) (vars []variable, idx []int, errs map[int]error
 	for i := range order {
 		order[i] = i
 	}
-	sort.Slice(order, func(a, b int) bool { return vars[order[a]].name < vars[order[b]].name })
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(vars[a].name, vars[b].name) })
 	sv, si := make([]variable, len(vars)), make([]int, len(vars))
 	for k, o := range order {
 		sv[k], si[k] = vars[o], idx[o]
@@ -250,14 +252,22 @@ func render(f Format, vars []variable, gen string) []byte {
 	var b bytes.Buffer
 	size := 256 + 2*len(gen)
 	for i := range vars {
-		r := vars[i].lines()
-		size += 3*len(vars[i].name) + 16 + max(len(r.sh), len(r.fish), len(r.dotenv)) + len(r.snapSh)
+		r, n := vars[i].lines(), len(vars[i].name)
+		switch f {
+		case FormatSh:
+			size += 2*(n+1) + len(r.sh) + 2*n + 8 + len(r.snapSh)
+		case FormatFish:
+			size += 2*(n+1) + len(r.fish)
+		case FormatDotenv:
+			size += n + 1 + len(r.dotenv)
+		}
 	}
 	b.Grow(size)
 	b.WriteString(genPrefix + gen + "\n")
 	b.WriteString(varsPrefix)
 	for _, v := range vars {
-		b.WriteString(" " + v.name)
+		b.WriteByte(' ')
+		b.WriteString(v.name)
 	}
 	b.WriteString("\n# Environment variables from secrets-agent. Generated; do not edit.\n")
 	switch f {
@@ -315,7 +325,11 @@ func writeSnap(b *bytes.Buffer, names bool, vars []variable) {
 			if i > 0 {
 				b.WriteByte(' ')
 			}
-			b.WriteString(`"${` + v.name + `+x$` + v.name + `}"`)
+			b.WriteString(`"${`)
+			b.WriteString(v.name)
+			b.WriteString(`+x$`)
+			b.WriteString(v.name)
+			b.WriteString(`}"`)
 		}
 		b.WriteString("'\n")
 	}
