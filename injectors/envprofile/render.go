@@ -371,6 +371,15 @@ func renderDelta(f Format, d *delta, vars []variable) []byte {
 		return vars[i].value // d's Set and Add are names of vars
 	}
 	var b bytes.Buffer
+	size := 1024
+	for i := range vars {
+		r := vars[i].lines()
+		size += max(len(r.snapSh), len(r.snapFish))
+		if d.namesChanged() {
+			size += 3*len(vars[i].name) + 10
+		}
+	}
+	b.Grow(size) // the values of Set and Add grow it, if need be
 	b.WriteString(deltaPrefix + d.From + " " + d.To + "\n")
 	b.WriteString("# What changed from generation " + d.From + " to " + d.To + " of " + f.FileName() +
 		", for the hook. Generated; do not edit.\n")
