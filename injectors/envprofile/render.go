@@ -128,7 +128,9 @@ type variable struct {
 
 // rendered is one variable's part of each fragment and delta file.
 type rendered struct {
-	value []byte // what was rendered
+	// value is what was rendered: the secret's own bytes, not a copy (a
+	// secret's value is never changed in place; a new value is a new slice).
+	value []byte
 	// sh, fish and dotenv are its assignment lines, newline included.
 	sh, fish, dotenv []byte
 	dotenvLast       bool // dotenvLast(value)
