@@ -3,8 +3,6 @@ package agent
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
 	"slices"
 
 	"github.com/secrets-agent/secrets-agent/controlplane"
@@ -26,17 +24,28 @@ import (
 //	(3) otherwise an injectors.Incremental injector is handed the touched
 //	    targets alone (ApplyOnly), any other gets the whole set (Apply).
 //
+// When the spec differs from the last one in sessions alone (a value was
+// rotated: the usual change), the last plan is reused (reusePlan): its
+// resolution and rows stand, only the winners whose session moved get
+// their new value, and each slot is told exactly which of its secrets
+// changed (slot.exact, slot.changed), so that (2) and (3) look at those
+// and at the ones that failed last time, not at the whole set. Status rows
+// are filled in place (fill): only the rows an injector reported on, or
+// reported on last time, are looked at.
+//
 // Drift stays event-driven: a file someone else changes is reported by the
 // path watcher (watch.go) and a repair pass hands that path, as touched, to
 // the injector that manages it.
 
 // touched returns the targets of want whose output may differ from what it
-// holds: a secret new at its mount key or different from the one its output
-// holds (sameOutput), one whose last outcome failed or is unknown, an
-// output no longer desired, and a managed path in dirty (changed on disk).
-// dirty is nil in a full pass; in a repair pass it is not, and want is the
-// set last handed, so only dirty paths and failures are looked for. all is
-// true when the injector needs a whole Apply (step (1)).
+// holds. With sl.exact (a reused plan), that is the targets of sl.changed
+// and of the secrets whose last outcome failed. Otherwise it compares the
+// whole set: a secret new at its mount key or different from the one its
+// output holds (sameOutput), one whose last outcome failed or is unknown,
+// an output no longer desired. dirty is nil in a full pass; in a repair
+// pass it is not, want is the set last handed, and only dirty paths and
+// failures are looked for. all is true when the injector needs a whole
+// Apply (step (1)).
 func (sl *slot) touched(want []secrets.Secret, dirty map[string]bool) (targets []string, all bool) {
 	if !sl.synced {
 		return nil, true
@@ -48,12 +57,18 @@ func (sl *slot) touched(want []secrets.Secret, dirty map[string]bool) (targets [
 			targets = append(targets, t)
 		}
 	}
-	if dirty != nil {
+	if dirty != nil || sl.exact {
+		for _, t := range sl.failing {
+			add(t)
+		}
+	}
+	switch {
+	case dirty != nil:
 		// A repair pass (the only caller with dirty paths) hands the set
 		// last handed: only the paths reported changed and the failures
 		// are new work.
 		for _, s := range want {
-			if o := sl.outcomes[s.ID]; dirty[s.Mount.Target] || o.Action == injectors.Failed || o.Action == "" {
+			if dirty[s.Mount.Target] {
 				add(s.Mount.Target)
 			}
 		}
@@ -62,21 +77,25 @@ func (sl *slot) touched(want []secrets.Secret, dirty map[string]bool) (targets [
 				add(p)
 			}
 		}
-		return targets, false
-	}
-	seen := make(map[string]bool, len(want))
-	for _, s := range want {
-		key, _ := s.Mount.Key()
-		seen[key] = true
-		prev, ok := sl.applied[key]
-		o, known := sl.outcomes[s.ID]
-		if !ok || !sameOutput(prev, s) || !known || o.Action == injectors.Failed {
+	case sl.exact:
+		for _, s := range sl.changed {
 			add(s.Mount.Target)
 		}
-	}
-	for key, prev := range sl.applied {
-		if !seen[key] {
-			add(prev.Mount.Target)
+	default:
+		seen := make(map[string]bool, len(want))
+		for _, s := range want {
+			key, _ := s.Mount.Key()
+			seen[key] = true
+			prev, ok := sl.applied[key]
+			o, known := sl.outcomes[s.ID]
+			if !ok || !sameOutput(prev, s) || !known || o.Action == injectors.Failed {
+				add(s.Mount.Target)
+			}
+		}
+		for key, prev := range sl.applied {
+			if !seen[key] {
+				add(prev.Mount.Target)
+			}
 		}
 	}
 	return targets, false
@@ -90,53 +109,80 @@ func sameOutput(a, b secrets.Secret) bool {
 		a.Scope == b.Scope && a.Source == b.Source && a.SourceRef == b.SourceRef && bytes.Equal(a.Value, b.Value)
 }
 
+// How applyChanged called an injector.
+type call int
+
+const (
+	notCalled   call = iota // its outputs hold what they held
+	changedOnly             // handed sl.changed alone (a reused plan, nothing failing)
+	calledOther             // any other call
+)
+
 // applyChanged is steps (1) to (3) for sl and want. It returns what the
-// injector did (for logging), the outcome of every secret of want (for
-// status: those it did not look at keep their last outcome, as Unchanged),
-// and whether the injector was called at all.
-func (sl *slot) applyChanged(ctx context.Context, want []secrets.Secret, dirty map[string]bool) (did, all injectors.Result, called bool) {
+// injector did (the outcomes it reported) and how it was called, and
+// records the outcomes (note).
+func (sl *slot) applyChanged(ctx context.Context, want []secrets.Secret, dirty map[string]bool) (did injectors.Result, how call) {
 	targets, whole := sl.touched(want, dirty)
 	inc, incremental := sl.inj.(injectors.Incremental)
+	how = calledOther
 	switch {
 	case whole || (len(targets) > 0 && !incremental):
 		did = sl.inj.Apply(ctx, want)
 		whole = true
 	case len(targets) == 0:
-		return injectors.Result{Paths: sl.paths}, injectors.Result{Outcomes: sl.merged(want, nil), Paths: sl.paths}, false
+		return injectors.Result{Paths: sl.paths}, notCalled
 	default:
+		if dirty == nil && sl.exact && len(sl.failing) == 0 {
+			how = changedOnly
+		}
 		did = inc.ApplyOnly(ctx, want, targets)
 	}
-	all = did
-	if !whole {
-		all.Outcomes = sl.merged(want, did.Outcomes)
-	}
 	sl.synced = (sl.synced || whole) && did.Err == nil && !failedRemoval(want, did)
-	sl.outcomes = make(map[string]injectors.Outcome, len(want))
-	for _, o := range all.Outcomes {
-		if o.Action != injectors.Removed && o.Action != injectors.Restored {
-			sl.outcomes[o.Secret.ID] = o
-		}
-	}
-	return did, all, true
+	sl.note(want, did.Outcomes, whole || (dirty == nil && !sl.exact))
+	return did, how
 }
 
-// merged is the outcome of every secret of want: the one in fresh when the
-// injector just reported it, else the last one, as Unchanged.
-func (sl *slot) merged(want []secrets.Secret, fresh []injectors.Outcome) []injectors.Outcome {
-	now := make(map[string]bool, len(fresh))
-	for _, o := range fresh {
-		now[o.Secret.ID] = true
+// note records fresh outcomes as each secret's last one (slot.outcomes)
+// and keeps slot.failing, the secrets whose last outcome failed. With
+// prune (want is a whole new set), the records of secrets no longer in
+// want are dropped.
+func (sl *slot) note(want []secrets.Secret, fresh []injectors.Outcome, prune bool) {
+	if sl.outcomes == nil || prune {
+		keep := make(map[string]injectors.Outcome, len(want))
+		for _, s := range want {
+			if o, ok := sl.outcomes[s.ID]; ok {
+				keep[s.ID] = o
+			}
+		}
+		sl.outcomes = keep
+		failing := map[string]string{}
+		for id, t := range sl.failing {
+			if _, ok := keep[id]; ok {
+				failing[id] = t
+			}
+		}
+		sl.failing = failing
 	}
-	out := make([]injectors.Outcome, 0, len(want)+len(fresh))
-	for _, s := range want {
-		if now[s.ID] {
+	var targetOf map[string]string // built at the first failure: failures are rare
+	for _, o := range fresh {
+		if o.Action == injectors.Removed || o.Action == injectors.Restored {
 			continue
 		}
-		o := sl.outcomes[s.ID]
-		o.Action, o.Err = injectors.Unchanged, nil
-		out = append(out, o)
+		sl.outcomes[o.Secret.ID] = o
+		if o.Action != injectors.Failed {
+			delete(sl.failing, o.Secret.ID)
+			continue
+		}
+		if targetOf == nil {
+			targetOf = make(map[string]string, len(want))
+			for _, s := range want {
+				targetOf[s.ID] = s.Mount.Target
+			}
+		}
+		if t, ok := targetOf[o.Secret.ID]; ok {
+			sl.failing[o.Secret.ID] = t
+		}
 	}
-	return append(out, fresh...)
 }
 
 // failedRemoval reports whether r failed for a secret not in want: an
@@ -150,53 +196,95 @@ func failedRemoval(want []secrets.Secret, r injectors.Result) bool {
 	return false
 }
 
-// specFingerprint is a SHA-256 over every field of every secret of spec,
-// each length-prefixed, without encoding the spec (which cost a pass as
-// much as decoding it). A field added to controlplane.EnvironmentSpecSecret
-// must be added here (TestSpecFingerprintCoversEveryField).
-func specFingerprint(spec controlplane.EnvironmentSpec) [sha256.Size]byte {
-	h := sha256.New()
-	var n [binary.MaxVarintLen64]byte
-	str := func(s string) {
-		h.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
-		h.Write([]byte(s))
+// compareSpecs compares next with prev, the spec the last plan was made
+// from. shaped is true when they differ at most in sessions, entry by
+// entry; moved lists the indexes of the entries whose session differs.
+// The decoder reuses an entry that did not change (controlplane), so its
+// strings compare by pointer: this costs a few nanoseconds per entry.
+func compareSpecs(prev, next []controlplane.EnvironmentSpecSecret) (moved []int, shaped bool) {
+	if len(prev) != len(next) {
+		return nil, false
 	}
-	ptr := func(p *string) {
-		if p == nil {
-			h.Write([]byte{0})
-			return
+	for i := range next {
+		if !sameEntry(prev[i], next[i]) {
+			return nil, false
 		}
-		h.Write([]byte{1})
-		str(*p)
-	}
-	for _, w := range spec.Secrets {
-		str(w.ID)
-		str(w.Name)
-		str(w.Scope)
-		str(w.Session)
-		str(w.Source)
-		str(w.SourceRef)
-		ptr(w.EnvironmentVariable)
-		ptr(w.FilePath)
-		ptr(w.ContainerRegistryBasicAuthHost)
-		ptr(w.GitCredentialHost)
-		if w.APIOnly {
-			h.Write([]byte{1})
-		} else {
-			h.Write([]byte{0})
-		}
-		if p := w.CredentialProxy; p == nil {
-			h.Write([]byte{0})
-		} else {
-			h.Write([]byte{1})
-			str(p.Header)
-			h.Write(n[:binary.PutUvarint(n[:], uint64(len(p.TargetHosts)))])
-			for _, t := range p.TargetHosts {
-				str(t)
-			}
+		if prev[i].Session != next[i].Session {
+			moved = append(moved, i)
 		}
 	}
-	var sum [sha256.Size]byte
-	h.Sum(sum[:0])
-	return sum
+	return moved, true
+}
+
+// sameEntry reports whether a and b are the same spec secret but for the
+// session. A field added to controlplane.EnvironmentSpecSecret must be added
+// here (TestSameEntryCoversEveryField).
+func sameEntry(a, b controlplane.EnvironmentSpecSecret) bool {
+	return a.ID == b.ID && a.Name == b.Name && a.Scope == b.Scope && a.Source == b.Source && a.SourceRef == b.SourceRef &&
+		sameString(a.EnvironmentVariable, b.EnvironmentVariable) && sameString(a.FilePath, b.FilePath) &&
+		sameString(a.ContainerRegistryBasicAuthHost, b.ContainerRegistryBasicAuthHost) &&
+		sameString(a.GitCredentialHost, b.GitCredentialHost) && a.APIOnly == b.APIOnly && sameProxy(a.CredentialProxy, b.CredentialProxy)
+}
+
+func sameString(a, b *string) bool { return a == b || (a != nil && b != nil && *a == *b) }
+
+func sameProxy(a, b *controlplane.CredentialProxy) bool {
+	return a == b || (a != nil && b != nil && a.Header == b.Header && slices.Equal(a.TargetHosts, b.TargetHosts))
+}
+
+// reusePlan returns the last plan brought up to date with env, or false
+// when a new one must be made. The caller has found (compareSpecs) that
+// env's spec differs from the one the plan was made from in the sessions
+// of the entries at moved alone; the plan is reused when it is clean
+// (plan.reusable): the resolution, the rows and every slot's
+// desired set stand, since none of them depends on a session; only the
+// winners whose session moved are fetched again and put in their slot's
+// set (a copy: the set last handed is not changed), and each slot is told
+// exactly which secrets changed (slot.exact, slot.changed). A value that
+// cannot be had, or a moved secret meant for the credential proxy, makes it
+// give up: the new plan then handles it (keepOrHold, prepareProxied).
+func (a *Agent) reusePlan(ctx context.Context, cp ControlPlane, env *controlplane.Environment, moved []int) (*plan, bool) {
+	p := a.lastPlan
+	if p == nil || !p.reusable || !slices.Equal(p.slots, a.slots) || a.opts.noReuse {
+		return nil, false
+	}
+	var todo []pending
+	var at []int
+	for _, i := range moved {
+		j, ok := p.pendingAt[env.Spec.Secrets[i].ID]
+		if !ok {
+			continue // not delivered: nothing it shows depends on its session
+		}
+		t := p.todo[j]
+		if t.s.CredentialProxy != nil {
+			return nil, false
+		}
+		t.s.Session = env.Spec.Secrets[i].Session
+		todo, at = append(todo, t), append(at, j)
+	}
+	got := a.values(ctx, cp, todo)
+	for i := range todo {
+		if got[i].err != nil {
+			return nil, false
+		}
+		todo[i].s.Value = got[i].value
+		if secrets.ValidateValue(todo[i].s, secrets.Limits{}) != nil {
+			return nil, false
+		}
+	}
+	copied := map[*slot]bool{}
+	for _, sl := range a.slots {
+		sl.exact, sl.changed = true, nil
+	}
+	for i, t := range todo {
+		p.todo[at[i]] = t
+		sl := t.slot
+		if !copied[sl] {
+			sl.desired, copied[sl] = slices.Clone(sl.desired), true
+		}
+		sl.desired[p.desiredAt[t.s.ID]] = t.s
+		sl.changed = append(sl.changed, t.s)
+	}
+	p.spec = env.Spec.Secrets
+	return p, true
 }
