@@ -5,7 +5,6 @@ import (
 	"context"
 	"slices"
 
-	"github.com/secrets-agent/secrets-agent/controlplane"
 	"github.com/secrets-agent/secrets-agent/injectors"
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
@@ -24,22 +23,21 @@ import (
 //	(3) otherwise an injectors.Incremental injector is handed the touched
 //	    targets alone (ApplyOnly), any other gets the whole set (Apply).
 //
-// When the spec differs from the last one in sessions alone (a value was
-// rotated: the usual change), the last plan is reused (reusePlan): its
-// resolution and rows stand, only the winners whose session moved get
-// their new value, and each slot is told exactly which of its secrets
-// changed (slot.exact, slot.changed), so that (2) and (3) look at those
-// and at the ones that failed last time, not at the whole set. Status rows
-// are filled in place (fill): only the rows an injector reported on, or
-// reported on last time, are looked at.
+// When the last plan can be brought up to date (replan.go), each slot is
+// told exactly which of its secrets changed and which mounts it no longer
+// holds (slot.exact, slot.changed, slot.dropped), so that (2) and (3) look
+// at those and at the ones that failed last time, not at the whole set.
+// Status rows are filled in place (fill): only the rows an injector
+// reported on, or reported on last time, and rows new in the plan are
+// looked at.
 //
 // Drift stays event-driven: a file someone else changes is reported by the
 // path watcher (watch.go) and a repair pass hands that path, as touched, to
 // the injector that manages it.
 
 // touched returns the targets of want whose output may differ from what it
-// holds. With sl.exact (a reused plan), that is the targets of sl.changed
-// and of the secrets whose last outcome failed. Otherwise it compares the
+// holds. With sl.exact (a plan brought up to date), that is the targets of
+// sl.changed and sl.dropped and of the secrets whose last outcome failed. Otherwise it compares the
 // whole set: a secret new at its mount key or different from the one its
 // output holds (sameOutput), one whose last outcome failed or is unknown,
 // an output no longer desired. dirty is nil in a full pass; in a repair
@@ -78,6 +76,9 @@ func (sl *slot) touched(want []secrets.Secret, dirty map[string]bool) (targets [
 			}
 		}
 	case sl.exact:
+		for _, m := range sl.dropped {
+			add(m.Target)
+		}
 		for _, s := range sl.changed {
 			add(s.Mount.Target)
 		}
@@ -114,7 +115,7 @@ type call int
 
 const (
 	notCalled   call = iota // its outputs hold what they held
-	changedOnly             // handed sl.changed alone (a reused plan, nothing failing)
+	changedOnly             // handed sl.changed and sl.dropped alone (a plan brought up to date, nothing failing)
 	calledOther             // any other call
 )
 
@@ -194,97 +195,4 @@ func failedRemoval(want []secrets.Secret, r injectors.Result) bool {
 		}
 	}
 	return false
-}
-
-// compareSpecs compares next with prev, the spec the last plan was made
-// from. shaped is true when they differ at most in sessions, entry by
-// entry; moved lists the indexes of the entries whose session differs.
-// The decoder reuses an entry that did not change (controlplane), so its
-// strings compare by pointer: this costs a few nanoseconds per entry.
-func compareSpecs(prev, next []controlplane.EnvironmentSpecSecret) (moved []int, shaped bool) {
-	if len(prev) != len(next) {
-		return nil, false
-	}
-	for i := range next {
-		if !sameEntry(prev[i], next[i]) {
-			return nil, false
-		}
-		if prev[i].Session != next[i].Session {
-			moved = append(moved, i)
-		}
-	}
-	return moved, true
-}
-
-// sameEntry reports whether a and b are the same spec secret but for the
-// session. A field added to controlplane.EnvironmentSpecSecret must be added
-// here (TestSameEntryCoversEveryField).
-func sameEntry(a, b controlplane.EnvironmentSpecSecret) bool {
-	return a.ID == b.ID && a.Name == b.Name && a.Scope == b.Scope && a.Source == b.Source && a.SourceRef == b.SourceRef &&
-		sameString(a.EnvironmentVariable, b.EnvironmentVariable) && sameString(a.FilePath, b.FilePath) &&
-		sameString(a.ContainerRegistryBasicAuthHost, b.ContainerRegistryBasicAuthHost) &&
-		sameString(a.GitCredentialHost, b.GitCredentialHost) && a.APIOnly == b.APIOnly && sameProxy(a.CredentialProxy, b.CredentialProxy)
-}
-
-func sameString(a, b *string) bool { return a == b || (a != nil && b != nil && *a == *b) }
-
-func sameProxy(a, b *controlplane.CredentialProxy) bool {
-	return a == b || (a != nil && b != nil && a.Header == b.Header && slices.Equal(a.TargetHosts, b.TargetHosts))
-}
-
-// reusePlan returns the last plan brought up to date with env, or false
-// when a new one must be made. The caller has found (compareSpecs) that
-// env's spec differs from the one the plan was made from in the sessions
-// of the entries at moved alone; the plan is reused when it is clean
-// (plan.reusable): the resolution, the rows and every slot's
-// desired set stand, since none of them depends on a session; only the
-// winners whose session moved are fetched again and put in their slot's
-// set (a copy: the set last handed is not changed), and each slot is told
-// exactly which secrets changed (slot.exact, slot.changed). A value that
-// cannot be had, or a moved secret meant for the credential proxy, makes it
-// give up: the new plan then handles it (keepOrHold, prepareProxied).
-func (a *Agent) reusePlan(ctx context.Context, cp ControlPlane, env *controlplane.Environment, moved []int) (*plan, bool) {
-	p := a.lastPlan
-	if p == nil || !p.reusable || !slices.Equal(p.slots, a.slots) || a.opts.noReuse {
-		return nil, false
-	}
-	var todo []pending
-	var at []int
-	for _, i := range moved {
-		j, ok := p.pendingAt[env.Spec.Secrets[i].ID]
-		if !ok {
-			continue // not delivered: nothing it shows depends on its session
-		}
-		t := p.todo[j]
-		if t.s.CredentialProxy != nil {
-			return nil, false
-		}
-		t.s.Session = env.Spec.Secrets[i].Session
-		todo, at = append(todo, t), append(at, j)
-	}
-	got := a.values(ctx, cp, todo)
-	for i := range todo {
-		if got[i].err != nil {
-			return nil, false
-		}
-		todo[i].s.Value = got[i].value
-		if secrets.ValidateValue(todo[i].s, secrets.Limits{}) != nil {
-			return nil, false
-		}
-	}
-	copied := map[*slot]bool{}
-	for _, sl := range a.slots {
-		sl.exact, sl.changed = true, nil
-	}
-	for i, t := range todo {
-		p.todo[at[i]] = t
-		sl := t.slot
-		if !copied[sl] {
-			sl.desired, copied[sl] = slices.Clone(sl.desired), true
-		}
-		sl.desired[p.desiredAt[t.s.ID]] = t.s
-		sl.changed = append(sl.changed, t.s)
-	}
-	p.spec = env.Spec.Secrets
-	return p, true
 }

@@ -178,18 +178,22 @@ func TestSameEntryCoversEveryField(t *testing.T) {
 		t.Error("other proxy target hosts compare as the same entry")
 	}
 	// Equal values behind other pointers are the same entry; a moved
-	// session is the one difference compareSpecs lets through, and names.
+	// session is the one difference sameEntry lets through, and diffSpecs
+	// names it.
 	c := base
 	c.EnvironmentVariable, c.Session = &env2, "t"
 	if !sameEntry(base, c) {
 		t.Error("an entry differing in its session alone compares as another")
 	}
-	moved, shaped := compareSpecs([]controlplane.EnvironmentSpecSecret{base, base}, []controlplane.EnvironmentSpecSecret{base, c})
-	if !shaped || !slices.Equal(moved, []int{1}) {
-		t.Errorf("compareSpecs: moved %v, shaped %v; want [1], true", moved, shaped)
+	if d := diffSpecs([]controlplane.EnvironmentSpecSecret{base, base}, []controlplane.EnvironmentSpecSecret{base, c}); d.lo != 2 || d.hiPrev != 2 || d.hiNext != 2 || !slices.Equal(d.moved, []int{1}) {
+		t.Errorf("diffSpecs: %+v; want no window and entry 1 moved", d)
 	}
-	if _, shaped := compareSpecs([]controlplane.EnvironmentSpecSecret{base}, []controlplane.EnvironmentSpecSecret{base, c}); shaped {
-		t.Error("compareSpecs: an added entry passes for a moved session")
+	other := base
+	other.ID = "2"
+	// base, other, base -> base, c, other, base: one entry added after the first.
+	d := diffSpecs([]controlplane.EnvironmentSpecSecret{base, other, base}, []controlplane.EnvironmentSpecSecret{base, c, other, c})
+	if d.lo != 1 || d.hiPrev != 1 || d.hiNext != 2 || !slices.Equal(d.moved, []int{3}) {
+		t.Errorf("diffSpecs: %+v; want next[1:2] added and entry 3 moved", d)
 	}
 }
 
@@ -350,7 +354,12 @@ func compareStatus(t *testing.T, step int, a, b control.Status) {
 		return out
 	}
 	if x, y := strip(a.Secrets), strip(b.Secrets); !reflect.DeepEqual(x, y) {
-		t.Fatalf("step %d: rows differ\nwith plan reuse: %+v\nwithout:         %+v", step, x, y)
+		for i := range min(len(x), len(y)) {
+			if !reflect.DeepEqual(x[i], y[i]) {
+				t.Fatalf("step %d: row %d of %d/%d differs\nwith plan reuse: %+v\nwithout:         %+v", step, i, len(x), len(y), x[i], y[i])
+			}
+		}
+		t.Fatalf("step %d: %d rows with plan reuse, %d without", step, len(x), len(y))
 	}
 	if !reflect.DeepEqual(a.Injectors, b.Injectors) {
 		t.Fatalf("step %d: injectors differ\nwith plan reuse: %+v\nwithout:         %+v", step, a.Injectors, b.Injectors)

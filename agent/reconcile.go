@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -17,7 +18,7 @@ import (
 )
 
 // plan is the status rows a full pass made (the desired sets it decided are
-// in the slots) and what a later pass needs to reuse it (reusePlan). Every
+// in the slots) and what a later pass needs to bring it up to date (replan). Every
 // pass fills the rows in place (fill); a repair pass records its outcomes
 // in the last plan's rows.
 type plan struct {
@@ -26,18 +27,18 @@ type plan struct {
 	// transient is set when a value could not be fetched: a retry may help.
 	transient bool
 
-	spec      []controlplane.EnvironmentSpecSecret // the spec it was made from
-	slots     []*slot                              // the slots it was made for
-	todo      []pending                            // the winners it delivers
-	pendingAt map[string]int                       // secret id -> its index in todo
-	desiredAt map[string]int                       // secret id -> its index in its slot's desired set
+	spec    []controlplane.EnvironmentSpecSecret // the spec it was made from, or last brought up to date with
+	slots   []*slot                              // the slots it was made for
+	pending map[string]pending                   // secret id -> the winner it delivers
+	rowByID map[string]*control.SecretStatus     // secret id -> its row (a shadow has none)
 	// reusable: every winner's value was had, no slot was held, no id
-	// repeats; a spec that differs in sessions alone may reuse it.
+	// repeats: replan may bring it up to date.
 	reusable bool
 
-	open   map[string]openRow      // rows the injectors' outcomes fill, by secret id
-	filled bool                    // fill has run once
-	fresh  []*control.SecretStatus // rows the last fill gave an outcome other than Unchanged
+	open     map[string]openRow      // rows the injectors' outcomes fill, by secret id
+	filled   bool                    // fill has run once
+	fresh    []*control.SecretStatus // rows the last fill gave an outcome other than Unchanged
+	unfilled []*control.SecretStatus // rows replan added since the last fill
 }
 
 // openRow is a row an injector's outcome fills, and the slot of the
@@ -84,17 +85,14 @@ func (a *Agent) pass(ctx context.Context) (rep control.PassReport, retry, change
 		rep.Duration = time.Since(rep.Started)
 		return rep, true, true
 	}
-	var moved []int
-	shaped := a.lastPlan != nil
-	if shaped {
-		moved, shaped = compareSpecs(a.lastPlan.spec, env.Spec.Secrets)
+	changed = true
+	p, ok := (*plan)(nil), false
+	if a.lastPlan != nil {
+		d := diffSpecs(a.lastPlan.spec, env.Spec.Secrets)
+		changed = !d.same()
+		p, ok = a.replan(ctx, cp, env, d) // (2)
 	}
-	changed = !shaped || len(moved) > 0
-	a.wakeStream()               // the control plane answered: a stream waiting to reconnect need not wait
-	p, ok := (*plan)(nil), false // (2)
-	if shaped {
-		p, ok = a.reusePlan(ctx, cp, env, moved)
-	}
+	a.wakeStream() // the control plane answered: a stream waiting to reconnect need not wait
 	if !ok {
 		p = a.makePlan(ctx, cp, env)
 	}
@@ -171,7 +169,7 @@ func (a *Agent) makePlan(ctx context.Context, cp ControlPlane, env *controlplane
 	p := &plan{rowOf: make(map[string]*control.SecretStatus, n), rows: make([]*control.SecretStatus, 0, n),
 		spec: env.Spec.Secrets, slots: a.slots}
 	for _, sl := range a.slots {
-		sl.desired, sl.held, sl.exact, sl.changed = nil, "", false, nil
+		sl.desired, sl.held, sl.exact, sl.changed, sl.dropped = nil, "", false, nil, nil
 		if sl.inj != nil {
 			sl.desired = []secrets.Secret{}
 		}
@@ -189,7 +187,6 @@ func (a *Agent) makePlan(ctx context.Context, cp ControlPlane, env *controlplane
 		live[s.ID] = true
 	}
 	todo := a.sortResolved(p, secrets.Resolve(all))
-	p.todo = todo
 	got := a.values(ctx, cp, todo)
 	for i, t := range todo {
 		s := t.s
@@ -223,20 +220,25 @@ func (a *Agent) makePlan(ctx context.Context, cp ControlPlane, env *controlplane
 			delete(a.lastChanged, id)
 		}
 	}
-	p.index(len(live) == len(all))
+	p.index(todo, len(live) == len(all))
 	return p
 }
 
-// index makes what reusePlan and fill need of a new plan: where each
-// delivered secret is in todo and in its slot's set, and the rows the
+// index makes what replan and fill need of a new plan: the winners it
+// delivers and every row by id, in order (rowOrder), and the rows the
 // injectors fill. The plan is reusable when unique (no id repeats in the
 // spec) and nothing failed or was held while it was made.
-func (p *plan) index(unique bool) {
+func (p *plan) index(todo []pending, unique bool) {
+	slices.SortStableFunc(p.rows, rowOrder)
 	p.reusable = unique && !p.transient
-	p.pendingAt = make(map[string]int, len(p.todo))
-	p.open = make(map[string]openRow, len(p.todo))
-	for i, t := range p.todo {
-		p.pendingAt[t.s.ID] = i
+	p.pending = make(map[string]pending, len(todo))
+	p.open = make(map[string]openRow, len(todo))
+	p.rowByID = make(map[string]*control.SecretStatus, len(p.rows))
+	for _, r := range p.rows {
+		p.rowByID[r.ID] = r
+	}
+	for _, t := range todo {
+		p.pending[t.s.ID] = t
 		if p.rowOf[t.s.ID] == t.row && t.row.Outcome == "" {
 			p.open[t.s.ID] = openRow{row: t.row, slot: t.slot}
 		} else {
@@ -244,15 +246,6 @@ func (p *plan) index(unique bool) {
 		}
 		if t.slot.held != "" {
 			p.reusable = false
-		}
-	}
-	p.desiredAt = map[string]int{}
-	for _, sl := range p.slots {
-		for i, s := range sl.desired {
-			if _, dup := p.desiredAt[s.ID]; dup {
-				p.reusable = false
-			}
-			p.desiredAt[s.ID] = i
 		}
 	}
 }
@@ -459,7 +452,7 @@ func (a *Agent) apply(ctx context.Context, sl *slot, want []secrets.Secret, dirt
 	switch how {
 	case notCalled: // its outputs hold what they held
 	case changedOnly:
-		sl.applied = appliedAlso(sl.applied, sl.changed, r)
+		sl.applied = appliedAlso(sl.applied, sl.changed, sl.dropped, r)
 	default:
 		sl.applied = appliedNow(sl.applied, want, r)
 	}
@@ -467,17 +460,22 @@ func (a *Agent) apply(ctx context.Context, sl *slot, want []secrets.Secret, dirt
 }
 
 // appliedAlso is appliedNow for a set that differs from the one last
-// handed in changed alone: old, with each secret of changed whose outcome
-// did not fail at its mount key. old is updated in place.
-func appliedAlso(old map[string]secrets.Secret, changed []secrets.Secret, r injectors.Result) map[string]secrets.Secret {
+// handed in changed and dropped alone: old without dropped, with each
+// secret of changed whose outcome did not fail at its mount key. old is
+// updated in place.
+func appliedAlso(old map[string]secrets.Secret, changed []secrets.Secret, dropped []secrets.Mount, r injectors.Result) map[string]secrets.Secret {
 	failed := map[string]bool{}
 	for _, o := range r.Failed() {
 		failed[o.Secret.ID] = true
 	}
+	for _, m := range dropped {
+		key, _ := m.Key()
+		delete(old, key)
+	}
 	for _, s := range changed {
 		if key, _ := s.Mount.Key(); !failed[s.ID] {
 			old[key] = s
-		}
+		} // else its output holds what it held
 	}
 	return old
 }
@@ -639,8 +637,12 @@ func (a *Agent) fill(p *plan, results map[string]injectors.Result, now time.Time
 	}
 	if !p.filled {
 		p.filled, moved = true, true
-		a.fillUnreported(p, reported)
+		a.fillUnreported(p, reported, p.rows)
+	} else if len(p.unfilled) > 0 {
+		moved = true
+		a.fillUnreported(p, reported, p.unfilled)
 	}
+	p.unfilled = nil
 	for _, row := range p.fresh {
 		if !reported[row] {
 			row.Outcome, row.Error, moved = control.Outcome(injectors.Unchanged), "", true
@@ -650,21 +652,19 @@ func (a *Agent) fill(p *plan, results map[string]injectors.Result, now time.Time
 	return moved
 }
 
-// fillUnreported is a plan's first fill of the rows no injector reported on
-// in this pass: the last outcome as Unchanged, or a failure when there is
-// none; and every row's last change.
-func (a *Agent) fillUnreported(p *plan, reported map[*control.SecretStatus]bool) {
-	for id, or := range p.open {
-		if reported[or.row] {
-			continue
+// fillUnreported is the first fill of rows (all of a new plan's, or those
+// replan added): an open row no injector reported on in this pass gets its
+// secret's last outcome as Unchanged, or a failure when there is none; and
+// every row its output's last change.
+func (a *Agent) fillUnreported(p *plan, reported map[*control.SecretStatus]bool, rows []*control.SecretStatus) {
+	for _, r := range rows {
+		if or, ok := p.open[r.ID]; ok && or.row == r && !reported[r] {
+			if o, ok := or.slot.outcomes[r.ID]; ok {
+				r.Outcome, r.Note, r.Error = control.Outcome(injectors.Unchanged), o.Note, ""
+			} else {
+				r.Outcome, r.Error = control.Failed, "no outcome reported by its injector"
+			}
 		}
-		if o, ok := or.slot.outcomes[id]; ok {
-			or.row.Outcome, or.row.Note, or.row.Error = control.Outcome(injectors.Unchanged), o.Note, ""
-		} else {
-			or.row.Outcome, or.row.Error = control.Failed, "no outcome reported by its injector"
-		}
-	}
-	for _, r := range p.rows {
 		if c, ok := a.lastChanged[r.ID]; ok {
 			r.LastChanged, r.LastAction = c.at, c.action
 		}
