@@ -8,7 +8,6 @@ package agent
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -48,6 +47,7 @@ type options struct {
 	load       func(path string) (*config.Config, error)
 	version    string
 	timing     timing
+	noReuse    bool // every pass makes a new plan (tests: withoutPlanReuse)
 	notify     sdNotifier
 	// noFileWatch and noSocket: see options_sim.go.
 	noFileWatch bool
@@ -87,6 +87,9 @@ func WithConfigFile(path string, load func(string) (*config.Config, error)) Opti
 
 // WithVersion sets the version Status reports.
 func WithVersion(v string) Option { return func(o *options) { o.version = v } }
+
+// withoutPlanReuse makes every pass make a new plan (tests compare the two).
+func withoutPlanReuse() Option { return func(o *options) { o.noReuse = true } }
 
 // withTiming replaces the loop's intervals (tests).
 func withTiming(t timing) Option { return func(o *options) { o.timing = t } }
@@ -131,7 +134,6 @@ type Agent struct {
 	syncQuiet    int             // runMu: such passes in a row that found the spec unchanged
 
 	passMu      sync.Mutex
-	lastSpec    [sha256.Size]byte      // pass: fingerprint of the last spec fetched
 	cache       map[string]cachedValue // pass: secret id -> last fetched value
 	lastPlan    *plan                  // pass: the last full pass's rows, for repairs
 	lastChanged map[string]change      // pass: secret id -> when and how its output last changed
@@ -284,7 +286,7 @@ func (a *Agent) snapshot(stuck time.Duration) control.Status {
 	defer a.mu.Unlock()
 	s := a.status
 	s.Injectors = append([]control.InjectorStatus(nil), s.Injectors...)
-	s.Secrets = append([]control.SecretStatus(nil), s.Secrets...)
+	// s.Secrets is shared: record replaces the slice, never its rows.
 	if s.ConfigError != "" && s.State != control.Degraded {
 		s.State, s.DegradedSince = control.Degraded, s.ConfigErrorTime
 	}

@@ -3,11 +3,8 @@ package agent
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
 	"slices"
 
-	"github.com/secrets-agent/secrets-agent/controlplane"
 	"github.com/secrets-agent/secrets-agent/injectors"
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
@@ -26,17 +23,27 @@ import (
 //	(3) otherwise an injectors.Incremental injector is handed the touched
 //	    targets alone (ApplyOnly), any other gets the whole set (Apply).
 //
+// When the last plan can be brought up to date (replan.go), each slot is
+// told exactly which of its secrets changed and which mounts it no longer
+// holds (slot.exact, slot.changed, slot.dropped), so that (2) and (3) look
+// at those and at the ones that failed last time, not at the whole set.
+// Status rows are filled in place (fill): only the rows an injector
+// reported on, or reported on last time, and rows new in the plan are
+// looked at.
+//
 // Drift stays event-driven: a file someone else changes is reported by the
 // path watcher (watch.go) and a repair pass hands that path, as touched, to
 // the injector that manages it.
 
 // touched returns the targets of want whose output may differ from what it
-// holds: a secret new at its mount key or different from the one its output
-// holds (sameOutput), one whose last outcome failed or is unknown, an
-// output no longer desired, and a managed path in dirty (changed on disk).
-// dirty is nil in a full pass; in a repair pass it is not, and want is the
-// set last handed, so only dirty paths and failures are looked for. all is
-// true when the injector needs a whole Apply (step (1)).
+// holds. With sl.exact (a plan brought up to date), that is the targets of
+// sl.changed and sl.dropped and of the secrets whose last outcome failed. Otherwise it compares the
+// whole set: a secret new at its mount key or different from the one its
+// output holds (sameOutput), one whose last outcome failed or is unknown,
+// an output no longer desired. dirty is nil in a full pass; in a repair
+// pass it is not, want is the set last handed, and only dirty paths and
+// failures are looked for. all is true when the injector needs a whole
+// Apply (step (1)).
 func (sl *slot) touched(want []secrets.Secret, dirty map[string]bool) (targets []string, all bool) {
 	if !sl.synced {
 		return nil, true
@@ -48,12 +55,18 @@ func (sl *slot) touched(want []secrets.Secret, dirty map[string]bool) (targets [
 			targets = append(targets, t)
 		}
 	}
-	if dirty != nil {
+	if dirty != nil || sl.exact {
+		for _, t := range sl.failing {
+			add(t)
+		}
+	}
+	switch {
+	case dirty != nil:
 		// A repair pass (the only caller with dirty paths) hands the set
 		// last handed: only the paths reported changed and the failures
 		// are new work.
 		for _, s := range want {
-			if o := sl.outcomes[s.ID]; dirty[s.Mount.Target] || o.Action == injectors.Failed || o.Action == "" {
+			if dirty[s.Mount.Target] {
 				add(s.Mount.Target)
 			}
 		}
@@ -62,21 +75,28 @@ func (sl *slot) touched(want []secrets.Secret, dirty map[string]bool) (targets [
 				add(p)
 			}
 		}
-		return targets, false
-	}
-	seen := make(map[string]bool, len(want))
-	for _, s := range want {
-		key, _ := s.Mount.Key()
-		seen[key] = true
-		prev, ok := sl.applied[key]
-		o, known := sl.outcomes[s.ID]
-		if !ok || !sameOutput(prev, s) || !known || o.Action == injectors.Failed {
+	case sl.exact:
+		for _, m := range sl.dropped {
+			add(m.Target)
+		}
+		for _, s := range sl.changed {
 			add(s.Mount.Target)
 		}
-	}
-	for key, prev := range sl.applied {
-		if !seen[key] {
-			add(prev.Mount.Target)
+	default:
+		seen := make(map[string]bool, len(want))
+		for _, s := range want {
+			key, _ := s.Mount.Key()
+			seen[key] = true
+			prev, ok := sl.applied[key]
+			o, known := sl.outcomes[s.ID]
+			if !ok || !sameOutput(prev, s) || !known || o.Action == injectors.Failed {
+				add(s.Mount.Target)
+			}
+		}
+		for key, prev := range sl.applied {
+			if !seen[key] {
+				add(prev.Mount.Target)
+			}
 		}
 	}
 	return targets, false
@@ -90,53 +110,80 @@ func sameOutput(a, b secrets.Secret) bool {
 		a.Scope == b.Scope && a.Source == b.Source && a.SourceRef == b.SourceRef && bytes.Equal(a.Value, b.Value)
 }
 
+// How applyChanged called an injector.
+type call int
+
+const (
+	notCalled   call = iota // its outputs hold what they held
+	changedOnly             // handed sl.changed and sl.dropped alone (a plan brought up to date, nothing failing)
+	calledOther             // any other call
+)
+
 // applyChanged is steps (1) to (3) for sl and want. It returns what the
-// injector did (for logging), the outcome of every secret of want (for
-// status: those it did not look at keep their last outcome, as Unchanged),
-// and whether the injector was called at all.
-func (sl *slot) applyChanged(ctx context.Context, want []secrets.Secret, dirty map[string]bool) (did, all injectors.Result, called bool) {
+// injector did (the outcomes it reported) and how it was called, and
+// records the outcomes (note).
+func (sl *slot) applyChanged(ctx context.Context, want []secrets.Secret, dirty map[string]bool) (did injectors.Result, how call) {
 	targets, whole := sl.touched(want, dirty)
 	inc, incremental := sl.inj.(injectors.Incremental)
+	how = calledOther
 	switch {
 	case whole || (len(targets) > 0 && !incremental):
 		did = sl.inj.Apply(ctx, want)
 		whole = true
 	case len(targets) == 0:
-		return injectors.Result{Paths: sl.paths}, injectors.Result{Outcomes: sl.merged(want, nil), Paths: sl.paths}, false
+		return injectors.Result{Paths: sl.paths}, notCalled
 	default:
+		if dirty == nil && sl.exact && len(sl.failing) == 0 {
+			how = changedOnly
+		}
 		did = inc.ApplyOnly(ctx, want, targets)
 	}
-	all = did
-	if !whole {
-		all.Outcomes = sl.merged(want, did.Outcomes)
-	}
 	sl.synced = (sl.synced || whole) && did.Err == nil && !failedRemoval(want, did)
-	sl.outcomes = make(map[string]injectors.Outcome, len(want))
-	for _, o := range all.Outcomes {
-		if o.Action != injectors.Removed && o.Action != injectors.Restored {
-			sl.outcomes[o.Secret.ID] = o
-		}
-	}
-	return did, all, true
+	sl.note(want, did.Outcomes, whole || (dirty == nil && !sl.exact))
+	return did, how
 }
 
-// merged is the outcome of every secret of want: the one in fresh when the
-// injector just reported it, else the last one, as Unchanged.
-func (sl *slot) merged(want []secrets.Secret, fresh []injectors.Outcome) []injectors.Outcome {
-	now := make(map[string]bool, len(fresh))
-	for _, o := range fresh {
-		now[o.Secret.ID] = true
+// note records fresh outcomes as each secret's last one (slot.outcomes)
+// and keeps slot.failing, the secrets whose last outcome failed. With
+// prune (want is a whole new set), the records of secrets no longer in
+// want are dropped.
+func (sl *slot) note(want []secrets.Secret, fresh []injectors.Outcome, prune bool) {
+	if sl.outcomes == nil || prune {
+		keep := make(map[string]injectors.Outcome, len(want))
+		for _, s := range want {
+			if o, ok := sl.outcomes[s.ID]; ok {
+				keep[s.ID] = o
+			}
+		}
+		sl.outcomes = keep
+		failing := map[string]string{}
+		for id, t := range sl.failing {
+			if _, ok := keep[id]; ok {
+				failing[id] = t
+			}
+		}
+		sl.failing = failing
 	}
-	out := make([]injectors.Outcome, 0, len(want)+len(fresh))
-	for _, s := range want {
-		if now[s.ID] {
+	var targetOf map[string]string // built at the first failure: failures are rare
+	for _, o := range fresh {
+		if o.Action == injectors.Removed || o.Action == injectors.Restored {
 			continue
 		}
-		o := sl.outcomes[s.ID]
-		o.Action, o.Err = injectors.Unchanged, nil
-		out = append(out, o)
+		sl.outcomes[o.Secret.ID] = o
+		if o.Action != injectors.Failed {
+			delete(sl.failing, o.Secret.ID)
+			continue
+		}
+		if targetOf == nil {
+			targetOf = make(map[string]string, len(want))
+			for _, s := range want {
+				targetOf[s.ID] = s.Mount.Target
+			}
+		}
+		if t, ok := targetOf[o.Secret.ID]; ok {
+			sl.failing[o.Secret.ID] = t
+		}
 	}
-	return append(out, fresh...)
 }
 
 // failedRemoval reports whether r failed for a secret not in want: an
@@ -148,55 +195,4 @@ func failedRemoval(want []secrets.Secret, r injectors.Result) bool {
 		}
 	}
 	return false
-}
-
-// specFingerprint is a SHA-256 over every field of every secret of spec,
-// each length-prefixed, without encoding the spec (which cost a pass as
-// much as decoding it). A field added to controlplane.EnvironmentSpecSecret
-// must be added here (TestSpecFingerprintCoversEveryField).
-func specFingerprint(spec controlplane.EnvironmentSpec) [sha256.Size]byte {
-	h := sha256.New()
-	var n [binary.MaxVarintLen64]byte
-	str := func(s string) {
-		h.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
-		h.Write([]byte(s))
-	}
-	ptr := func(p *string) {
-		if p == nil {
-			h.Write([]byte{0})
-			return
-		}
-		h.Write([]byte{1})
-		str(*p)
-	}
-	for _, w := range spec.Secrets {
-		str(w.ID)
-		str(w.Name)
-		str(w.Scope)
-		str(w.Session)
-		str(w.Source)
-		str(w.SourceRef)
-		ptr(w.EnvironmentVariable)
-		ptr(w.FilePath)
-		ptr(w.ContainerRegistryBasicAuthHost)
-		ptr(w.GitCredentialHost)
-		if w.APIOnly {
-			h.Write([]byte{1})
-		} else {
-			h.Write([]byte{0})
-		}
-		if p := w.CredentialProxy; p == nil {
-			h.Write([]byte{0})
-		} else {
-			h.Write([]byte{1})
-			str(p.Header)
-			h.Write(n[:binary.PutUvarint(n[:], uint64(len(p.TargetHosts)))])
-			for _, t := range p.TargetHosts {
-				str(t)
-			}
-		}
-	}
-	var sum [sha256.Size]byte
-	h.Sum(sum[:0])
-	return sum
 }

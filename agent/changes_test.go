@@ -3,12 +3,18 @@ package agent
 import (
 	"context"
 	"encoding/base64"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/secrets-agent/secrets-agent/control"
 	"github.com/secrets-agent/secrets-agent/controlplane"
@@ -134,19 +140,18 @@ func TestARepairPassHandsOnlyTheChangedPathToItsInjector(t *testing.T) {
 	}
 }
 
-func TestSpecFingerprintCoversEveryField(t *testing.T) {
-	// specFingerprint hashes these twelve fields; a new one must be added
+func TestSameEntryCoversEveryField(t *testing.T) {
+	// sameEntry compares these twelve fields; a new one must be added
 	// there, or a spec differing only in it would pass for unchanged.
 	if n := reflect.TypeFor[controlplane.EnvironmentSpecSecret]().NumField(); n != 12 {
-		t.Fatalf("EnvironmentSpecSecret has %d fields; specFingerprint knows 12: add the new one to it, and to this count", n)
+		t.Fatalf("EnvironmentSpecSecret has %d fields; sameEntry knows 12: add the new one to it, and to this count", n)
 	}
-	env, file := "A", "/a"
+	env, file, env2 := "A", "/a", "A"
 	base := controlplane.EnvironmentSpecSecret{ID: "1", Name: "n", Scope: "SCOPE_USER", Session: "s", Source: "src", SourceRef: "ref", EnvironmentVariable: &env}
 	variants := []func(*controlplane.EnvironmentSpecSecret){
 		func(w *controlplane.EnvironmentSpecSecret) { w.ID = "2" },
 		func(w *controlplane.EnvironmentSpecSecret) { w.Name = "m" },
 		func(w *controlplane.EnvironmentSpecSecret) { w.Scope = "SCOPE_PROJECT" },
-		func(w *controlplane.EnvironmentSpecSecret) { w.Session = "t" },
 		func(w *controlplane.EnvironmentSpecSecret) { w.Source = "other" },
 		func(w *controlplane.EnvironmentSpecSecret) { w.SourceRef = "x" },
 		func(w *controlplane.EnvironmentSpecSecret) { w.EnvironmentVariable, w.FilePath = nil, &file },
@@ -158,28 +163,37 @@ func TestSpecFingerprintCoversEveryField(t *testing.T) {
 		func(w *controlplane.EnvironmentSpecSecret) {
 			w.CredentialProxy = &controlplane.CredentialProxy{Header: "h"}
 		},
-		func(w *controlplane.EnvironmentSpecSecret) {
-			w.CredentialProxy = &controlplane.CredentialProxy{Header: "h", TargetHosts: []string{"x"}}
-		},
 	}
-	seen := map[[32]byte]int{specFingerprint(controlplane.EnvironmentSpec{Secrets: []controlplane.EnvironmentSpecSecret{base}}): -1}
 	for i, change := range variants {
 		w := base
 		change(&w)
-		sum := specFingerprint(controlplane.EnvironmentSpec{Secrets: []controlplane.EnvironmentSpecSecret{w}})
-		if j, ok := seen[sum]; ok {
-			t.Errorf("variant %d fingerprints like %d", i, j)
+		if sameEntry(base, w) || sameEntry(w, base) {
+			t.Errorf("variant %d compares as the same entry", i)
 		}
-		seen[sum] = i
 	}
-	// Boundaries between fields count: "ab"+"c" is not "a"+"bc".
-	a := base
-	a.ID, a.Name = "ab", "c"
-	b := base
-	b.ID, b.Name = "a", "bc"
-	if specFingerprint(controlplane.EnvironmentSpec{Secrets: []controlplane.EnvironmentSpecSecret{a}}) ==
-		specFingerprint(controlplane.EnvironmentSpec{Secrets: []controlplane.EnvironmentSpecSecret{b}}) {
-		t.Error("moving a byte from one field to the next does not change the fingerprint")
+	a, b := base, base
+	a.CredentialProxy = &controlplane.CredentialProxy{Header: "h", TargetHosts: []string{"x"}}
+	b.CredentialProxy = &controlplane.CredentialProxy{Header: "h", TargetHosts: []string{"y"}}
+	if sameEntry(a, b) {
+		t.Error("other proxy target hosts compare as the same entry")
+	}
+	// Equal values behind other pointers are the same entry; a moved
+	// session is the one difference sameEntry lets through, and diffSpecs
+	// names it.
+	c := base
+	c.EnvironmentVariable, c.Session = &env2, "t"
+	if !sameEntry(base, c) {
+		t.Error("an entry differing in its session alone compares as another")
+	}
+	if d := diffSpecs([]controlplane.EnvironmentSpecSecret{base, base}, []controlplane.EnvironmentSpecSecret{base, c}); d.lo != 2 || d.hiPrev != 2 || d.hiNext != 2 || !slices.Equal(d.moved, []int{1}) {
+		t.Errorf("diffSpecs: %+v; want no window and entry 1 moved", d)
+	}
+	other := base
+	other.ID = "2"
+	// base, other, base -> base, c, other, base: one entry added after the first.
+	d := diffSpecs([]controlplane.EnvironmentSpecSecret{base, other, base}, []controlplane.EnvironmentSpecSecret{base, c, other, c})
+	if d.lo != 1 || d.hiPrev != 1 || d.hiNext != 2 || !slices.Equal(d.moved, []int{3}) {
+		t.Errorf("diffSpecs: %+v; want next[1:2] added and entry 3 moved", d)
 	}
 }
 
@@ -209,4 +223,166 @@ func TestAReloadHasEveryOutputLookedAtOnceMore(t *testing.T) {
 	if r.file.calls != 2 {
 		t.Fatalf("secretfile called %d times after the reload, want 2: a reload re-checks every output", r.file.calls)
 	}
+}
+
+// TestAReusedPlanMatchesANewOne drives two agents through the same 300
+// random changes: one reuses its plan whenever it may (a spec that differs
+// in sessions alone), the other makes a new plan on every pass. After every
+// pass both must show the same rows, injector counts and state, and hold
+// the same files. The changes: rotated values (most of them, as in life),
+// added and removed secrets, moved targets and scopes (shadows and
+// conflicts), values that cannot be fetched or are invalid, and files whose
+// write fails. SEED=n in the environment runs another sequence.
+func TestAReusedPlanMatchesANewOne(t *testing.T) {
+	type rig struct {
+		*testRig
+		files *incrementalInjector
+	}
+	mk := func(opts ...Option) rig {
+		files := &incrementalInjector{fileInjector: newFileInjector(t, "secretfile", secrets.MountFile)}
+		files.fail = map[string]bool{}
+		env := newFileInjector(t, "envprofile", secrets.MountEnv)
+		env.fail = map[string]bool{}
+		r := newRig(t, nil, append([]Option{WithInjectors(env, files)}, opts...)...)
+		r.env = env
+		return rig{testRig: r, files: files}
+	}
+	reused, fresh := mk(), mk(withoutPlanReuse())
+	both := func(f func(r rig)) { f(reused); f(fresh) }
+
+	seed := uint64(2026)
+	if v, err := strconv.ParseUint(os.Getenv("SEED"), 10, 64); err == nil {
+		seed = v
+	}
+	rnd := rand.New(rand.NewPCG(16, seed))
+	type spec struct{ id, scope, kind, target string }
+	var live []spec
+	scopes := []string{controlplane.ScopeOrganization, controlplane.ScopeProject, controlplane.ScopeUser}
+	newSpec := func(id string) spec {
+		kind, target := "env", fmt.Sprintf("VAR_%d", rnd.IntN(12))
+		if rnd.IntN(2) == 0 {
+			kind, target = "file", fmt.Sprintf("/home/u/f%d", rnd.IntN(12))
+		}
+		return spec{id: id, scope: scopes[rnd.IntN(3)], kind: kind, target: target}
+	}
+	put := func(s spec, value string) {
+		both(func(r rig) { r.cp.put(s.id, "N"+s.id, s.scope, s.kind, s.target, value) })
+	}
+	for i := range 20 {
+		s := newSpec(fmt.Sprintf("s%02d", i))
+		live = append(live, s)
+		put(s, fmt.Sprintf("v%d-0", i))
+	}
+	reuses, broken := 0, map[string]bool{}
+	for step := range 300 {
+		i := rnd.IntN(len(live))
+		s := live[i]
+		what := rnd.IntN(100)
+		switch {
+		case what < 60: // a rotation; half of them mend a broken secret
+			if j := slices.IndexFunc(live, func(l spec) bool { return broken[l.id] }); j >= 0 && rnd.IntN(2) == 0 {
+				i, s = j, live[j]
+				delete(broken, s.id)
+				both(func(r rig) { r.cp.set(func(f *fakePlane) { delete(f.valueErr, s.id) }) })
+			}
+			put(s, fmt.Sprintf("v%d-%d", i, step))
+		case what < 64: // a value that cannot be fetched, then rotated
+			broken[s.id] = true
+			both(func(r rig) {
+				r.cp.set(func(f *fakePlane) { f.valueErr[s.id] = errors.New("unavailable") })
+			})
+			put(s, fmt.Sprintf("v%d-%d", i, step))
+		case what < 72: // every fetch works again
+			both(func(r rig) { r.cp.set(func(f *fakePlane) { clear(f.valueErr) }) })
+		case what < 76: // an invalid value (a NUL in a variable)
+			broken[s.id] = true
+			put(s, "bad\x00value")
+		case what < 80: // a file whose write fails, or works again
+			name := filepath.Base(s.target)
+			both(func(r rig) {
+				r.files.mu.Lock()
+				r.files.fail[name] = !r.files.fail[name]
+				r.files.mu.Unlock()
+			})
+			put(s, fmt.Sprintf("v%d-%d", i, step))
+		case what < 86: // another secret
+			n := newSpec(fmt.Sprintf("s%02d", len(live)+step))
+			live = append(live, n)
+			put(n, "new")
+		case what < 90 && len(live) > 5: // a secret deleted
+			both(func(r rig) { r.cp.remove(s.id) })
+			live = slices.Delete(live, i, i+1)
+		case what < 95: // moved to another target
+			n := newSpec(s.id)
+			live[i] = n
+			put(n, fmt.Sprintf("v%d-%d", i, step))
+		default: // another scope
+			s.scope = scopes[rnd.IntN(3)]
+			live[i] = s
+			put(s, fmt.Sprintf("v%d-%d", i, step))
+		}
+		before := reused.a.lastPlan
+		a, b := reused.pass(t), fresh.pass(t)
+		if reused.a.lastPlan == before {
+			reuses++
+		}
+		if a.Error != b.Error {
+			t.Fatalf("step %d: pass errors differ: %q and %q", step, a.Error, b.Error)
+		}
+		compareStatus(t, step, reused.a.Status(), fresh.a.Status())
+		for _, pair := range [][2]*fileInjector{{reused.env, fresh.env}, {reused.files.fileInjector, fresh.files.fileInjector}} {
+			if x, y := dirContents(t, pair[0].dir), dirContents(t, pair[1].dir); !maps.Equal(x, y) {
+				t.Fatalf("step %d: %s holds %v with plan reuse, %v without", step, pair[0].name, x, y)
+			}
+		}
+	}
+	if reuses < 100 {
+		t.Fatalf("the plan was reused in %d passes of 300: the test no longer exercises reuse", reuses)
+	}
+	t.Logf("the plan was reused in %d passes of 300", reuses)
+}
+
+// compareStatus fails unless a and b show the same rows (times aside),
+// injector counts and state.
+func compareStatus(t *testing.T, step int, a, b control.Status) {
+	t.Helper()
+	strip := func(rows []control.SecretStatus) []control.SecretStatus {
+		out := slices.Clone(rows)
+		for i := range out {
+			out[i].LastChanged = time.Time{}
+		}
+		return out
+	}
+	if x, y := strip(a.Secrets), strip(b.Secrets); !reflect.DeepEqual(x, y) {
+		for i := range min(len(x), len(y)) {
+			if !reflect.DeepEqual(x[i], y[i]) {
+				t.Fatalf("step %d: row %d of %d/%d differs\nwith plan reuse: %+v\nwithout:         %+v", step, i, len(x), len(y), x[i], y[i])
+			}
+		}
+		t.Fatalf("step %d: %d rows with plan reuse, %d without", step, len(x), len(y))
+	}
+	if !reflect.DeepEqual(a.Injectors, b.Injectors) {
+		t.Fatalf("step %d: injectors differ\nwith plan reuse: %+v\nwithout:         %+v", step, a.Injectors, b.Injectors)
+	}
+	if a.State != b.State || a.LastError != b.LastError {
+		t.Fatalf("step %d: state %s (%s) with plan reuse, %s (%s) without", step, a.State, a.LastError, b.State, b.LastError)
+	}
+}
+
+// dirContents maps each file in dir to its content.
+func dirContents(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[e.Name()] = string(b)
+	}
+	return out
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -219,6 +220,8 @@ type fileInjector struct {
 	// inline makes a registry injector serve no login, as dockercfg in
 	// inline mode; otherwise it serves them as in helper mode.
 	inline bool
+	// fail names the files (base names) whose write fails.
+	fail map[string]bool
 }
 
 func newFileInjector(t *testing.T, name string, kind secrets.MountKind) *fileInjector {
@@ -258,6 +261,9 @@ func (i *fileInjector) Apply(ctx context.Context, desired []secrets.Secret) inje
 		name := filepath.Base(s.Mount.Target)
 		want[name] = true
 		out, err := atomicfile.Write(root, name, s.Value, atomicfile.Options{Mode: 0o600, UID: -1, GID: -1})
+		if i.fail[name] {
+			err = errors.New("write refused by the test")
+		}
 		o := injectors.Outcome{Secret: s.Ref(), Target: i.path(s)}
 		switch {
 		case err != nil:

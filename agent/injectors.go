@@ -32,6 +32,14 @@ type slot struct {
 	// (changes.go). Never carried to a rebuilt injector.
 	synced   bool                         // pass
 	outcomes map[string]injectors.Outcome // pass: secret id -> its last outcome
+	failing  map[string]string            // pass: secret id -> its target, for those whose last outcome failed
+
+	// exact: desired differs from the set last handed in changed (secrets
+	// new or different) and dropped (mounts no longer held) alone: a plan
+	// brought up to date (replan); else it may differ anywhere.
+	exact   bool             // pass
+	changed []secrets.Secret // pass
+	dropped []secrets.Mount  // pass
 }
 
 // buildSlots makes the injector list for cfg: the ones given with

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -17,12 +18,34 @@ import (
 )
 
 // plan is the status rows a full pass made (the desired sets it decided are
-// in the slots). A repair pass records its outcomes in the last plan's rows.
+// in the slots) and what a later pass needs to bring it up to date (replan). Every
+// pass fills the rows in place (fill); a repair pass records its outcomes
+// in the last plan's rows.
 type plan struct {
 	rows  []*control.SecretStatus
 	rowOf map[string]*control.SecretStatus // id of a secret handed to an injector -> its row
 	// transient is set when a value could not be fetched: a retry may help.
 	transient bool
+
+	spec    []controlplane.EnvironmentSpecSecret // the spec it was made from, or last brought up to date with
+	slots   []*slot                              // the slots it was made for
+	pending map[string]pending                   // secret id -> the winner it delivers
+	rowByID map[string]*control.SecretStatus     // secret id -> its row (a shadow has none)
+	// reusable: every winner's value was had, no slot was held, no id
+	// repeats: replan may bring it up to date.
+	reusable bool
+
+	open     map[string]openRow      // rows the injectors' outcomes fill, by secret id
+	filled   bool                    // fill has run once
+	fresh    []*control.SecretStatus // rows the last fill gave an outcome other than Unchanged
+	unfilled []*control.SecretStatus // rows replan added since the last fill
+}
+
+// openRow is a row an injector's outcome fills, and the slot of the
+// injector.
+type openRow struct {
+	row  *control.SecretStatus
+	slot *slot
 }
 
 // pass is one full reconcile pass (Sync schedules them); retry reports that
@@ -62,9 +85,17 @@ func (a *Agent) pass(ctx context.Context) (rep control.PassReport, retry, change
 		rep.Duration = time.Since(rep.Started)
 		return rep, true, true
 	}
-	changed = a.noteSpec(env)
-	a.wakeStream()                // the control plane answered: a stream waiting to reconnect need not wait
-	p := a.makePlan(ctx, cp, env) // (2)
+	changed = true
+	p, ok := (*plan)(nil), false
+	if a.lastPlan != nil {
+		d := diffSpecs(a.lastPlan.spec, env.Spec.Secrets)
+		changed = !d.same()
+		p, ok = a.replan(ctx, cp, env, d) // (2)
+	}
+	a.wakeStream() // the control plane answered: a stream waiting to reconnect need not wait
+	if !ok {
+		p = a.makePlan(ctx, cp, env)
+	}
 	a.lastPlan = p
 
 	rep.Results = map[string]injectors.Result{} // (3)
@@ -103,15 +134,6 @@ func (a *Agent) specFailed(cp ControlPlane, err error) (string, control.Status) 
 	return err.Error(), a.recordFailure(err)
 }
 
-// noteSpec records a fingerprint of env's spec and reports whether it
-// differs from the last one. The caller holds passMu.
-func (a *Agent) noteSpec(env *controlplane.Environment) bool {
-	sum := specFingerprint(env.Spec)
-	changed := sum != a.lastSpec
-	a.lastSpec = sum
-	return changed
-}
-
 // repairPass applies the last applied desired sets again, asking the control
 // plane nothing, to put back outputs someone else changed: only the
 // injectors managing a path reported changed since the last repair pass
@@ -144,9 +166,10 @@ func (a *Agent) repairPass(ctx context.Context) bool {
 // passMu.
 func (a *Agent) makePlan(ctx context.Context, cp ControlPlane, env *controlplane.Environment) *plan {
 	n := len(env.Spec.Secrets) // sized once: a large spec grows nothing
-	p := &plan{rowOf: make(map[string]*control.SecretStatus, n), rows: make([]*control.SecretStatus, 0, n)}
+	p := &plan{rowOf: make(map[string]*control.SecretStatus, n), rows: make([]*control.SecretStatus, 0, n),
+		spec: env.Spec.Secrets, slots: a.slots}
 	for _, sl := range a.slots {
-		sl.desired, sl.held = nil, ""
+		sl.desired, sl.held, sl.exact, sl.changed, sl.dropped = nil, "", false, nil, nil
 		if sl.inj != nil {
 			sl.desired = []secrets.Secret{}
 		}
@@ -192,7 +215,39 @@ func (a *Agent) makePlan(ctx context.Context, cp ControlPlane, env *controlplane
 			delete(a.cache, id)
 		}
 	}
+	for id := range a.lastChanged {
+		if !live[id] {
+			delete(a.lastChanged, id)
+		}
+	}
+	p.index(todo, len(live) == len(all))
 	return p
+}
+
+// index makes what replan and fill need of a new plan: the winners it
+// delivers and every row by id, in order (rowOrder), and the rows the
+// injectors fill. The plan is reusable when unique (no id repeats in the
+// spec) and nothing failed or was held while it was made.
+func (p *plan) index(todo []pending, unique bool) {
+	slices.SortStableFunc(p.rows, rowOrder)
+	p.reusable = unique && !p.transient
+	p.pending = make(map[string]pending, len(todo))
+	p.open = make(map[string]openRow, len(todo))
+	p.rowByID = make(map[string]*control.SecretStatus, len(p.rows))
+	for _, r := range p.rows {
+		p.rowByID[r.ID] = r
+	}
+	for _, t := range todo {
+		p.pending[t.s.ID] = t
+		if p.rowOf[t.s.ID] == t.row && t.row.Outcome == "" {
+			p.open[t.s.ID] = openRow{row: t.row, slot: t.slot}
+		} else {
+			p.reusable = false // its value could not be had, or the proxy refused it
+		}
+		if t.slot.held != "" {
+			p.reusable = false
+		}
+	}
 }
 
 // prepareProxied hands the proxy every desired set: proxied secrets' values
@@ -379,11 +434,11 @@ func (a *Agent) fetch(ctx context.Context, cp ControlPlane, s secrets.Secret) (s
 // notes what they now hold. It returns the outcome of every secret of want.
 // The caller holds passMu; repair only changes how outcomes are logged.
 func (a *Agent) apply(ctx context.Context, sl *slot, want []secrets.Secret, dirty map[string]bool, repair bool) injectors.Result {
-	did, r, called := sl.applyChanged(ctx, want, dirty)
+	r, how := sl.applyChanged(ctx, want, dirty)
 	if r.Err != nil {
 		a.log.Error("injector failed", zap.String("injector", sl.name), zap.Error(r.Err))
 	}
-	a.logOutcomes(sl.name, did, repair)
+	a.logOutcomes(sl.name, r, repair)
 	if r.Err == nil || len(r.Paths) > 0 {
 		// A failure as a whole says nothing about what is managed: then
 		// keep watching what was, so drift repair still notices it.
@@ -394,10 +449,35 @@ func (a *Agent) apply(ctx context.Context, sl *slot, want []secrets.Secret, dirt
 	a.mu.Lock()
 	sl.handed = want
 	a.mu.Unlock()
-	if called { // else its outputs hold what they held
+	switch how {
+	case notCalled: // its outputs hold what they held
+	case changedOnly:
+		sl.applied = appliedAlso(sl.applied, sl.changed, sl.dropped, r)
+	default:
 		sl.applied = appliedNow(sl.applied, want, r)
 	}
 	return r
+}
+
+// appliedAlso is appliedNow for a set that differs from the one last
+// handed in changed and dropped alone: old without dropped, with each
+// secret of changed whose outcome did not fail at its mount key. old is
+// updated in place.
+func appliedAlso(old map[string]secrets.Secret, changed []secrets.Secret, dropped []secrets.Mount, r injectors.Result) map[string]secrets.Secret {
+	failed := map[string]bool{}
+	for _, o := range r.Failed() {
+		failed[o.Secret.ID] = true
+	}
+	for _, m := range dropped {
+		key, _ := m.Key()
+		delete(old, key)
+	}
+	for _, s := range changed {
+		if key, _ := s.Mount.Key(); !failed[s.ID] {
+			old[key] = s
+		} // else its output holds what it held
+	}
+	return old
 }
 
 // appliedNow returns, per mount key, the secret an injector's output holds
@@ -458,13 +538,24 @@ func (a *Agent) recordFailure(err error) control.Status {
 }
 
 // record puts a pass's outcomes in Status and returns it: every row of p
-// with its injector's outcome and when its output last changed, the
+// with its injector's outcome and when its output last changed (fill), the
 // injector counts, and the agent's state. fetchErr, when set, keeps the
 // agent degraded (a repair pass while the control plane is unreachable).
 func (a *Agent) record(p *plan, results map[string]injectors.Result, fetchErr error) control.Status {
 	now := time.Now()
-	rows, failed, firstErr := a.fillRows(p, results, now)
+	moved := a.fill(p, results, now)
 	inj := injectorStatuses(a.slots, results)
+	a.mu.Lock()
+	s := &a.status
+	if moved || len(s.Secrets) != len(p.rows) {
+		// A new slice: Status hands the old one out without copying it.
+		rows := make([]control.SecretStatus, len(p.rows))
+		for i, r := range p.rows {
+			rows[i] = *r
+		}
+		s.Secrets = rows
+	}
+	failed, firstErr := failures(s.Secrets)
 	for i, sl := range a.slots {
 		if sl.held != "" && inj[i].Error == "" {
 			inj[i].Error = sl.held
@@ -473,11 +564,8 @@ func (a *Agent) record(p *plan, results map[string]injectors.Result, fetchErr er
 			firstErr = "injector " + inj[i].Name + ": " + inj[i].Error
 		}
 	}
-
-	a.mu.Lock()
-	s := &a.status
 	s.Passes++
-	s.Secrets, s.Injectors = rows, inj
+	s.Injectors = inj
 	if w := writes(results); w > 0 {
 		s.LastChange, s.LastChangeWrites = now, w
 	}
@@ -486,7 +574,7 @@ func (a *Agent) record(p *plan, results map[string]injectors.Result, fetchErr er
 	case fetchErr != nil:
 		problem = fetchErr.Error()
 	case failed > 0:
-		problem = fmt.Sprintf("%d of %d secrets not applied; first: %s", failed, len(rows), firstErr)
+		problem = fmt.Sprintf("%d of %d secrets not applied; first: %s", failed, len(s.Secrets), firstErr)
 	case firstErr != "":
 		problem = firstErr
 	case a.tokenErr != nil:
@@ -511,54 +599,95 @@ func (a *Agent) record(p *plan, results map[string]injectors.Result, fetchErr er
 	return a.snapshot(0)
 }
 
-// fillRows returns a copy of p's rows with the injectors' outcomes in
-// results, noting (in lastChanged) when each output changed; how many rows
-// failed and the first error.
-func (a *Agent) fillRows(p *plan, results map[string]injectors.Result, now time.Time) (rows []control.SecretStatus, failed int, firstErr string) {
-	rows = make([]control.SecretStatus, len(p.rows))
-	copyOf := make(map[*control.SecretStatus]*control.SecretStatus, len(p.rows))
-	for i, pr := range p.rows {
-		rows[i] = *pr
-		copyOf[pr] = &rows[i]
-	}
+// fill gives p's open rows their injectors' outcomes, in place: the fresh
+// one in results, else the secret's last outcome as Unchanged (Note kept,
+// Error cleared), and notes (in lastChanged and the row) when an output
+// changed. The first fill of a plan looks at every row; a later one only
+// at the rows results reports on and those the last fill gave an outcome
+// other than Unchanged. It reports whether it changed a row.
+func (a *Agent) fill(p *plan, results map[string]injectors.Result, now time.Time) (moved bool) {
+	reported := map[*control.SecretStatus]bool{}
+	var fresh []*control.SecretStatus
 	for _, r := range results {
 		for _, o := range r.Outcomes {
-			row, ok := copyOf[p.rowOf[o.Secret.ID]]
-			if !ok || o.Action == injectors.Removed || o.Action == injectors.Restored {
+			if o.Action == injectors.Removed || o.Action == injectors.Restored {
 				continue
 			}
 			switch o.Action {
 			case injectors.Created, injectors.Updated, injectors.Repaired:
-				a.lastChanged[row.ID] = change{at: now, action: o.Action}
+				c := change{at: now, action: o.Action}
+				a.lastChanged[o.Secret.ID] = c
+				if row := p.rowOf[o.Secret.ID]; row != nil {
+					row.LastChanged, row.LastAction, moved = c.at, c.action, true
+				}
 			}
-			if row.Outcome == control.Failed {
-				continue // its value could not be had; the old one was kept
+			or, ok := p.open[o.Secret.ID]
+			if !ok {
+				continue // not delivered, or its value could not be had and the old one was kept
 			}
-			row.Outcome, row.Note = control.Outcome(o.Action), o.Note
+			or.row.Outcome, or.row.Note, or.row.Error = control.Outcome(o.Action), o.Note, ""
 			if o.Err != nil {
-				row.Error = o.Err.Error()
+				or.row.Error = o.Err.Error()
+			}
+			reported[or.row], moved = true, true
+			if o.Action != injectors.Unchanged {
+				fresh = append(fresh, or.row)
 			}
 		}
 	}
-	for i := range rows {
-		r := &rows[i]
+	if !p.filled {
+		p.filled, moved = true, true
+		a.fillUnreported(p, reported, p.rows)
+	} else if len(p.unfilled) > 0 {
+		moved = true
+		a.fillUnreported(p, reported, p.unfilled)
+	}
+	p.unfilled = nil
+	for _, row := range p.fresh {
+		if !reported[row] {
+			row.Outcome, row.Error, moved = control.Outcome(injectors.Unchanged), "", true
+		}
+	}
+	p.fresh = fresh
+	return moved
+}
+
+// fillUnreported is the first fill of rows (all of a new plan's, or those
+// replan added): an open row no injector reported on in this pass gets its
+// secret's last outcome as Unchanged, or a failure when there is none; and
+// every row its output's last change.
+func (a *Agent) fillUnreported(p *plan, reported map[*control.SecretStatus]bool, rows []*control.SecretStatus) {
+	for _, r := range rows {
+		if or, ok := p.open[r.ID]; ok && or.row == r && !reported[r] {
+			if o, ok := or.slot.outcomes[r.ID]; ok {
+				r.Outcome, r.Note, r.Error = control.Outcome(injectors.Unchanged), o.Note, ""
+			} else {
+				r.Outcome, r.Error = control.Failed, "no outcome reported by its injector"
+			}
+		}
 		if c, ok := a.lastChanged[r.ID]; ok {
 			r.LastChanged, r.LastAction = c.at, c.action
 		}
-		if r.Outcome == "" {
-			r.Outcome, r.Error = control.Failed, "no outcome reported by its injector"
-		}
-		if r.Outcome == control.Failed || r.Outcome == control.Rejected {
+	}
+}
+
+// failures counts the rows that failed or were rejected, and returns the
+// first one's error.
+func failures(rows []control.SecretStatus) (failed int, firstErr string) {
+	for i := range rows {
+		if r := &rows[i]; r.Outcome == control.Failed || r.Outcome == control.Rejected {
 			failed++
 			if firstErr == "" {
 				firstErr = r.Error
 			}
 		}
 	}
-	return rows, failed, firstErr
+	return failed, firstErr
 }
 
-// injectorStatuses counts each slot's outcomes in results.
+// injectorStatuses is each slot's status: its counts from what it last
+// reported on each of its secrets (slot.outcomes, slot.failing), and from
+// results what it wrote and whether it failed as a whole in this pass.
 func injectorStatuses(slots []*slot, results map[string]injectors.Result) []control.InjectorStatus {
 	out := make([]control.InjectorStatus, 0, len(slots))
 	for _, sl := range slots {
@@ -568,13 +697,8 @@ func injectorStatuses(slots []*slot, results map[string]injectors.Result) []cont
 		}
 		if r, ok := results[sl.name]; ok {
 			is.Writes = r.Writes
-			for _, o := range r.Outcomes {
-				if o.Action == injectors.Failed {
-					is.Failed++
-				} else {
-					is.Applied++
-				}
-			}
+			is.Failed = len(sl.failing)
+			is.Applied = len(sl.outcomes) - is.Failed
 			if r.Err != nil {
 				is.Error = r.Err.Error()
 			}

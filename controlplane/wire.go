@@ -142,9 +142,19 @@ func (w EnvironmentSpecSecret) Secret() (secrets.Secret, error) {
 		return s, &secrets.Error{ID: w.ID, Name: w.Name, Field: "scope", Reason: fmt.Sprintf("unknown scope %q", w.Scope)}
 	}
 	s.Scope = scope
-	// Count the mounts set, keeping the last: no slice, as this runs for
-	// every secret of every spec.
-	n, m := 0, secrets.Mount{Kind: secrets.MountNone}
+	m, n := w.Mount()
+	if n > 1 {
+		return s, &secrets.Error{ID: w.ID, Name: w.Name, Field: "mount", Reason: fmt.Sprintf("has %d mounts, want exactly one", n)}
+	}
+	s.Mount = m
+	return s, nil
+}
+
+// Mount returns the mount w sets (MountNone when none) and how many it sets:
+// more than one is an error Secret reports, and then m is the last. It
+// allocates nothing, as it runs for every secret of every spec.
+func (w EnvironmentSpecSecret) Mount() (m secrets.Mount, n int) {
+	m = secrets.Mount{Kind: secrets.MountNone}
 	add := func(k secrets.MountKind, v *string) {
 		if v != nil {
 			n, m = n+1, secrets.Mount{Kind: k, Target: *v}
@@ -157,11 +167,7 @@ func (w EnvironmentSpecSecret) Secret() (secrets.Secret, error) {
 	if w.APIOnly {
 		n, m = n+1, secrets.Mount{Kind: secrets.MountAPIOnly}
 	}
-	if n > 1 {
-		return s, &secrets.Error{ID: w.ID, Name: w.Name, Field: "mount", Reason: fmt.Sprintf("has %d mounts, want exactly one", n)}
-	}
-	s.Mount = m
-	return s, nil
+	return m, n
 }
 
 // SpecSecret converts a domain secret into its wire form (the value is not

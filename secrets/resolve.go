@@ -3,6 +3,7 @@ package secrets
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -85,7 +86,8 @@ func Resolve(all []Secret) Resolution {
 		}
 		shared[i] = append(shared[i], s)
 	}
-	for at, group := range shared {
+	for _, at := range slices.Sorted(maps.Keys(shared)) { // in order: Rejected is the same from one call to the next
+		group := shared[at]
 		sort.SliceStable(group, func(i, j int) bool {
 			if group[i].Scope != group[j].Scope {
 				return group[i].Scope > group[j].Scope

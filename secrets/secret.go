@@ -127,6 +127,15 @@ func (m Mount) Key() (string, bool) {
 	return keyPrefixes[k.kind] + k.target, true
 }
 
+// Canonical returns m with its target in the form Key compares (a clean
+// path, a lower-case host, ...): two mounts share a key exactly when their
+// Canonical forms are equal. Unlike Key it builds no string when the target
+// is already canonical. false when m has no key.
+func (m Mount) Canonical() (Mount, bool) {
+	k, ok := m.key()
+	return Mount{Kind: k.kind, Target: k.target}, ok
+}
+
 // keyPrefixes name the kind in Mount.Key.
 var keyPrefixes = map[MountKind]string{
 	MountEnv:           "env:",
