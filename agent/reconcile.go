@@ -449,14 +449,38 @@ func (a *Agent) apply(ctx context.Context, sl *slot, want []secrets.Secret, dirt
 	a.mu.Lock()
 	sl.handed = want
 	a.mu.Unlock()
-	switch how {
-	case notCalled: // its outputs hold what they held
-	case changedOnly:
+	switch {
+	case how == notCalled: // its outputs hold what they held
+	case how == changedOnly:
 		sl.applied = appliedAlso(sl.applied, sl.changed, sl.dropped, r)
+	case dirty != nil:
+		sl.applied = appliedRepaired(sl.applied, want, r)
 	default:
 		sl.applied = appliedNow(sl.applied, want, r)
 	}
 	return r
+}
+
+// appliedRepaired is appliedNow after a repair pass, which hands the set
+// last handed: old, with each secret r reports on and did not fail at its
+// mount key. old is updated in place.
+func appliedRepaired(old map[string]secrets.Secret, want []secrets.Secret, r injectors.Result) map[string]secrets.Secret {
+	ok := map[string]bool{}
+	for _, o := range r.Outcomes {
+		if o.Action != injectors.Failed && o.Action != injectors.Removed && o.Action != injectors.Restored {
+			ok[o.Secret.ID] = true
+		}
+	}
+	if len(ok) == 0 {
+		return old
+	}
+	for _, s := range want {
+		if ok[s.ID] {
+			key, _ := s.Mount.Key()
+			old[key] = s
+		}
+	}
+	return old
 }
 
 // appliedAlso is appliedNow for a set that differs from the one last
