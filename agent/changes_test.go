@@ -16,10 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/secrets-agent/secrets-agent/config"
 	"github.com/secrets-agent/secrets-agent/control"
 	"github.com/secrets-agent/secrets-agent/controlplane"
 	"github.com/secrets-agent/secrets-agent/injectors"
 	"github.com/secrets-agent/secrets-agent/injectors/builtin"
+	"github.com/secrets-agent/secrets-agent/proxy"
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
 
@@ -232,8 +234,16 @@ func TestAReloadHasEveryOutputLookedAtOnceMore(t *testing.T) {
 // the same files. The changes: rotated values (most of them, as in life),
 // added and removed secrets, moved targets and scopes (shadows and
 // conflicts), values that cannot be fetched or are invalid, and files whose
-// write fails. SEED=n in the environment runs another sequence.
+// write fails. Both run with the credential proxy off, then both with it on
+// (and no secret for it: the default configuration). SEED=n in the
+// environment runs another sequence.
 func TestAReusedPlanMatchesANewOne(t *testing.T) {
+	for _, proxied := range []bool{false, true} {
+		t.Run(fmt.Sprintf("proxy=%v", proxied), func(t *testing.T) { testReusedPlan(t, proxied) })
+	}
+}
+
+func testReusedPlan(t *testing.T, proxied bool) {
 	type rig struct {
 		*testRig
 		files *incrementalInjector
@@ -243,7 +253,15 @@ func TestAReusedPlanMatchesANewOne(t *testing.T) {
 		files.fail = map[string]bool{}
 		env := newFileInjector(t, "envprofile", secrets.MountEnv)
 		env.fail = map[string]bool{}
-		r := newRig(t, nil, append([]Option{WithInjectors(env, files)}, opts...)...)
+		cfg := testConfig()
+		if proxied {
+			cfg.StateDir = t.TempDir()
+			cfg.Proxy = config.Proxy{Enabled: true, Listen: "127.0.0.1:0"}
+		}
+		r := newRig(t, cfg, append([]Option{WithInjectors(env, files)}, opts...)...)
+		if proxied && r.a.proxy == nil {
+			t.Fatal("no credential proxy")
+		}
 		r.env = env
 		return rig{testRig: r, files: files}
 	}
@@ -385,4 +403,30 @@ func dirContents(t *testing.T, dir string) map[string]string {
 		out[e.Name()] = string(b)
 	}
 	return out
+}
+
+func TestASecretForTheProxyMakesANewPlanEachPass(t *testing.T) {
+	r := proxyRig(t)
+	r.cp.put("plain", "plain", controlplane.ScopeUser, "env", "PLAIN", "v1")
+	r.pass(t)
+	r.cp.put("plain", "plain", controlplane.ScopeUser, "env", "PLAIN", "v2")
+	r.pass(t)
+	if n := strings.Count(r.logs.String(), "making a new plan"); n != 1 {
+		t.Fatalf("%d new plans with the proxy on and no secret for it, want 1 (the first pass)", n)
+	}
+	putProxied(r, "gh", "env", "GH_TOKEN", "real-gh-value")
+	r.pass(t)
+	r.cp.put("plain", "plain", controlplane.ScopeUser, "env", "PLAIN", "v3")
+	if rep := r.pass(t); !rep.OK() {
+		t.Fatal(rep.Error)
+	}
+	if !strings.Contains(r.logs.String(), "a secret is served by the credential proxy") {
+		t.Fatalf("a rotation beside a proxied secret did not make a new plan:\n%s", r.logs.String())
+	}
+	if got, _ := r.env.read(t, "PLAIN"); got != "v3" {
+		t.Fatalf("PLAIN = %q, want v3", got)
+	}
+	if got, _ := r.env.read(t, "GH_TOKEN"); !proxy.IsPlaceholder(got) {
+		t.Fatalf("GH_TOKEN = %q, want a placeholder", got)
+	}
 }

@@ -34,6 +34,7 @@ type plan struct {
 	// reusable: every winner's value was had, no slot was held, no id
 	// repeats: replan may bring it up to date.
 	reusable bool
+	proxied  bool // a winner it delivers is meant for the credential proxy
 
 	open     map[string]openRow      // rows the injectors' outcomes fill, by secret id
 	filled   bool                    // fill has run once
@@ -85,15 +86,15 @@ func (a *Agent) pass(ctx context.Context) (rep control.PassReport, retry, change
 		rep.Duration = time.Since(rep.Started)
 		return rep, true, true
 	}
-	changed = true
-	p, ok := (*plan)(nil), false
+	var d specDiff
 	if a.lastPlan != nil {
-		d := diffSpecs(a.lastPlan.spec, env.Spec.Secrets)
-		changed = !d.same()
-		p, ok = a.replan(ctx, cp, env, d) // (2)
+		d = diffSpecs(a.lastPlan.spec, env.Spec.Secrets)
 	}
-	a.wakeStream() // the control plane answered: a stream waiting to reconnect need not wait
-	if !ok {
+	changed = a.lastPlan == nil || !d.same()
+	p, why := a.replan(ctx, cp, env, d) // (2)
+	a.wakeStream()                      // the control plane answered: a stream waiting to reconnect need not wait
+	if why != "" {
+		a.log.Info("making a new plan", zap.String("why", why))
 		p = a.makePlan(ctx, cp, env)
 	}
 	a.lastPlan = p
@@ -239,6 +240,7 @@ func (p *plan) index(todo []pending, unique bool) {
 	}
 	for _, t := range todo {
 		p.pending[t.s.ID] = t
+		p.proxied = p.proxied || t.s.CredentialProxy != nil
 		if p.rowOf[t.s.ID] == t.row && t.row.Outcome == "" {
 			p.open[t.s.ID] = openRow{row: t.row, slot: t.slot}
 		} else {

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -29,8 +30,8 @@ import (
 // targets it no longer holds (slot.exact, slot.changed, slot.dropped).
 // Anything else makes a new plan: a last plan that is not clean
 // (plan.reusable), other injectors (a reload), a window of more than
-// maxPatch entries, an entry that does not convert, a repeated id, the
-// credential proxy on (it adds its own variables to the env set), and a value
+// maxPatch entries, an entry that does not convert, a repeated id, a secret
+// the credential proxy serves (prepareProxied changes the sets), and a value
 // that cannot be had or is invalid (the new plan then keeps or holds what it
 // must: keepOrHold).
 
@@ -93,22 +94,29 @@ func sameProxy(a, b *controlplane.CredentialProxy) bool {
 }
 
 // replan returns the last plan brought up to date with env (see above), or
-// false when a new one must be made. It changes nothing until it knows it
-// can: a false leaves the last plan and the slots as they were (the value
-// cache may have gained values).
-func (a *Agent) replan(ctx context.Context, cp ControlPlane, env *controlplane.Environment, d specDiff) (*plan, bool) {
+// why a new one must be made. It changes nothing until it knows it can: a
+// refusal leaves the last plan and the slots as they were (the value cache
+// may have gained values).
+func (a *Agent) replan(ctx context.Context, cp ControlPlane, env *controlplane.Environment, d specDiff) (*plan, string) {
 	p := a.lastPlan
-	if p == nil || !p.reusable || !slices.Equal(p.slots, a.slots) || a.opts.noReuse {
-		return nil, false
-	}
 	next := env.Spec.Secrets
-	window := d.hiPrev - d.lo + d.hiNext - d.lo
-	if window > maxPatch || a.proxy != nil {
-		return nil, false // the proxy adds its own variables to the env set: see prepareProxied
+	switch window := d.hiPrev - d.lo + d.hiNext - d.lo; {
+	case p == nil:
+		return nil, "first pass"
+	case !p.reusable:
+		return nil, "the last plan is not clean (a value not had, an injector held back or an id repeated)"
+	case !slices.Equal(p.slots, a.slots):
+		return nil, "the injectors were built again"
+	case a.opts.noReuse:
+		return nil, "plan reuse is off"
+	case a.proxy != nil && p.proxied:
+		return nil, "a secret is served by the credential proxy" // it changes the sets: see prepareProxied
+	case window > maxPatch:
+		return nil, fmt.Sprintf("%d spec entries replaced (over %d)", window, maxPatch)
 	}
 	ch, ok := p.affected(next, d)
 	if !ok {
-		return nil, false
+		return nil, "a replaced entry does not convert or repeats an id"
 	}
 	tmp := &plan{rowOf: map[string]*control.SecretStatus{}}
 	todo := a.sortResolved(tmp, secrets.Resolve(ch.members))
@@ -122,7 +130,10 @@ func (a *Agent) replan(ctx context.Context, cp ControlPlane, env *controlplane.E
 	for i := range todo {
 		todo[i].s.Value = got[i].value
 		if got[i].err != nil || secrets.ValidateValue(todo[i].s, secrets.Limits{}) != nil {
-			return nil, false
+			return nil, "a value could not be had or is invalid"
+		}
+		if a.proxy != nil && todo[i].s.CredentialProxy != nil {
+			return nil, "a secret is served by the credential proxy"
 		}
 	}
 	p.commit(ch, tmp.rows, todo)
@@ -131,7 +142,7 @@ func (a *Agent) replan(ctx context.Context, cp ControlPlane, env *controlplane.E
 		delete(a.lastChanged, id)
 	}
 	p.spec = next
-	return p, true
+	return p, ""
 }
 
 // reach is what a patch reaches: the secrets resolved again (members:

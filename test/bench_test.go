@@ -347,6 +347,7 @@ func benchPropagation(b *testing.B, set secretSet, watch bool, poll string, spre
 	b.ReportMetric(millis(percentile(lat, 99)), "p99-ms")
 	b.ReportMetric(millis(percentile(lat, 100)), "max-ms")
 	b.ReportMetric(float64(len(lat)), "updates")
+	b.ReportMetric(float64(strings.Count(ag.Log(), "making a new plan")), "new-plans")
 	b.ReportMetric(0, "ns/op")
 }
 
@@ -522,5 +523,6 @@ func BenchmarkPropagationEnv(b *testing.B) {
 	b.ReportMetric(millis(percentile(prompt, 50)), "prompt-p50-ms")
 	b.ReportMetric(millis(percentile(prompt, 99)), "prompt-p99-ms")
 	b.ReportMetric(float64(len(frag)), "updates")
+	b.ReportMetric(float64(strings.Count(ag.Log(), "making a new plan")), "new-plans")
 	b.ReportMetric(0, "ns/op")
 }
