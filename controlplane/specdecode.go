@@ -25,11 +25,12 @@ import (
 //     strings are the very strings of the earlier result, and its pointers
 //     (mounts, CredentialProxy, TargetHosts) point to the same values as the
 //     earlier result's, and as an identical element's in the same answer:
-//     callers treat a returned Environment as read-only. New elements are
-//     decoded with json.Unmarshal one by one.
+//     callers treat a returned Environment as read-only. The new elements
+//     are decoded together by one json.Unmarshal of a JSON array of them.
 //   - The cache holds the elements of the last answer only (raw bytes and
 //     decoded secret, no values: the spec has none); it is rebuilt on every
-//     decode, so it stays at about the size of one answer.
+//     decode, so it stays at about the size of one answer (and the scratch
+//     space for the next, which keeps its capacity).
 //   - The rest of the envelope (environment.id, metadata, status, unknown
 //     fields) is decoded by json.Unmarshal from a copy of the body in which
 //     the secrets array is replaced by null: encoding/json's semantics.
@@ -90,18 +91,23 @@ func (d *specDecoder) decode(body []byte) (*Environment, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	env, ok := d.reuse(body)
-	d.last.reset()
 	if !ok {
-		d.next.reset()
+		d.last, d.next = specCache{}, specCache{}
 		return decodeEnvironment(body)
 	}
+	d.last.reset()
 	d.last, d.next = d.next, d.last
+	// The scratch keeps its capacity for the next answer, unless a much
+	// larger answer earlier left it so: that memory is let go.
+	if cap(d.next.entries) > 2*len(d.last.entries)+1024 {
+		d.next = specCache{}
+	}
 	return env, nil
 }
 
 // reuse is the fast path of decode, in three steps. ok is false when the
 // body must be decoded by plain json.Unmarshal instead (d.next then holds
-// junk the caller resets). The caller holds d.mu.
+// junk the caller drops). The caller holds d.mu.
 func (d *specDecoder) reuse(body []byte) (env *Environment, ok bool) {
 	s := specScan{data: body, elems: make([]span, 0, len(d.last.entries)+16)}
 	if !s.scan() {
