@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"reflect"
 	"strings"
 	"testing"
@@ -232,4 +233,34 @@ func FuzzDecodeEnvironmentMatchesUnmarshal(f *testing.F) {
 		sameAsUnmarshal(t, &d, edited)
 		sameAsUnmarshal(t, &d, body)
 	})
+}
+
+// TestGetEnvironmentReusesTheLastAnswersSecrets: a Client's GetEnvironment,
+// over real HTTP, answers what json.Unmarshal makes of each body, and the
+// secret that did not change between two answers is the first answer's.
+func TestGetEnvironmentReusesTheLastAnswersSecrets(t *testing.T) {
+	bodies := [][]byte{specBody(elemA, elemB), specBody(elemA, strings.Replace(elemB, `"1"`, `"2"`, 1)), []byte(`{"environment":{"spec":{"Secrets":[]}}}`)}
+	srv := serve(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		_, _ = w.Write(bodies[(n-1)%len(bodies)])
+	})
+	c, _ := newClient(t, srv.URL, nil)
+	var got []*Environment
+	for _, body := range bodies {
+		env, err := c.GetEnvironment(ctx10s(t), "e")
+		if err != nil {
+			t.Fatalf("GetEnvironment: %v", err)
+		}
+		var want GetEnvironmentResponse
+		if err := json.Unmarshal(body, &want); err != nil || !reflect.DeepEqual(env, &want.Environment) {
+			t.Fatalf("GetEnvironment = %+v, json.Unmarshal %+v (%v)", env, want.Environment, err)
+		}
+		got = append(got, env)
+	}
+	a, b := got[0].Spec.Secrets, got[1].Spec.Secrets
+	if unsafe.StringData(a[0].Name) != unsafe.StringData(b[0].Name) {
+		t.Error("the unchanged secret was decoded again")
+	}
+	if b[1].Session != "2" {
+		t.Errorf("the changed secret's session is %q", b[1].Session)
+	}
 }
