@@ -127,6 +127,7 @@ type Client struct {
 	retry     *retryablehttp.Client
 	stream    *http.Client
 	requests  atomic.Int64
+	spec      specDecoder // GetEnvironment's, reusing the last answer's secrets
 }
 
 // New checks o, fills in defaults and reads the token file. It fails when
@@ -265,13 +266,15 @@ func (c *Client) currentToken() string {
 }
 
 // GetEnvironment returns the environment with its spec's secrets (without
-// values). Unknown JSON fields are ignored.
+// values). Unknown JSON fields are ignored. A spec secret unchanged since the
+// last call is not decoded again (specDecoder): the result shares it with
+// earlier results and is to be treated as read-only.
 func (c *Client) GetEnvironment(ctx context.Context, environmentID string) (*Environment, error) {
 	body, err := c.unary(ctx, ProcGetEnvironment, GetEnvironmentRequest{EnvironmentID: environmentID})
 	if err != nil {
 		return nil, err
 	}
-	env, err := decodeEnvironment(body)
+	env, err := c.spec.decode(body)
 	if err != nil {
 		return nil, &Error{Procedure: ProcGetEnvironment, Code: CodeInternal, HTTPStatus: http.StatusOK, Message: "decode response", Err: err}
 	}

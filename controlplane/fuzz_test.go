@@ -7,14 +7,15 @@ import (
 )
 
 // FuzzDecodeEnvironment feeds arbitrary bytes to the path a GetEnvironment
-// answer takes in the agent: decodeEnvironment, each spec secret's Secret()
+// answer takes in the agent: a Client's specDecoder (cold; what it reuses is
+// FuzzDecodeEnvironmentMatchesUnmarshal's), each spec secret's Secret()
 // and Resolve. None of it may panic, and every secret ends up in exactly one
 // of winners, shadows, rejected or skipped (or is dropped by Secret() with an
 // error). Seeds live in testdata/fuzz/FuzzDecodeEnvironment.
 func FuzzDecodeEnvironment(f *testing.F) {
 	f.Add([]byte(`{"environment":{"id":"e","spec":{"secrets":[{"id":"a","name":"AAA","scope":"SCOPE_USER","environmentVariable":"A"}]}}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		env, err := decodeEnvironment(body)
+		env, err := new(specDecoder).decode(body)
 		if err != nil {
 			return
 		}
