@@ -527,7 +527,11 @@ func appliedNow(old map[string]secrets.Secret, want []secrets.Secret, r injector
 }
 
 func (a *Agent) logOutcomes(injector string, r injectors.Result, repair bool) {
+	debug := a.log.Core().Enabled(zap.DebugLevel)
 	for _, o := range r.Outcomes {
+		if o.Action == injectors.Unchanged && !debug {
+			continue // a whole Apply reports every secret: spare building fields nobody logs
+		}
 		fields := []zap.Field{zap.String("injector", injector), zap.String("secret", secrets.Label(o.Secret.Name)),
 			zap.String("scope", o.Secret.Scope), zap.String("id", o.Secret.ID), zap.String("target", o.Target),
 			zap.String("action", string(o.Action))}

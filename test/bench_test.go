@@ -456,7 +456,7 @@ func benchIdle(b *testing.B, set secretSet) {
 }
 
 // envUpdates is how many updates BenchmarkPropagationEnv times.
-const envUpdates = 50
+const envUpdates = 200
 
 // BenchmarkPropagationEnv measures, with 1,000 secrets applied (700 env),
 // how long an updated env secret takes to reach a live shell: the real
