@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -465,11 +466,34 @@ const envUpdates = 200
 // from UpdateSecretValue returning, (1) until env.sh holds the new value
 // (inotify on the env dir) and (2) until the shell, given a line (its next
 // prompt), has run the hook's sync and holds the new value: (2) is (1)
-// plus the hook's re-source.
+// plus the hook's re-source. The env dir is on a tmpfs, as the default
+// (/run/secrets-agent) is in a real deployment, and then on the disk the
+// test's temp dir is on.
 func BenchmarkPropagationEnv(b *testing.B) {
+	b.Run("envdir=tmpfs", func(b *testing.B) {
+		var st syscall.Statfs_t
+		if err := syscall.Statfs("/dev/shm", &st); err != nil || st.Type != 0x01021994 { // TMPFS_MAGIC
+			b.Skip("no tmpfs at /dev/shm")
+		}
+		dir, err := os.MkdirTemp("/dev/shm", "secrets-agent-bench-")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { os.RemoveAll(dir) })
+		benchPropagationEnv(b, dir)
+	})
+	b.Run("envdir=disk", func(b *testing.B) { benchPropagationEnv(b, "") })
+}
+
+// benchPropagationEnv is BenchmarkPropagationEnv with the env dir in
+// envDir ("": the default, under the test's temp dir).
+func benchPropagationEnv(b *testing.B, envDir string) {
 	bash := testutil.NeedTool(b, "bash")
 	set := propagationSet(1000)
 	e := newBenchEnv(b)
+	if envDir != "" {
+		e.cfg.EnvDir = envDir
+	}
 	s := e.seed(b, set)
 	watch := true
 	e.cfg.Watch, e.cfg.PollInterval = &watch, "30s"
@@ -482,8 +506,12 @@ func BenchmarkPropagationEnv(b *testing.B) {
 		return err == nil && bytes.Contains(got, []byte(benchValue("env", 0, 32)))
 	})
 	sh := startPromptShell(b, bash, e.cfg.EnvDir, name)
-	b.Logf("target: fragment-p50-ms < 10")
-	b.Logf("target: fragment-p99-ms < 25")
+	if envDir != "" {
+		b.Logf("target: fragment-p50-ms < 10")
+		b.Logf("target: fragment-p99-ms < 25")
+	} else {
+		b.Logf("note: the env dir is on the disk the test's temp dir is on (ext4 here), which fsyncs each file: a real deployment keeps it in /run, a tmpfs (the other sub-benchmark)")
+	}
 	b.Logf("note: real secrets-agent binary, %s applied, watch true; %d updates of the 32-byte env secret %s; fragment: from UpdateSecretValue returning to env.sh holding the new value; prompt: to a bash that sourced the hook holding it after its next prompt's sync",
 		set, envUpdates, name)
 
