@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -140,6 +141,13 @@ func Parse(r io.Reader) (Run, error) {
 	if err := sc.Err(); err != nil {
 		return Run{}, fmt.Errorf("read benchmark output: %w", err)
 	}
+	// A benchmark that a later run measured as sub-benchmarks (A became
+	// A/n=1, A/n=2) no longer runs as it was: its figures are dropped.
+	run.Benchmarks = slices.DeleteFunc(run.Benchmarks, func(b Benchmark) bool {
+		return slices.ContainsFunc(run.Benchmarks, func(o Benchmark) bool {
+			return strings.HasPrefix(o.Name, b.Name+"/") && o.Date > b.Date
+		})
+	})
 	return run, nil
 }
 

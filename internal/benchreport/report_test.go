@@ -168,3 +168,24 @@ BenchmarkA-2   	1	  5.0 p50-ms
 		}
 	}
 }
+
+func TestABenchmarkThatBecameSubBenchmarksIsDropped(t *testing.T) {
+	raw := `date: 2026-01-01T00:00:00Z
+BenchmarkA-2   	1	  10.0 p50-ms
+BenchmarkAB-2   	1	  10.0 p50-ms
+date: 2026-01-02T00:00:00Z
+BenchmarkA/n=1-2   	1	  5.0 p50-ms
+BenchmarkA/n=2-2   	1	  6.0 p50-ms
+`
+	r, err := Parse(strings.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, b := range r.Benchmarks {
+		names = append(names, b.Name)
+	}
+	if want := []string{"BenchmarkAB", "BenchmarkA/n=1", "BenchmarkA/n=2"}; !reflect.DeepEqual(names, want) {
+		t.Fatalf("benchmarks %v, want %v", names, want)
+	}
+}
