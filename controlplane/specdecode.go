@@ -20,13 +20,17 @@ import (
 //     (scrubbed, as decodeEnvironment returns it), and on success an
 //     Environment that is reflect.DeepEqual to Unmarshal's.
 //   - What is reused: an element of environment.spec.secrets that is byte
-//     for byte an element of the last answer decoded here is not decoded
-//     again; its earlier EnvironmentSpecSecret is copied into the result. Its
-//     strings are the very strings of the earlier result, and its pointers
-//     (mounts, CredentialProxy, TargetHosts) point to the same values as the
-//     earlier result's, and as an identical element's in the same answer:
-//     callers treat a returned Environment as read-only. The new elements
-//     are decoded together by one json.Unmarshal of a JSON array of them.
+//     for byte the element at the same place in the last answer decoded
+//     here, or (once more than maxBlind elements were not) byte for byte any
+//     element of it, is not decoded again; its earlier EnvironmentSpecSecret
+//     is copied into the result. Its strings are the very strings of the
+//     earlier result, and its pointers (mounts, CredentialProxy, TargetHosts)
+//     point to the same values as the earlier result's: callers treat a
+//     returned Environment as read-only. The new elements are decoded
+//     together by one json.Unmarshal of a JSON array of them. The usual
+//     change (one element edited in place) costs a comparison per element
+//     and no map: the index of the last answer by content is built only when
+//     elements moved (one was added or removed before them).
 //   - The cache holds the elements of the last answer only (raw bytes and
 //     decoded secret, no values: the spec has none); it is rebuilt on every
 //     decode, so it stays at about the size of one answer (and the scratch
@@ -57,11 +61,16 @@ type specDecoder struct {
 	last, next specCache
 }
 
-// specCache is the distinct elements of one answer's secrets array.
+// specCache is the elements of one answer's secrets array, in order.
 type specCache struct {
-	index   map[string]int // raw JSON → its place in entries
-	entries []cachedSecret // by value: a map stores one this large out of line
+	entries []cachedSecret
+	index   map[string]int // raw JSON → its place in entries; built when first needed (lookup)
 }
+
+// maxBlind is how many elements that differ from the one at their place in
+// the last answer are decoded without looking for them elsewhere in it: an
+// element edited in place needs no index, elements that moved do.
+const maxBlind = 16
 
 // cachedSecret is one element of a spec's secrets array: its raw JSON (the
 // index's key, kept so that the next answer's index reuses the string) and
@@ -71,18 +80,27 @@ type cachedSecret struct {
 	secret EnvironmentSpecSecret
 }
 
-// reset empties c, keeping its capacity and dropping its references.
+// reset empties c, keeping the capacity of its entries and dropping its
+// references.
 func (c *specCache) reset() {
-	clear(c.index)
 	clear(c.entries)
-	c.entries = c.entries[:0]
+	c.entries, c.index = c.entries[:0], nil
 }
 
-// add appends e to c and returns its place.
-func (c *specCache) add(e cachedSecret) int {
-	c.entries = append(c.entries, e)
-	c.index[e.raw] = len(c.entries) - 1
-	return len(c.entries) - 1
+// lookup returns the entry whose raw JSON is raw, building the index first
+// when there is none.
+func (c *specCache) lookup(raw []byte) (cachedSecret, bool) {
+	if c.index == nil {
+		c.index = make(map[string]int, len(c.entries))
+		for i, e := range c.entries {
+			c.index[e.raw] = i
+		}
+	}
+	i, ok := c.index[string(raw)]
+	if !ok {
+		return cachedSecret{}, false
+	}
+	return c.entries[i], true
 }
 
 // decode decodes a GetEnvironment response body as decodeEnvironment does,
@@ -122,33 +140,35 @@ func (d *specDecoder) reuse(body []byte) (env *Environment, ok bool) {
 	if json.Unmarshal(envelope, &r) != nil {
 		return nil, false
 	}
-	// (2) Each element's entry in d.next: there already (an element seen
-	// earlier in this answer), taken over from d.last, or new. The new ones
-	// are gathered into one JSON array, batch, and decoded at once: one
-	// json.Unmarshal per element would cost several allocations each. A map
-	// lookup by string(raw) does not allocate.
-	next := &d.next
-	if next.index == nil {
-		next.index = make(map[string]int, len(s.elems))
-	}
+	// (2) Each element's entry in d.next, in order: the last answer's at
+	// the same place when it is the same bytes, else (past maxBlind such
+	// elements) the last answer's with the same bytes anywhere, else new.
+	// The new ones are gathered into one JSON array, batch, and decoded at
+	// once: one json.Unmarshal per element would cost several allocations
+	// each. Comparing string(raw) and looking it up do not allocate.
+	next, last := &d.next, &d.last
 	next.entries = slices.Grow(next.entries, len(s.elems))
-	at := make([]int, len(s.elems)) // element i is next.entries[at[i]]
 	var batch []byte
 	var fresh []int // the entries batch holds, in its order
-	if len(d.last.entries) == 0 {
+	if len(last.entries) == 0 {
 		batch = make([]byte, 0, s.array.end-s.array.start)
 	}
+	blind := 0
 	for i, e := range s.elems {
 		raw := body[e.start:e.end]
-		if k, hit := next.index[string(raw)]; hit {
-			at[i] = k
-		} else if j, hit := d.last.index[string(raw)]; hit {
-			at[i] = next.add(d.last.entries[j])
-		} else {
-			at[i] = next.add(cachedSecret{raw: string(raw)})
-			fresh = append(fresh, at[i])
-			batch = append(append(batch, ','), raw...)
+		if i < len(last.entries) && last.entries[i].raw == string(raw) {
+			next.entries = append(next.entries, last.entries[i])
+			continue
 		}
+		if blind++; blind > maxBlind {
+			if c, hit := last.lookup(raw); hit {
+				next.entries = append(next.entries, c)
+				continue
+			}
+		}
+		next.entries = append(next.entries, cachedSecret{raw: string(raw)})
+		fresh = append(fresh, i)
+		batch = append(append(batch, ','), raw...)
 	}
 	if len(fresh) > 0 {
 		batch[0] = '['
@@ -163,8 +183,8 @@ func (d *specDecoder) reuse(body []byte) (env *Environment, ok bool) {
 	}
 	// (3) The result, in the body's order.
 	list := make([]EnvironmentSpecSecret, len(s.elems)) // [] decodes to empty, not nil
-	for i, k := range at {
-		list[i] = next.entries[k].secret
+	for i := range list {
+		list[i] = next.entries[i].secret
 	}
 	r.Environment.Spec.Secrets = list
 	return &r.Environment, true

@@ -162,8 +162,43 @@ func TestSpecDecoderReusesUnchangedSecrets(t *testing.T) {
 	if b.Spec.Secrets[7].Session[0] != 'X' {
 		t.Errorf("changed session decoded as %q", b.Spec.Secrets[7].Session)
 	}
-	if len(d.last.entries) != n || len(d.last.index) != n || len(d.next.entries) != 0 || len(d.next.index) != 0 {
-		t.Errorf("cache holds %d elements (scratch %d), want %d (0)", len(d.last.entries), len(d.next.entries), n)
+	if len(d.last.entries) != n || d.last.index != nil || len(d.next.entries) != 0 || d.next.index != nil {
+		t.Errorf("cache holds %d elements (scratch %d) and indexes %d, want %d (0) and no index: one secret edited in place needs none",
+			len(d.last.entries), len(d.next.entries), len(d.last.index), n)
+	}
+}
+
+// TestSpecDecoderFindsSecretsThatMoved: with one secret removed from the
+// front of the array every later one moved; past maxBlind of them the
+// decoder looks them up by content, and reuses them.
+func TestSpecDecoderFindsSecretsThatMoved(t *testing.T) {
+	const n = 100
+	first := largeSpec(n)
+	var d specDecoder
+	a, err := d.decode(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r GetEnvironmentResponse
+	if err := json.Unmarshal(first, &r); err != nil {
+		t.Fatal(err)
+	}
+	r.Environment.Spec.Secrets = r.Environment.Spec.Secrets[1:]
+	second, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameAsUnmarshal(t, &d, second)
+	b, err := d.decode(second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n - 1 {
+		x, y := a.Spec.Secrets[i+1], b.Spec.Secrets[i]
+		same := unsafe.StringData(x.Name) == unsafe.StringData(y.Name)
+		if want := i >= maxBlind; same != want {
+			t.Errorf("secret %d (was %d): shares its strings with the last answer's: %v, want %v", i, i+1, same, want)
+		}
 	}
 }
 
