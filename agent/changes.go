@@ -131,6 +131,9 @@ func (sl *slot) applyChanged(ctx context.Context, want []secrets.Secret, dirty m
 		did = sl.inj.Apply(ctx, want)
 		whole = true
 	case len(targets) == 0:
+		if dirty == nil && !sl.exact {
+			sl.note(want, nil, true) // secrets that left the set leave its records
+		}
 		return injectors.Result{Paths: sl.paths}, notCalled
 	default:
 		if dirty == nil && sl.exact && len(sl.failing) == 0 {

@@ -187,15 +187,38 @@ func TestSameEntryCoversEveryField(t *testing.T) {
 	if !sameEntry(base, c) {
 		t.Error("an entry differing in its session alone compares as another")
 	}
-	if d := diffSpecs([]controlplane.EnvironmentSpecSecret{base, base}, []controlplane.EnvironmentSpecSecret{base, c}); d.lo != 2 || d.hiPrev != 2 || d.hiNext != 2 || !slices.Equal(d.moved, []int{1}) {
-		t.Errorf("diffSpecs: %+v; want no window and entry 1 moved", d)
+	if d := diffSpecs([]controlplane.EnvironmentSpecSecret{base, base}, []controlplane.EnvironmentSpecSecret{base, c}); len(d.old)+len(d.new) != 0 || !slices.Equal(d.moved, []int{1}) {
+		t.Errorf("diffSpecs: %+v; want nothing replaced and entry 1 moved", d)
 	}
 	other := base
 	other.ID = "2"
 	// base, other, base -> base, c, other, base: one entry added after the first.
 	d := diffSpecs([]controlplane.EnvironmentSpecSecret{base, other, base}, []controlplane.EnvironmentSpecSecret{base, c, other, c})
-	if d.lo != 1 || d.hiPrev != 1 || d.hiNext != 2 || !slices.Equal(d.moved, []int{3}) {
-		t.Errorf("diffSpecs: %+v; want next[1:2] added and entry 3 moved", d)
+	if len(d.old) != 0 || !slices.Equal(d.new, []int{1}) || !slices.Equal(d.moved, []int{3}) || d.tooMany {
+		t.Errorf("diffSpecs: %+v; want next[1] added and entry 3 moved", d)
+	}
+}
+
+func TestDiffSpecsMatchesAReorderedSpecByID(t *testing.T) {
+	var prev []controlplane.EnvironmentSpecSecret
+	for i := range 200 {
+		v := fmt.Sprintf("V%d", i)
+		prev = append(prev, controlplane.EnvironmentSpecSecret{ID: fmt.Sprint(i), Session: "s", EnvironmentVariable: &v})
+	}
+	next := slices.Clone(prev)
+	slices.Reverse(next)
+	next[10].Session = "t"            // prev[189], moved
+	v := "OTHER"                      //
+	next[20].EnvironmentVariable = &v // prev[179], replaced
+	d := diffSpecs(prev, next)
+	if d.tooMany || !slices.Equal(d.old, []int{179}) || !slices.Equal(d.new, []int{20}) || !slices.Equal(d.moved, []int{10}) {
+		t.Fatalf("diffSpecs of a reversed spec: %+v; want prev[179] replaced by next[20], next[10] moved", d)
+	}
+	for i := range 70 {
+		next[i].Name = "renamed"
+	}
+	if d := diffSpecs(prev, next); !d.tooMany || d.same() {
+		t.Fatalf("70 entries renamed: %+v; want too many", d)
 	}
 }
 
@@ -334,9 +357,20 @@ func testReusedPlan(t *testing.T, proxied bool) {
 			n := newSpec(s.id)
 			live[i] = n
 			put(n, fmt.Sprintf("v%d-%d", i, step))
-		default: // another scope
+		case what < 97: // another scope
 			s.scope = scopes[rnd.IntN(3)]
 			live[i] = s
+			put(s, fmt.Sprintf("v%d-%d", i, step))
+		default: // the control plane lists them in another order, one rotated
+			perm := rnd.Perm(len(live))
+			both(func(r rig) {
+				r.cp.set(func(f *fakePlane) {
+					spec := slices.Clone(f.spec)
+					for k, j := range perm {
+						f.spec[k] = spec[j]
+					}
+				})
+			})
 			put(s, fmt.Sprintf("v%d-%d", i, step))
 		}
 		before := reused.a.lastPlan

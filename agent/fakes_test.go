@@ -260,11 +260,14 @@ func (i *fileInjector) Apply(ctx context.Context, desired []secrets.Secret) inje
 	for _, s := range desired {
 		name := filepath.Base(s.Mount.Target)
 		want[name] = true
-		out, err := atomicfile.Write(root, name, s.Value, atomicfile.Options{Mode: 0o600, UID: -1, GID: -1})
-		if i.fail[name] {
-			err = errors.New("write refused by the test")
-		}
 		o := injectors.Outcome{Secret: s.Ref(), Target: i.path(s)}
+		if i.fail[name] { // as a write that fails: the file stays as it was
+			o.Action, o.Err = injectors.Failed, errors.New("write refused by the test")
+			r.Outcomes = append(r.Outcomes, o)
+			r.Paths = append(r.Paths, i.path(s))
+			continue
+		}
+		out, err := atomicfile.Write(root, name, s.Value, atomicfile.Options{Mode: 0o600, UID: -1, GID: -1})
 		switch {
 		case err != nil:
 			o.Action, o.Err = injectors.Failed, err

@@ -40,20 +40,26 @@ import (
 const maxPatch = 64
 
 // specDiff is how a spec differs from the one the last plan was made from:
-// prev[lo:hiPrev] was replaced by next[lo:hiNext]; every other entry is the
-// same but for its session, and moved lists the indexes in next of those
-// whose session differs.
+// the entries of prev at old were replaced by those of next at new; every
+// other entry of next is an entry of prev but for its session, and moved
+// lists the indexes in next of those whose session differs. tooMany: more
+// than maxPatch entries were replaced (old and new are then not filled).
 type specDiff struct {
-	lo, hiPrev, hiNext int
-	moved              []int
+	old, new, moved []int
+	tooMany         bool
 }
 
 // same reports whether the spec did not change at all.
-func (d specDiff) same() bool { return d.lo == d.hiPrev && d.lo == d.hiNext && len(d.moved) == 0 }
+func (d specDiff) same() bool {
+	return len(d.old) == 0 && len(d.new) == 0 && len(d.moved) == 0 && !d.tooMany
+}
 
-// diffSpecs compares next with prev. The decoder reuses an entry that did
-// not change (controlplane), so its strings compare by pointer: this costs a
-// few nanoseconds per entry.
+// diffSpecs compares next with prev: first from both ends, which finds the
+// one window where they differ (an entry edited, added or removed) at a cost
+// of a few nanoseconds per entry, since the decoder reuses an entry that did
+// not change (controlplane) and its strings compare by pointer. A window
+// larger than maxPatch is matched by id, so that a control plane that lists
+// the secrets in another order costs a map, not a new plan.
 func diffSpecs(prev, next []controlplane.EnvironmentSpecSecret) specDiff {
 	lo := 0
 	for lo < len(prev) && lo < len(next) && sameEntry(prev[lo], next[lo]) {
@@ -63,7 +69,7 @@ func diffSpecs(prev, next []controlplane.EnvironmentSpecSecret) specDiff {
 	for hp > lo && hn > lo && sameEntry(prev[hp-1], next[hn-1]) {
 		hp, hn = hp-1, hn-1
 	}
-	d := specDiff{lo: lo, hiPrev: hp, hiNext: hn}
+	var d specDiff
 	for i := range lo {
 		if prev[i].Session != next[i].Session {
 			d.moved = append(d.moved, i)
@@ -74,7 +80,50 @@ func diffSpecs(prev, next []controlplane.EnvironmentSpecSecret) specDiff {
 			d.moved = append(d.moved, i)
 		}
 	}
+	if hp-lo+hn-lo <= maxPatch {
+		for j := lo; j < hp; j++ {
+			d.old = append(d.old, j)
+		}
+		for i := lo; i < hn; i++ {
+			d.new = append(d.new, i)
+		}
+		return d
+	}
+	d.tooMany = !d.matchByID(prev, next, lo, hp, hn)
 	return d
+}
+
+// matchByID fills in d for the windows prev[lo:hp] and next[lo:hn] by
+// matching their entries by id. It reports false when more than maxPatch
+// entries differ or an id repeats in prev's window.
+func (d *specDiff) matchByID(prev, next []controlplane.EnvironmentSpecSecret, lo, hp, hn int) bool {
+	at := make(map[string]int, hp-lo)
+	for j := lo; j < hp; j++ {
+		if _, dup := at[prev[j].ID]; dup {
+			return false
+		}
+		at[prev[j].ID] = j
+	}
+	matched := make([]bool, hp-lo)
+	for i := lo; i < hn; i++ {
+		j, ok := at[next[i].ID]
+		if ok && !matched[j-lo] && sameEntry(prev[j], next[i]) {
+			matched[j-lo] = true
+			if prev[j].Session != next[i].Session {
+				d.moved = append(d.moved, i)
+			}
+			continue
+		}
+		if d.new = append(d.new, i); len(d.new) > maxPatch {
+			return false
+		}
+	}
+	for j, m := range matched {
+		if !m {
+			d.old = append(d.old, lo+j)
+		}
+	}
+	return len(d.old)+len(d.new) <= maxPatch
 }
 
 // sameEntry reports whether a and b are the same spec secret but for the
@@ -100,7 +149,7 @@ func sameProxy(a, b *controlplane.CredentialProxy) bool {
 func (a *Agent) replan(ctx context.Context, cp ControlPlane, env *controlplane.Environment, d specDiff) (*plan, string) {
 	p := a.lastPlan
 	next := env.Spec.Secrets
-	switch window := d.hiPrev - d.lo + d.hiNext - d.lo; {
+	switch {
 	case p == nil:
 		return nil, "first pass"
 	case !p.reusable:
@@ -111,8 +160,8 @@ func (a *Agent) replan(ctx context.Context, cp ControlPlane, env *controlplane.E
 		return nil, "plan reuse is off"
 	case a.proxy != nil && p.proxied:
 		return nil, "a secret is served by the credential proxy" // it changes the sets: see prepareProxied
-	case window > maxPatch:
-		return nil, fmt.Sprintf("%d spec entries replaced (over %d)", window, maxPatch)
+	case d.tooMany:
+		return nil, fmt.Sprintf("more than %d spec entries replaced", maxPatch)
 	}
 	ch, ok := p.affected(next, d)
 	if !ok {
@@ -157,17 +206,24 @@ type reach struct {
 	removed   []string
 }
 
-// affected works out what replacing prev[d.lo:d.hiPrev] by
-// next[d.lo:d.hiNext] reaches. false when an entry of the window does not
-// convert or an id would repeat.
+// affected works out what replacing the entries of the last spec at d.old
+// by those of next at d.new reaches. false when one of them does not convert
+// or an id would repeat.
 func (p *plan) affected(next []controlplane.EnvironmentSpecSecret, d specDiff) (reach, bool) {
 	ch := reach{regrouped: map[string]bool{}}
-	if d.lo == d.hiPrev && d.lo == d.hiNext {
+	if len(d.old) == 0 && len(d.new) == 0 {
 		return ch, true
 	}
 	mounts := map[secrets.Mount]bool{}
 	added := map[string]bool{}
-	for i, w := range slices.Concat(p.spec[d.lo:d.hiPrev], next[d.lo:d.hiNext]) {
+	isNew := make(map[int]bool, len(d.new))
+	for k, i := range slices.Concat(d.old, d.new) {
+		var w controlplane.EnvironmentSpecSecret
+		if k < len(d.old) {
+			w = p.spec[i]
+		} else {
+			w = next[i]
+		}
 		s, err := w.Secret()
 		if err != nil {
 			return ch, false
@@ -175,23 +231,23 @@ func (p *plan) affected(next []controlplane.EnvironmentSpecSecret, d specDiff) (
 		if m, ok := s.Mount.Canonical(); ok {
 			mounts[m] = true
 		}
-		if i < d.hiPrev-d.lo {
+		switch {
+		case k < len(d.old):
 			ch.old = append(ch.old, w.ID)
-		} else if added[w.ID] {
+		case added[w.ID]:
 			return ch, false
-		} else {
-			added[w.ID] = true
+		default:
+			added[w.ID], isNew[i] = true, true
 			ch.regrouped[w.ID] = true
 			ch.members = append(ch.members, s)
 		}
 	}
 	for i, w := range next {
-		inWindow := i >= d.lo && i < d.hiNext
-		if !inWindow && added[w.ID] {
+		if !isNew[i] && added[w.ID] {
 			return ch, false // the id would repeat
 		}
 		m, n := w.Mount()
-		if inWindow || n != 1 {
+		if isNew[i] || n != 1 {
 			continue
 		}
 		if c, ok := m.Canonical(); ok && mounts[c] {
