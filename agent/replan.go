@@ -20,17 +20,19 @@ import (
 //   - a spec that differs in sessions alone (a rotated value: the usual
 //     change) keeps the whole plan; only the winners whose session moved
 //     are fetched and put in their slot's set;
-//   - a spec in which a few consecutive entries were replaced (secrets
-//     added, deleted, moved to another mount or scope) has the mounts those
-//     entries had or have resolved again, from every secret that targets
-//     them: their rows are replaced, their winners leave and join their
-//     slots' sets, and the rest stands.
+//   - a spec in which a few entries were replaced (secrets added, deleted,
+//     moved to another mount or scope; the others may be listed in another
+//     order) has the mounts those entries had or have resolved again, from
+//     every secret that targets them: their rows are replaced, their
+//     winners leave and join their slots' sets, and the rest stands. Rows
+//     and sets are kept in an order of their own (by mount), so the order
+//     of the spec does not matter.
 //
 // Each slot is then told exactly which of its secrets changed and which
 // targets it no longer holds (slot.exact, slot.changed, slot.dropped).
 // Anything else makes a new plan: a last plan that is not clean
-// (plan.reusable), other injectors (a reload), a window of more than
-// maxPatch entries, an entry that does not convert, a repeated id, a secret
+// (plan.reusable), other injectors (a reload), more than maxPatch entries
+// replaced, an entry that does not convert, a repeated id, a secret
 // the credential proxy serves (prepareProxied changes the sets), and a value
 // that cannot be had or is invalid (the new plan then keeps or holds what it
 // must: keepOrHold).
