@@ -26,7 +26,9 @@ import (
 )
 
 // incrementalInjector is a fileInjector that also applies only the targets
-// it is told (injectors.Incremental), recording them.
+// it is told (injectors.Incremental), recording them: it writes and removes
+// the files of those targets alone, as the real injectors do, so that a
+// target the agent fails to hand over is not put right by accident.
 type incrementalInjector struct {
 	*fileInjector
 	touched [][]string
@@ -36,20 +38,11 @@ func (i *incrementalInjector) ApplyOnly(ctx context.Context, desired []secrets.S
 	i.mu.Lock()
 	i.touched = append(i.touched, slices.Sorted(slices.Values(touched)))
 	i.mu.Unlock()
-	var only []secrets.Secret
-	for _, s := range desired {
-		if slices.Contains(touched, s.Mount.Target) {
-			only = append(only, s)
-		}
+	only := map[string]bool{}
+	for _, t := range touched { // a target, or a managed path (a repair pass)
+		only[filepath.Base(t)] = true
 	}
-	// The fake's Apply removes whatever is not desired: hand it the others
-	// as well (unchanged, they write nothing) and keep only the outcomes
-	// of the touched targets.
-	r := i.fileInjector.Apply(ctx, desired)
-	r.Outcomes = slices.DeleteFunc(r.Outcomes, func(o injectors.Outcome) bool {
-		return !slices.ContainsFunc(only, func(s secrets.Secret) bool { return s.ID == o.Secret.ID })
-	})
-	return r
+	return i.apply(desired, only)
 }
 
 func TestAFileSecretChangeCallsOnlyTheFileInjectorForThatFile(t *testing.T) {
@@ -462,5 +455,30 @@ func TestASecretForTheProxyMakesANewPlanEachPass(t *testing.T) {
 	}
 	if got, _ := r.env.read(t, "GH_TOKEN"); !proxy.IsPlaceholder(got) {
 		t.Fatalf("GH_TOKEN = %q, want a placeholder", got)
+	}
+}
+
+// TestAnIDRepeatedByAnEntryThatDoesNotConvertMakesANewPlan: an entry with
+// an unknown scope shares its id with a valid one. Such a spec is broken
+// (ids are unique), and a plan made from it is never brought up to date: a
+// patch or a moved session could not tell the two entries apart.
+func TestAnIDRepeatedByAnEntryThatDoesNotConvertMakesANewPlan(t *testing.T) {
+	r := newRig(t, nil)
+	entry := func(scope, session, target string) controlplane.EnvironmentSpecSecret {
+		return controlplane.EnvironmentSpecSecret{ID: "x", Name: "X", Scope: scope, Session: session, EnvironmentVariable: &target}
+	}
+	r.cp.set(func(f *fakePlane) {
+		f.values["x"] = []byte("v1")
+		f.spec = []controlplane.EnvironmentSpecSecret{entry("bogus", "s1", "AAA"), entry(controlplane.ScopeUser, "s1", "FOO")}
+	})
+	r.pass(t)
+	r.cp.set(func(f *fakePlane) { f.spec[0].Session = "s2"; f.values["x"] = []byte("v2") })
+	r.pass(t)
+	if n := strings.Count(r.logs.String(), "making a new plan"); n != 2 {
+		t.Fatalf("%d new plans in two passes, want 2: a spec with a repeated id is never patched", n)
+	}
+	rows := r.a.Status().Secrets
+	if len(rows) != 2 || rows[0].Outcome == rows[1].Outcome {
+		t.Fatalf("rows %+v: want the valid entry applied and the other rejected", rows)
 	}
 }

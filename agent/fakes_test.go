@@ -246,6 +246,12 @@ func (i *fileInjector) path(s secrets.Secret) string {
 }
 
 func (i *fileInjector) Apply(ctx context.Context, desired []secrets.Secret) injectors.Result {
+	return i.apply(desired, nil)
+}
+
+// apply is Apply, or with only (file names) what ApplyOnly does: write and
+// remove only the files named in only.
+func (i *fileInjector) apply(desired []secrets.Secret, only map[string]bool) injectors.Result {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	i.calls++
@@ -260,6 +266,10 @@ func (i *fileInjector) Apply(ctx context.Context, desired []secrets.Secret) inje
 	for _, s := range desired {
 		name := filepath.Base(s.Mount.Target)
 		want[name] = true
+		if only != nil && !only[name] {
+			r.Paths = append(r.Paths, i.path(s))
+			continue
+		}
 		o := injectors.Outcome{Secret: s.Ref(), Target: i.path(s)}
 		if i.fail[name] { // as a write that fails: the file stays as it was
 			o.Action, o.Err = injectors.Failed, errors.New("write refused by the test")
@@ -285,7 +295,7 @@ func (i *fileInjector) Apply(ctx context.Context, desired []secrets.Secret) inje
 		r.Paths = append(r.Paths, i.path(s))
 	}
 	for name := range i.owned {
-		if !want[name] {
+		if !want[name] && (only == nil || only[name]) {
 			_ = root.Remove(name)
 			delete(i.owned, name)
 			r.Writes++

@@ -177,7 +177,10 @@ func (a *Agent) makePlan(ctx context.Context, cp ControlPlane, env *controlplane
 	}
 	all := make([]secrets.Secret, 0, n)
 	live := make(map[string]bool, n)
+	unique := true // no id repeats, counting the entries that do not convert
 	for _, w := range env.Spec.Secrets {
+		unique = unique && !live[w.ID]
+		live[w.ID] = true
 		s, err := w.Secret()
 		if err != nil {
 			a.log.Warn("secret rejected", secretFields(s, err)...)
@@ -185,7 +188,6 @@ func (a *Agent) makePlan(ctx context.Context, cp ControlPlane, env *controlplane
 			continue
 		}
 		all = append(all, s)
-		live[s.ID] = true
 	}
 	todo := a.sortResolved(p, secrets.Resolve(all))
 	got := a.values(ctx, cp, todo)
@@ -221,7 +223,7 @@ func (a *Agent) makePlan(ctx context.Context, cp ControlPlane, env *controlplane
 			delete(a.lastChanged, id)
 		}
 	}
-	p.index(todo, len(live) == len(all))
+	p.index(todo, unique)
 	return p
 }
 
