@@ -73,8 +73,25 @@ func (p *Watcher) Set(paths []string) {
 }
 
 // syncLocked is step (1); the caller holds mu. It returns the directories it
-// began to watch.
+// began to watch. A directory made while it added a watch on its parent
+// raised no event there (the watch came too late): so after adding watches
+// it looks again, until nothing nearer exists (a few rounds at most).
 func (p *Watcher) syncLocked() (added []string) {
+	for range maxRounds {
+		n := len(added)
+		added = append(added, p.syncOnce()...)
+		if len(added) == n {
+			break
+		}
+	}
+	return added
+}
+
+// maxRounds bounds syncLocked against a directory made and removed without end.
+const maxRounds = 8
+
+// syncOnce is one round of syncLocked.
+func (p *Watcher) syncOnce() (added []string) {
 	want := map[string]bool{}
 	for f := range p.files {
 		want[dirs.NearestDir(filepath.Dir(f))] = true
