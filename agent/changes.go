@@ -37,13 +37,13 @@ import (
 
 // touched returns the targets of want whose output may differ from what it
 // holds. With sl.exact (a plan brought up to date), that is the targets of
-// sl.changed and sl.dropped and of the secrets whose last outcome failed. Otherwise it compares the
-// whole set: a secret new at its mount key or different from the one its
-// output holds (sameOutput), one whose last outcome failed or is unknown,
-// an output no longer desired. dirty is nil in a full pass; in a repair
-// pass it is not, want is the set last handed, and only dirty paths and
-// failures are looked for. all is true when the injector needs a whole
-// Apply (step (1)).
+// sl.changed and sl.dropped and of the secrets whose last outcome failed.
+// Otherwise it compares the whole set: a secret new at its mount key or
+// different from the one its output holds (sameOutput), one whose last
+// outcome failed or is unknown, an output no longer desired. dirty is nil
+// in a full pass; in a repair pass it is not, want is the set last handed,
+// and only dirty paths and failures are looked for. all is true when the
+// injector needs a whole Apply (step (1)).
 func (sl *slot) touched(want []secrets.Secret, dirty map[string]bool) (targets []string, all bool) {
 	if !sl.synced {
 		return nil, true
