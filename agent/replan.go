@@ -197,10 +197,10 @@ func (a *Agent) replan(ctx context.Context, cp ControlPlane, env *controlplane.E
 }
 
 // reach is what a patch reaches: the secrets resolved again (members:
-// every secret of next that targets a mount the window's entries had or
-// have, and the window's new entries), their ids (regrouped), the ids of
-// the rows they replace (old: those and the window's old entries), and the
-// ids no longer in the spec (removed).
+// every secret of next that targets a mount the replaced entries had or
+// have, and the replacing entries), their ids (regrouped), the ids of the
+// rows they replace (old: those and the replaced entries'), and the ids no
+// longer in the spec (removed).
 type reach struct {
 	members   []secrets.Secret
 	regrouped map[string]bool
@@ -271,7 +271,7 @@ func (p *plan) affected(next []controlplane.EnvironmentSpecSecret, d specDiff) (
 }
 
 // commit puts a patch into p and the slots: the rows of ch.old leave and
-// rows join (in order: rowLess), the winners of ch.old leave their slots'
+// rows join (in order: rowOrder), the winners of ch.old leave their slots'
 // sets and those of todo join (or take their place), and every slot learns
 // what changed. It cannot fail.
 func (p *plan) commit(ch reach, rows []*control.SecretStatus, todo []pending) {
