@@ -1,11 +1,10 @@
 package dockercfg
 
 import (
-	"context"
 	"strconv"
 	"testing"
 
-	"github.com/secrets-agent/secrets-agent/injectors"
+	"github.com/secrets-agent/secrets-agent/internal/testutil"
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
 
@@ -20,29 +19,9 @@ func BenchmarkDockerOneChanged(b *testing.B) {
 			for j := range want {
 				want[j] = registrySecret("r"+strconv.Itoa(j), "registry"+strconv.Itoa(j)+".example.com", "user", "password-"+strconv.Itoa(j))
 			}
-			ctx := context.Background()
-			if res := f.in.Apply(ctx, want); res.Err != nil || len(res.Failed()) != 0 {
-				b.Fatalf("apply: %v %v", res.Err, res.Failed())
-			}
-			k := n / 2
-			b.ReportAllocs()
-			for i := 0; b.Loop(); i++ {
-				want[k] = registrySecret("r"+strconv.Itoa(k), want[k].Mount.Target, "user", "rotated-"+strconv.Itoa(i%2))
-				res := f.in.Apply(ctx, want)
-				if res.Err != nil || len(res.Failed()) != 0 || actionFor(res, want[k].Mount.Target) != injectors.Updated {
-					b.Fatalf("apply: %v %v", res.Err, res.Failed())
-				}
-			}
+			testutil.BenchOneChanged(b, f.in, want, n/2, func(s secrets.Secret, i int) secrets.Secret {
+				return registrySecret(s.ID, s.Mount.Target, "user", "rotated-"+strconv.Itoa(i%2))
+			})
 		})
 	}
-}
-
-// actionFor returns the action of target's outcome in res.
-func actionFor(res injectors.Result, target string) injectors.Action {
-	for _, o := range res.Outcomes {
-		if o.Target == target {
-			return o.Action
-		}
-	}
-	return ""
 }

@@ -1,13 +1,13 @@
 package envprofile
 
 import (
-	"context"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/secrets-agent/secrets-agent/injectors"
+	"github.com/secrets-agent/secrets-agent/internal/testutil"
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
 
@@ -26,25 +26,10 @@ func BenchmarkEnvOneChanged(b *testing.B) {
 			for j := range env {
 				env[j] = envSecret(strconv.Itoa(j), "VAR_"+strconv.Itoa(j), []byte(strings.Repeat("v", 40)+strconv.Itoa(j)))
 			}
-			ctx := context.Background()
-			if res := in.Apply(ctx, env); res.Err != nil || len(res.Failed()) != 0 {
-				b.Fatalf("apply: %v %v", res.Err, res.Failed())
-			}
-			k := n / 2
-			touched := []string{env[k].Mount.Target}
-			b.ReportAllocs()
-			for i := 0; b.Loop(); i++ {
-				env[k].Value = []byte("rotated-" + strconv.Itoa(i%2))
-				var res injectors.Result
-				if inc, ok := any(in).(injectors.Incremental); ok {
-					res = inc.ApplyOnly(ctx, env, touched)
-				} else {
-					res = in.Apply(ctx, env)
-				}
-				if res.Err != nil || len(res.Failed()) != 0 || actions(res)[env[k].Mount.Target] != injectors.Updated {
-					b.Fatalf("apply: %v %v", res.Err, res.Failed())
-				}
-			}
+			testutil.BenchOneChanged(b, in, env, n/2, func(s secrets.Secret, i int) secrets.Secret {
+				s.Value = []byte("rotated-" + strconv.Itoa(i%2))
+				return s
+			})
 		})
 	}
 }

@@ -1,7 +1,6 @@
 package secretfile
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/secrets-agent/secrets-agent/injectors"
+	"github.com/secrets-agent/secrets-agent/internal/testutil"
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
 
@@ -32,20 +32,9 @@ func BenchmarkApplyOneChanged(b *testing.B) {
 			for j := range ss {
 				ss[j] = sec(strconv.Itoa(j), fmt.Sprintf("%s/dir%02d/secret%05d", home, j%25, j), strings.Repeat("x", 200)+strconv.Itoa(j))
 			}
-			ctx := context.Background()
-			if res := in.Apply(ctx, ss); res.Err != nil || len(res.Failed()) != 0 {
-				b.Fatalf("apply: %v %v", res.Err, res.Failed())
-			}
-			k := n / 2
-			touched := []string{ss[k].Mount.Target}
-			b.ReportAllocs()
-			for i := 0; b.Loop(); i++ {
-				ss[k] = sec(ss[k].ID, ss[k].Mount.Target, "rotated-"+strconv.Itoa(i%2))
-				res := in.ApplyOnly(ctx, ss, touched)
-				if res.Err != nil || len(res.Outcomes) != 1 || res.Outcomes[0].Action != injectors.Updated {
-					b.Fatalf("apply only: %v %+v", res.Err, res.Outcomes)
-				}
-			}
+			testutil.BenchOneChanged(b, in, ss, n/2, func(s secrets.Secret, i int) secrets.Secret {
+				return sec(s.ID, s.Mount.Target, "rotated-"+strconv.Itoa(i%2))
+			})
 		})
 	}
 }
