@@ -143,15 +143,7 @@ func TestSpecDecoderReusesUnchangedSecrets(t *testing.T) {
 	second := withSession(t, first, 7, n)
 	var d specDecoder
 	sameAsUnmarshal(t, &d, first)
-	a, err := d.decode(first)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sameAsUnmarshal(t, &d, second)
-	b, err := d.decode(second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b := decodeBoth(t, &d, first, second)
 	for i := range n {
 		x, y := a.Spec.Secrets[i], b.Spec.Secrets[i]
 		same := unsafe.StringData(x.Name) == unsafe.StringData(y.Name) && unsafe.StringData(x.Session) == unsafe.StringData(y.Session)
@@ -174,11 +166,6 @@ func TestSpecDecoderReusesUnchangedSecrets(t *testing.T) {
 func TestSpecDecoderFindsSecretsThatMoved(t *testing.T) {
 	const n = 100
 	first := largeSpec(n)
-	var d specDecoder
-	a, err := d.decode(first)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var r GetEnvironmentResponse
 	if err := json.Unmarshal(first, &r); err != nil {
 		t.Fatal(err)
@@ -188,11 +175,8 @@ func TestSpecDecoderFindsSecretsThatMoved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sameAsUnmarshal(t, &d, second)
-	b, err := d.decode(second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var d specDecoder
+	a, b := decodeBoth(t, &d, first, second)
 	for i := range n - 1 {
 		x, y := a.Spec.Secrets[i+1], b.Spec.Secrets[i]
 		same := unsafe.StringData(x.Name) == unsafe.StringData(y.Name)
@@ -299,4 +283,19 @@ func TestGetEnvironmentReusesTheLastAnswersSecrets(t *testing.T) {
 	if b[1].Session != "2" {
 		t.Errorf("the changed secret's session is %q", b[1].Session)
 	}
+}
+
+// decodeBoth decodes first, then second, with d, checking second against
+// json.Unmarshal on the way.
+func decodeBoth(t *testing.T, d *specDecoder, first, second []byte) (a, b *Environment) {
+	t.Helper()
+	a, err := d.decode(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameAsUnmarshal(t, d, second)
+	if b, err = d.decode(second); err != nil {
+		t.Fatal(err)
+	}
+	return a, b
 }
