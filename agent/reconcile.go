@@ -456,19 +456,26 @@ func (a *Agent) apply(ctx context.Context, sl *slot, want []secrets.Secret, dirt
 	switch {
 	case how == notCalled: // its outputs hold what they held
 	case how == changedOnly:
-		sl.applied = appliedAlso(sl.applied, sl.changed, sl.dropped, r)
+		for _, m := range sl.dropped {
+			key, _ := m.Key()
+			delete(sl.applied, key)
+		}
+		sl.applied = appliedFrom(sl.applied, sl.changed, r)
 	case dirty != nil:
-		sl.applied = appliedRepaired(sl.applied, want, r)
+		sl.applied = appliedFrom(sl.applied, want, r)
 	default:
 		sl.applied = appliedNow(sl.applied, want, r)
 	}
 	return r
 }
 
-// appliedRepaired is appliedNow after a repair pass, which hands the set
-// last handed: old, with each secret r reports on and did not fail at its
-// mount key. old is updated in place.
-func appliedRepaired(old map[string]secrets.Secret, want []secrets.Secret, r injectors.Result) map[string]secrets.Secret {
+// appliedFrom updates old, in place, for a set that differs from the one
+// last handed only in set (a repair pass: the set last handed itself; a
+// plan brought up to date: the secrets that changed, once the mounts
+// dropped are deleted): each secret of set that r reports on, and not as
+// failed, is what its mount key holds now; for the others their output
+// holds what it held.
+func appliedFrom(old map[string]secrets.Secret, set []secrets.Secret, r injectors.Result) map[string]secrets.Secret {
 	ok := map[string]bool{}
 	for _, o := range r.Outcomes {
 		if o.Action != injectors.Failed && o.Action != injectors.Removed && o.Action != injectors.Restored {
@@ -478,32 +485,11 @@ func appliedRepaired(old map[string]secrets.Secret, want []secrets.Secret, r inj
 	if len(ok) == 0 {
 		return old
 	}
-	for _, s := range want {
+	for _, s := range set {
 		if ok[s.ID] {
 			key, _ := s.Mount.Key()
 			old[key] = s
 		}
-	}
-	return old
-}
-
-// appliedAlso is appliedNow for a set that differs from the one last
-// handed in changed and dropped alone: old without dropped, with each
-// secret of changed whose outcome did not fail at its mount key. old is
-// updated in place.
-func appliedAlso(old map[string]secrets.Secret, changed []secrets.Secret, dropped []secrets.Mount, r injectors.Result) map[string]secrets.Secret {
-	failed := map[string]bool{}
-	for _, o := range r.Failed() {
-		failed[o.Secret.ID] = true
-	}
-	for _, m := range dropped {
-		key, _ := m.Key()
-		delete(old, key)
-	}
-	for _, s := range changed {
-		if key, _ := s.Mount.Key(); !failed[s.ID] {
-			old[key] = s
-		} // else its output holds what it held
 	}
 	return old
 }
