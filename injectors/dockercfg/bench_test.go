@@ -4,7 +4,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/secrets-agent/secrets-agent/internal/testutil"
+	"github.com/secrets-agent/secrets-agent/internal/injtest"
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
 
@@ -19,7 +19,7 @@ func BenchmarkDockerOneChanged(b *testing.B) {
 			for j := range want {
 				want[j] = registrySecret("r"+strconv.Itoa(j), "registry"+strconv.Itoa(j)+".example.com", "user", "password-"+strconv.Itoa(j))
 			}
-			testutil.BenchOneChanged(b, f.in, want, n/2, func(s secrets.Secret, i int) secrets.Secret {
+			injtest.BenchOneChanged(b, f.in, want, n/2, func(s secrets.Secret, i int) secrets.Secret {
 				return registrySecret(s.ID, s.Mount.Target, "user", "rotated-"+strconv.Itoa(i%2))
 			})
 		})

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/secrets-agent/secrets-agent/injectors"
-	"github.com/secrets-agent/secrets-agent/internal/testutil"
+	"github.com/secrets-agent/secrets-agent/internal/injtest"
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
 
@@ -26,7 +26,7 @@ func BenchmarkEnvOneChanged(b *testing.B) {
 			for j := range env {
 				env[j] = envSecret(strconv.Itoa(j), "VAR_"+strconv.Itoa(j), []byte(strings.Repeat("v", 40)+strconv.Itoa(j)))
 			}
-			testutil.BenchOneChanged(b, in, env, n/2, func(s secrets.Secret, i int) secrets.Secret {
+			injtest.BenchOneChanged(b, in, env, n/2, func(s secrets.Secret, i int) secrets.Secret {
 				s.Value = []byte("rotated-" + strconv.Itoa(i%2))
 				return s
 			})

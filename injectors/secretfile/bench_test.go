@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/secrets-agent/secrets-agent/injectors"
-	"github.com/secrets-agent/secrets-agent/internal/testutil"
+	"github.com/secrets-agent/secrets-agent/internal/injtest"
 	"github.com/secrets-agent/secrets-agent/secrets"
 )
 
@@ -32,7 +32,7 @@ func BenchmarkApplyOneChanged(b *testing.B) {
 			for j := range ss {
 				ss[j] = sec(strconv.Itoa(j), fmt.Sprintf("%s/dir%02d/secret%05d", home, j%25, j), strings.Repeat("x", 200)+strconv.Itoa(j))
 			}
-			testutil.BenchOneChanged(b, in, ss, n/2, func(s secrets.Secret, i int) secrets.Secret {
+			injtest.BenchOneChanged(b, in, ss, n/2, func(s secrets.Secret, i int) secrets.Secret {
 				return sec(s.ID, s.Mount.Target, "rotated-"+strconv.Itoa(i%2))
 			})
 		})

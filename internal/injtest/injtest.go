@@ -1,4 +1,7 @@
-package testutil
+// Package injtest holds what the injectors' tests share. It is apart from
+// internal/testutil, which the packages injectors build on (secrets) import
+// in their own tests.
+package injtest
 
 import (
 	"context"
